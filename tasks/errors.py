@@ -1,0 +1,27 @@
+"""Exceptions a run can end with. Each maps to a distinct CLI exit status."""
+
+from __future__ import annotations
+
+
+class ChurnRetrainError(Exception):
+    """Base class: an expected failure with a message a person can act on."""
+
+    exit_code = 1
+
+
+class SnapshotRejected(ChurnRetrainError):
+    """The month's data failed a parse guard or the expectation suite; nothing was trained."""
+
+    exit_code = 3
+
+
+class TrainingFailed(ChurnRetrainError):
+    """PyCaret could not produce a usable challenger from data that passed validation."""
+
+    exit_code = 4
+
+
+class TrackingUnavailable(ChurnRetrainError):
+    """The MLflow tracking server or registry cannot be reached or lacks a needed capability."""
+
+    exit_code = 5
