@@ -25,3 +25,9 @@ class TrackingUnavailable(ChurnRetrainError):
     """The MLflow tracking server or registry cannot be reached or lacks a needed capability."""
 
     exit_code = 5
+
+
+def is_transient(task: object, task_run: object, state: object) -> bool:
+    """Prefect `retry_condition_fn`: retry network and storage hiccups, never bad data."""
+    exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]
+    return isinstance(exc, OSError | TimeoutError) and not isinstance(exc, ChurnRetrainError)

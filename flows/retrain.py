@@ -1,0 +1,183 @@
+"""The monthly retrain: validate, train a challenger, compare with the champion, promote the winner."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+from mlflow.tracking import MlflowClient
+from prefect import flow, runtime
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.compare import compare_with_champion
+from tasks.data import PERIOD_PATTERN, current_period, load_snapshot, split_holdout
+from tasks.evaluation import DecisionRule
+from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
+from tasks.report import DecisionRecord, ModelScores, record_decision
+from tasks.settings import Settings
+from tasks.tracking import configure_tracking, log_challenger, open_run
+from tasks.training import DEFAULT_FOLDS, DEFAULT_MODELS, train_challenger
+from tasks.validation import validate_snapshot
+
+
+class RetrainParameters(BaseModel):
+    """Parameters of one monthly retrain (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: str | None = Field(
+        default=None,
+        pattern=PERIOD_PATTERN,
+        description="Month to retrain for, YYYY-MM. Empty: the current month (UTC).",
+    )
+    data: str | None = Field(
+        default=None,
+        description="CSV path or http(s) URL of the month's snapshot; `{period}` is filled in. "
+        "Empty: generate a Telco-shaped snapshot for the period.",
+    )
+    seed: int = Field(
+        default=42, ge=0, le=2**31 - 1, description="Seed for the holdout split and training."
+    )
+    holdout_fraction: float = Field(
+        default=0.2, ge=0.05, le=0.5, description="Share of rows held out to compare the models."
+    )
+    models: list[str] = Field(
+        default=list(DEFAULT_MODELS),
+        min_length=1,
+        description="PyCaret model ids to cross-validate (e.g. lr, ada, lightgbm, gbc, rf).",
+    )
+    folds: int = Field(default=DEFAULT_FOLDS, ge=2, le=20, description="Cross-validation folds.")
+    rule: DecisionRule = Field(
+        default_factory=DecisionRule, description="When the challenger replaces the champion."
+    )
+    generated_rows: int = Field(
+        default=7043, ge=500, le=5_000_000, description="Rows to generate when no data is given."
+    )
+    drift: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Drift strength of generated data (0 = none)."
+    )
+    scenario: str = Field(
+        default="none",
+        description="Drift scenario of generated data: none, price_rise, fibre_launch.",
+    )
+
+
+class _StageClock:
+    """Wall time per stage, for the decision record and the benchmarks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = round(time.perf_counter() - started, 3)
+
+
+@flow(name="retrain", log_prints=True)
+def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
+    """Retrain the churn model for one month and promote the challenger if it wins."""
+    params = params or RetrainParameters()
+    settings = Settings()
+    period = params.period or current_period()
+    clock = _StageClock()
+
+    tracking = configure_tracking(settings)
+    with clock("load"):
+        snapshot = load_snapshot(
+            params.data,
+            period=period,
+            seed=params.seed,
+            generated_rows=params.generated_rows,
+            drift=params.drift,
+            scenario=params.scenario,
+        )
+    with clock("validate"):
+        validation = validate_snapshot(snapshot.frame, source=snapshot.source)
+
+    run_id = open_run(
+        tracking,
+        run_name=f"retrain-{period}",
+        params={
+            **params.model_dump(exclude={"rule", "data"}),
+            **{f"rule.{k}": v for k, v in params.rule.model_dump().items()},
+            "period": period,
+            "data.source": snapshot.source,
+            "data.rows": snapshot.rows,
+        },
+        tags={"data.digest": snapshot.digest, "prefect.flow_run_id": str(runtime.flow_run.id)},
+    )
+    try:
+        train, holdout = split_holdout(
+            snapshot.frame, fraction=params.holdout_fraction, seed=params.seed
+        )
+        with clock("train"):
+            challenger = train_challenger(
+                train, seed=params.seed, models=params.models, folds=params.folds
+            )
+        with clock("compare"):
+            champion = find_champion(tracking.model_name)
+            champion_model = load_champion(champion) if champion else None
+            comparison = compare_with_champion(
+                challenger.model, champion_model, holdout, params.rule
+            )
+        decision = comparison.decision
+        with clock("promote"):
+            model_uri = log_challenger(run_id, challenger)
+            version = register_challenger(
+                model_uri,
+                tracking.model_name,
+                tags={
+                    "verdict": decision.verdict,
+                    "period": period,
+                    "data.digest": snapshot.digest,
+                },
+            )
+            after = champion.version if champion else None
+            if decision.promote:
+                promote_challenger(tracking.model_name, version, expected_champion=after)
+                after = version
+        record = DecisionRecord(
+            model_name=tracking.model_name,
+            period=period,
+            data_source=snapshot.source,
+            data_digest=snapshot.digest,
+            rows=snapshot.rows,
+            train_rows=len(train),
+            holdout_rows=comparison.holdout_rows,
+            validation=validation.summary(),
+            seed=params.seed,
+            rule=params.rule,
+            challenger=ModelScores(
+                version=version,
+                run_id=run_id,
+                algorithm=challenger.algorithm,
+                holdout=comparison.challenger,
+                cv=challenger.cv_metrics,
+            ),
+            champion=None
+            if champion is None
+            else ModelScores(
+                version=champion.version, run_id=champion.run_id, holdout=comparison.champion or {}
+            ),
+            verdict=decision.verdict,
+            promoted=decision.promote,
+            reason=decision.reason,
+            champion_version_after=after,
+            mlflow_run_id=run_id,
+            tracking_uri=tracking.tracking_uri,
+            flow_run_id=str(runtime.flow_run.id),
+            decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            stage_seconds=clock.seconds,
+        )
+        record_decision(record)
+    except BaseException:
+        MlflowClient().set_terminated(run_id, "FAILED")
+        raise
+    MlflowClient().set_terminated(run_id, "FINISHED")
+    return record

@@ -1,0 +1,152 @@
+"""MLflow tracking: where runs go, and what each retrain run records."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import mlflow
+import pandas as pd
+from mlflow.models.signature import ModelSignature
+from mlflow.tracking import MlflowClient
+from mlflow.types.schema import ColSpec, Schema
+from prefect import task
+
+from tasks.schema import FEATURES, FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS
+from tasks.settings import Settings, redact_uri
+from tasks.training import Challenger
+
+#: Pinned so loading the model never re-resolves its environment (inference takes ~8 s).
+_MODEL_PACKAGES = (
+    "pycaret",
+    "scikit-learn",
+    "pandas",
+    "numpy",
+    "cloudpickle",
+    "lightgbm",
+    "mlflow",
+)
+
+
+@dataclass(frozen=True)
+class Tracking:
+    """Where this run's records go (URIs redacted: they may carry credentials)."""
+
+    experiment_id: str
+    tracking_uri: str
+    model_name: str
+
+
+@task(name="configure-tracking", retries=2, retry_delay_seconds=3)
+def configure_tracking(settings: Settings) -> Tracking:
+    """Point MLflow at the configured store and make sure the experiment exists."""
+    if settings.is_local:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    mlflow.set_registry_uri(settings.resolved_registry_uri)
+    client = MlflowClient()
+    experiment = client.get_experiment_by_name(settings.experiment_name)
+    if experiment is None:
+        # A local store keeps artifacts under `home`, not in ./mlruns of whatever cwd ran first.
+        location = settings.artifact_root.as_uri() if settings.is_local else None
+        experiment_id = client.create_experiment(
+            settings.experiment_name, artifact_location=location
+        )
+    else:
+        experiment_id = experiment.experiment_id
+    return Tracking(
+        experiment_id=experiment_id,
+        tracking_uri=redact_uri(settings.resolved_tracking_uri),
+        model_name=settings.model_name,
+    )
+
+
+@task(name="open-run", retries=2, retry_delay_seconds=3)
+def open_run(
+    tracking: Tracking, *, run_name: str, params: dict[str, Any], tags: dict[str, str]
+) -> str:
+    """Start the MLflow run that holds this retrain's records; returns its id."""
+    client = MlflowClient()
+    run = client.create_run(tracking.experiment_id, run_name=run_name, tags=tags)
+    client.log_batch(
+        run.info.run_id,
+        params=[mlflow.entities.Param(k, _param_text(v)) for k, v in sorted(params.items())],
+    )
+    return str(run.info.run_id)
+
+
+def _param_text(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, default=str)
+    return text[:6000]  # MLflow's param value limit
+
+
+def model_signature() -> ModelSignature:
+    """Raw rows in (ID optional), probability and label out."""
+    numeric = set(INTEGER_COLUMNS) | set(FLOAT_COLUMNS)
+    inputs: list[Any] = [ColSpec("string", ID_COLUMN, required=False)]
+    inputs += [
+        ColSpec("double" if c in numeric else "string", c, required=c != "TotalCharges")
+        for c in FEATURES
+    ]
+    outputs: list[Any] = [
+        ColSpec("double", "churn_probability"),
+        ColSpec("string", "churn_prediction"),
+    ]
+    return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
+
+
+def input_example() -> pd.DataFrame:
+    """Synthetic rows, so no real customer's data ends up in a model artifact."""
+    from tasks.generate import generate_snapshot
+
+    frame = generate_snapshot("2020-01", seed=0, rows=3).drop(columns=["Churn"])
+    for column in (*INTEGER_COLUMNS, *FLOAT_COLUMNS):
+        frame[column] = frame[column].astype("float64")
+    return frame
+
+
+def _pip_requirements() -> list[str]:
+    return [f"{name}=={version(name)}" for name in _MODEL_PACKAGES]
+
+
+@task(name="log-challenger", retries=2, retry_delay_seconds=5)
+def log_challenger(run_id: str, challenger: Challenger) -> str:
+    """Log the challenger's params, CV metrics, leaderboard and pyfunc model; returns its URI."""
+    import cloudpickle
+
+    import tasks.model
+
+    # Embed the wrapper class in the pickle so loading needs no copy of this project.
+    cloudpickle.register_pickle_by_value(tasks.model)
+    client = MlflowClient()
+    client.log_batch(
+        run_id,
+        params=[
+            mlflow.entities.Param("challenger.algorithm", challenger.algorithm),
+            mlflow.entities.Param("challenger.estimator", challenger.estimator),
+            *(
+                mlflow.entities.Param(f"challenger.{k}", _param_text(v))
+                for k, v in sorted(challenger.estimator_params.items())
+            ),
+        ],
+        metrics=[
+            mlflow.entities.Metric(f"cv_{k}", v, 0, 0) for k, v in challenger.cv_metrics.items()
+        ],
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        board = Path(tmp) / "leaderboard.csv"
+        challenger.leaderboard.to_csv(board, index=False)
+        client.log_artifact(run_id, str(board))
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pyfunc.log_model(
+            name="model",
+            python_model=challenger.model,
+            signature=model_signature(),
+            input_example=input_example(),
+            pip_requirements=_pip_requirements(),
+        )
+    return str(info.model_uri)

@@ -1,0 +1,48 @@
+"""Shared fixtures: isolated state per test, one Prefect test server per session, the real CSV."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "telco_customer_churn.csv"
+
+# Before anything imports GX: no usage statistics from tests (there is no internet here anyway).
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+
+@pytest.fixture
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A fresh CHURN_RETRAIN_HOME with local MLflow; no remote tracking leaks in from the env."""
+    home = tmp_path / "state"
+    monkeypatch.setenv("CHURN_RETRAIN_HOME", str(home))
+    for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CHURN_RETRAIN_TRACKING_URI"):
+        monkeypatch.delenv(name, raising=False)
+    return home
+
+
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One temporary Prefect API for the whole session (starting one costs ~6 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=60):
+        yield
+
+
+@pytest.fixture(scope="session")
+def real_csv() -> Path:
+    if not REAL_CSV.is_file():
+        pytest.fail(f"the real Telco CSV is expected at {REAL_CSV} (../shared/data)")
+    return REAL_CSV
+
+
+@pytest.fixture(scope="session")
+def real_frame(real_csv: Path) -> pd.DataFrame:
+    from tasks.data import parse_snapshot
+
+    return parse_snapshot(real_csv.read_bytes(), source=str(real_csv))

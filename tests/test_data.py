@@ -1,0 +1,128 @@
+"""Loading, digesting and splitting snapshots; small inline CSVs and frames."""
+
+from __future__ import annotations
+
+import http.server
+import threading
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tasks.data import (
+    check_period,
+    current_period,
+    digest_frame,
+    parse_snapshot,
+    read_source_bytes,
+    resolve_source,
+    split_holdout,
+)
+from tasks.errors import SnapshotRejected
+from tasks.settings import redact_uri
+
+HEADER = "customerID,SeniorCitizen,tenure,MonthlyCharges,TotalCharges,Contract,Churn\n"
+
+
+def test_parse_turns_blank_total_charges_into_missing() -> None:
+    csv = HEADER + "0001-AAAAA,0,0,20.5, ,Two year,No\n0002-BBBBB,1,3,70.0,210.4,One year,Yes\n"
+    frame = parse_snapshot(csv.encode(), source="inline.csv")
+    assert frame["TotalCharges"].dtype == "float64"
+    assert np.isnan(frame.loc[0, "TotalCharges"])
+    assert frame["tenure"].dtype == "int64" and frame["SeniorCitizen"].tolist() == [0, 1]
+    assert frame["customerID"].tolist() == ["0001-AAAAA", "0002-BBBBB"]
+
+
+def test_parse_keeps_text_in_a_numeric_column_for_the_suite_to_report() -> None:
+    csv = HEADER + "0001-AAAAA,0,5,twenty,100,Two year,No\n"
+    frame = parse_snapshot(csv.encode(), source="inline.csv")
+    assert frame["MonthlyCharges"].dtype == object
+
+
+def test_parse_does_not_turn_na_words_into_missing() -> None:
+    """pandas reads "NA"/"None" as NaN silently; a category value must stay what it was."""
+    csv = HEADER + "0001-AAAAA,0,5,20,100,None,No\n"
+    assert parse_snapshot(csv.encode(), source="x.csv").loc[0, "Contract"] == "None"
+
+
+def test_parse_rejects_empty_and_non_utf8(tmp_path: Path) -> None:
+    with pytest.raises(SnapshotRejected, match=r"month\.csv: file is empty"):
+        parse_snapshot(b"  \n", source="month.csv")
+    with pytest.raises(SnapshotRejected, match=r"month\.csv: not UTF-8"):
+        parse_snapshot(HEADER.encode() + "0001,0,1,é,1,No,No\n".encode("latin-1"), source="month.csv")
+
+
+def test_read_source_refuses_missing_and_oversized_files(tmp_path: Path) -> None:
+    with pytest.raises(SnapshotRejected, match="file not found"):
+        read_source_bytes(str(tmp_path / "nope.csv"))
+    big = tmp_path / "big.csv"
+    big.write_text("x" * 100)
+    with pytest.raises(SnapshotRejected, match="over the 10-byte limit"):
+        read_source_bytes(str(big), max_bytes=10)
+
+
+@pytest.fixture
+def http_csv(tmp_path: Path) -> Iterator[str]:
+    """A real HTTP server on loopback serving tmp_path."""
+    (tmp_path / "2026-03.csv").write_text(HEADER + "0001-AAAAA,0,5,20,100,Two year,No\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *args: object, **kwargs: object) -> None:
+            super().__init__(*args, directory=str(tmp_path), **kwargs)  # type: ignore[arg-type]
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_read_source_over_http_with_period_template(http_csv: str) -> None:
+    url = resolve_source(http_csv + "/{period}.csv", "2026-03")
+    frame = parse_snapshot(read_source_bytes(url), source=url)
+    assert frame.loc[0, "customerID"] == "0001-AAAAA"
+
+
+def test_digest_ignores_column_order_but_not_values() -> None:
+    a = pd.DataFrame({"x": [1, 2], "y": ["a", "b"]})
+    assert digest_frame(a) == digest_frame(a[["y", "x"]])
+    assert digest_frame(a) != digest_frame(a.assign(x=[1, 3]))
+    assert digest_frame(a).startswith("sha256:")
+
+
+def test_split_is_stratified_seeded_and_disjoint() -> None:
+    frame = pd.DataFrame(
+        {"customerID": [f"{i:04d}-X" for i in range(200)], "Churn": ["Yes"] * 50 + ["No"] * 150}
+    )
+    train, holdout = split_holdout(frame, fraction=0.2, seed=7)
+    assert len(holdout) == 40 and (holdout["Churn"] == "Yes").sum() == 10
+    assert not set(train["customerID"]) & set(holdout["customerID"])
+    again, _ = split_holdout(frame, fraction=0.2, seed=7)
+    other, _ = split_holdout(frame, fraction=0.2, seed=8)
+    assert train["customerID"].tolist() == again["customerID"].tolist()
+    assert train["customerID"].tolist() != other["customerID"].tolist()
+
+
+def test_period_helpers() -> None:
+    assert current_period(datetime(2026, 2, 28, 23, 59, tzinfo=UTC)) == "2026-02"
+    assert check_period("2026-11") == "2026-11"
+    with pytest.raises(ValueError, match="YYYY-MM"):
+        check_period("2026-13")
+
+
+@pytest.mark.parametrize(
+    ("uri", "shown"),
+    [
+        ("https://alice:s3cret@dagshub.com/o/r.mlflow", "https://dagshub.com/o/r.mlflow"),
+        ("http://127.0.0.1:5000/?token=abc", "http://127.0.0.1:5000/"),
+        ("sqlite:////tmp/state/mlflow.db", "sqlite:////tmp/state/mlflow.db"),
+        ("/data/2026-01.csv", "/data/2026-01.csv"),
+    ],
+)
+def test_redact_uri_drops_credentials(uri: str, shown: str) -> None:
+    assert redact_uri(uri) == shown
