@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -12,6 +13,14 @@ from tasks.schema import FEATURES, FLOAT_COLUMNS, INTEGER_COLUMNS, POSITIVE_LABE
 
 PROBABILITY_COLUMN = "churn_probability"
 LABEL_COLUMN = "churn_prediction"
+
+
+def keep_pycaret_quiet() -> None:
+    """Call before PyCaret is imported (training, or unpickling a model).
+
+    `import pycaret` opens `logs.log` in the current directory unless told otherwise.
+    """
+    os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
 
 
 def prepare_features(frame: pd.DataFrame) -> pd.DataFrame:

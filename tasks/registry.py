@@ -9,6 +9,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import task
 
+from tasks.model import keep_pycaret_quiet
+
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous-champion"
 
@@ -64,6 +66,7 @@ def load_champion(champion: ChampionRef) -> Any:
     """The champion as a pyfunc, pinned to the version found (not whatever the alias says now)."""
     import mlflow.pyfunc
 
+    keep_pycaret_quiet()
     return mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import tempfile
 from dataclasses import dataclass
 from importlib.metadata import version
@@ -86,11 +87,10 @@ def _param_text(value: Any) -> str:
 
 def model_signature() -> ModelSignature:
     """Raw rows in (ID optional), probability and label out."""
-    numeric = set(INTEGER_COLUMNS) | set(FLOAT_COLUMNS)
+    kinds = {c: "long" for c in INTEGER_COLUMNS} | {c: "double" for c in FLOAT_COLUMNS}
     inputs: list[Any] = [ColSpec("string", ID_COLUMN, required=False)]
     inputs += [
-        ColSpec("double" if c in numeric else "string", c, required=c != "TotalCharges")
-        for c in FEATURES
+        ColSpec(kinds.get(c, "string"), c, required=c != "TotalCharges") for c in FEATURES
     ]
     outputs: list[Any] = [
         ColSpec("double", "churn_probability"),
@@ -103,10 +103,7 @@ def input_example() -> pd.DataFrame:
     """Synthetic rows, so no real customer's data ends up in a model artifact."""
     from tasks.generate import generate_snapshot
 
-    frame = generate_snapshot("2020-01", seed=0, rows=3).drop(columns=["Churn"])
-    for column in (*INTEGER_COLUMNS, *FLOAT_COLUMNS):
-        frame[column] = frame[column].astype("float64")
-    return frame
+    return generate_snapshot("2020-01", seed=0, rows=3).drop(columns=["Churn"])
 
 
 def _pip_requirements() -> list[str]:
@@ -120,6 +117,8 @@ def log_challenger(run_id: str, challenger: Challenger) -> str:
 
     import tasks.model
 
+    # uv.lock would be copied into every model when run from the checkout; pins suffice.
+    os.environ.setdefault("MLFLOW_LOG_UV_FILES", "false")
     # Embed the wrapper class in the pickle so loading needs no copy of this project.
     cloudpickle.register_pickle_by_value(tasks.model)
     client = MlflowClient()

@@ -11,7 +11,7 @@ import pandas as pd
 from prefect import task
 
 from tasks.errors import TrainingFailed
-from tasks.model import ChurnModel
+from tasks.model import ChurnModel, keep_pycaret_quiet
 from tasks.schema import FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS, TARGET
 
 #: Best quality per second on 2 cores (benchmarks/bench_retrain.py): logistic regression is the
@@ -79,6 +79,7 @@ def train_challenger(
     """Cross-validate `models` on the training split, pick the best by ROC-AUC, refit on all of it."""
     check_trainable(train, folds=folds)
     started = time.perf_counter()
+    keep_pycaret_quiet()
     from pycaret.classification import ClassificationExperiment
 
     experiment = ClassificationExperiment()

@@ -1,0 +1,126 @@
+"""The retrain flow end to end under a real (temporary) Prefect API, MLflow in a temp dir."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import pytest
+from mlflow.tracking import MlflowClient
+
+from flows.retrain import RetrainParameters, retrain
+from tasks.errors import SnapshotRejected
+from tasks.generate import generate_snapshot
+from tasks.registry import CHAMPION, PREVIOUS_CHAMPION
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+MODEL = "telco-churn"
+FAST = {"models": ["lr"], "folds": 3, "generated_rows": 1500}
+
+
+def _client() -> MlflowClient:
+    return MlflowClient()
+
+
+def _champion() -> str | None:
+    try:
+        return str(_client().get_model_version_by_alias(MODEL, CHAMPION).version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+def _decision_artifact(run_id: str) -> dict[str, object]:
+    path = mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="decision.json")
+    return json.loads(Path(path).read_text())
+
+
+def test_two_runs_promote_then_keep(state_home: Path) -> None:
+    first = retrain(RetrainParameters(period="2026-01", **FAST))
+    assert first.verdict == "promote-first" and first.promoted
+    assert first.champion is None and first.champion_version_after == "1"
+    assert _champion() == "1"
+
+    second = retrain(RetrainParameters(period="2026-01", **FAST))
+    # Same data and seed: an identical challenger cannot beat the champion by the margin.
+    assert second.verdict == "keep-champion" and not second.promoted
+    assert second.champion is not None and second.champion.version == "1"
+    assert second.challenger.holdout["roc_auc"] == pytest.approx(
+        second.champion.holdout["roc_auc"]
+    )
+    assert second.data_digest == first.data_digest
+    assert _champion() == "1"
+
+    client = _client()
+    assert client.get_model_version(MODEL, "2").tags["verdict"] == "keep-champion"
+    for record in (first, second):
+        run = client.get_run(record.mlflow_run_id)
+        assert run.info.status == "FINISHED"
+        assert run.data.tags["decision.verdict"] == record.verdict
+        assert run.data.tags["data.digest"] == record.data_digest
+        assert run.data.metrics["holdout_roc_auc"] == pytest.approx(
+            record.challenger.holdout["roc_auc"]
+        )
+        saved = _decision_artifact(record.mlflow_run_id)
+        assert saved["verdict"] == record.verdict and saved["rule"]["metric"] == "roc_auc"
+    # Everything stayed under the state directory.
+    assert (state_home / "mlflow.db").is_file() and (state_home / "mlartifacts").is_dir()
+
+
+def test_a_better_challenger_moves_the_alias(state_home: Path) -> None:
+    # A constant-probability champion (PyCaret's "dummy", AUC 0.5) admitted by a zero floor.
+    weak = retrain(
+        RetrainParameters(period="2026-01", rule={"floor": 0.0}, **{**FAST, "models": ["dummy"]})
+    )
+    assert weak.verdict == "promote-first"
+    assert weak.challenger.holdout["roc_auc"] == pytest.approx(0.5)
+
+    record = retrain(RetrainParameters(period="2026-02", **FAST))
+    assert record.verdict == "promote" and record.promoted
+    assert record.champion is not None and record.champion.version == "1"
+    assert record.challenger.holdout["roc_auc"] > 0.75
+    assert _champion() == "2"
+    assert str(_client().get_model_version_by_alias(MODEL, PREVIOUS_CHAMPION).version) == "1"
+
+
+def test_champion_predicts_on_raw_rows(state_home: Path) -> None:
+    retrain(RetrainParameters(period="2026-01", **FAST))
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}@{CHAMPION}")
+    rows = generate_snapshot("2026-05", seed=3, rows=50).drop(columns=["Churn"])
+    out = model.predict(rows)
+    assert list(out.columns) == ["churn_probability", "churn_prediction"]
+    assert out["churn_probability"].between(0, 1).all() and len(out) == 50
+    assert set(out["churn_prediction"]) <= {"Yes", "No"}
+
+
+def test_broken_column_is_rejected_before_training(state_home: Path, tmp_path: Path) -> None:
+    retrain(RetrainParameters(period="2026-01", **FAST))
+    client = _client()
+    runs_before = len(client.search_runs([client.get_experiment_by_name("churn-retrain").experiment_id]))
+    versions_before = len(client.search_model_versions(f"name='{MODEL}'"))
+
+    frame = generate_snapshot("2026-02", seed=42, rows=1500)
+    frame["MonthlyCharges"] = frame["MonthlyCharges"].astype(str)
+    frame.loc[::7, "MonthlyCharges"] = "n/a"
+    bad = tmp_path / "2026-02.csv"
+    frame.to_csv(bad, index=False)
+
+    with pytest.raises(SnapshotRejected, match=r"2026-02\.csv.*MonthlyCharges"):
+        retrain(RetrainParameters(period="2026-02", data=str(tmp_path / "{period}.csv"), **FAST))
+
+    assert _champion() == "1"
+    assert len(client.search_model_versions(f"name='{MODEL}'")) == versions_before
+    experiment_id = client.get_experiment_by_name("churn-retrain").experiment_id
+    assert len(client.search_runs([experiment_id])) == runs_before
+
+
+def test_parameters_are_bounded() -> None:
+    with pytest.raises(ValueError, match="period"):
+        RetrainParameters(period="2026-13")
+    with pytest.raises(ValueError, match="folds"):
+        RetrainParameters(folds=1)
+    with pytest.raises(ValueError, match="holdout_fraction"):
+        RetrainParameters(holdout_fraction=0.9)
+    schema = RetrainParameters.model_json_schema()
+    assert all("description" in field for field in schema["properties"].values())
