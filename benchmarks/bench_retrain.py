@@ -27,7 +27,17 @@ def _cli_run(csv: Path, home: Path, period: str) -> tuple[float, dict[str, objec
     env.pop("PREFECT_API_URL", None)
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--data", str(csv), "--period", period, "--json"],
+        [
+            sys.executable,
+            "-m",
+            "flows.cli",
+            "run",
+            "--data",
+            str(csv),
+            "--period",
+            period,
+            "--json",
+        ],
         env=env,
         capture_output=True,
         text=True,
@@ -42,7 +52,9 @@ def _cli_run(csv: Path, home: Path, period: str) -> tuple[float, dict[str, objec
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, default=DEFAULT_CSV)
-    parser.add_argument("--json", type=Path, default=ROOT / "benchmarks" / "results" / "retrain.json")
+    parser.add_argument(
+        "--json", type=Path, default=ROOT / "benchmarks" / "results" / "retrain.json"
+    )
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,7 +74,9 @@ def main() -> None:
                 "challenger_algorithm": record["challenger"]["algorithm"],
                 "challenger_cv_roc_auc": record["challenger"]["cv"]["roc_auc"],
                 "challenger_holdout_roc_auc": record["challenger"]["holdout"]["roc_auc"],
-                "champion_holdout_roc_auc": (record["champion"] or {}).get("holdout", {}).get("roc_auc"),
+                "champion_holdout_roc_auc": (record["champion"] or {})
+                .get("holdout", {})
+                .get("roc_auc"),
             }
             for label, wall, record in (
                 ("first (no champion)", first_wall, first),
@@ -72,7 +86,11 @@ def main() -> None:
     }
     stages = ["load", "validate", "train", "compare", "promote"]
     print(f"Retrain on {args.csv.name}: {results['rows']:,} rows, 2 runs in fresh processes")
-    print(f"{'run':<22}{'CLI wall':>9}" + "".join(f"{s:>10}" for s in stages) + f"{'CV AUC':>9}{'holdout':>9}  verdict")
+    print(
+        f"{'run':<22}{'CLI wall':>9}"
+        + "".join(f"{s:>10}" for s in stages)
+        + f"{'CV AUC':>9}{'holdout':>9}  verdict"
+    )
     for run in results["runs"]:
         st = run["stage_seconds"]
         print(

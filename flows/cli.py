@@ -31,9 +31,11 @@ def _prepare_environment(settings: Settings) -> None:
     Runs before Prefect is imported: Prefect reads its settings once, at import.
     """
     if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
+        settings.prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the leaf
         os.environ["PREFECT_HOME"] = str(settings.prefect_home)
-    # Great Expectations would otherwise try to send usage statistics.
+    # No usage statistics: GX and the temporary Prefect server would otherwise try to send some.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -14,6 +14,11 @@ class SnapshotRejected(ChurnRetrainError):
 
     exit_code = 3
 
+    def __init__(self, message: str, *, report: object | None = None) -> None:
+        super().__init__(message)
+        #: The `ValidationReport` when the suite (not a parse guard) rejected the data.
+        self.report = report
+
 
 class TrainingFailed(ChurnRetrainError):
     """PyCaret could not produce a usable challenger from data that passed validation."""

@@ -89,9 +89,7 @@ def model_signature() -> ModelSignature:
     """Raw rows in (ID optional), probability and label out."""
     kinds = {c: "long" for c in INTEGER_COLUMNS} | {c: "double" for c in FLOAT_COLUMNS}
     inputs: list[Any] = [ColSpec("string", ID_COLUMN, required=False)]
-    inputs += [
-        ColSpec(kinds.get(c, "string"), c, required=c != "TotalCharges") for c in FEATURES
-    ]
+    inputs += [ColSpec(kinds.get(c, "string"), c, required=c != "TotalCharges") for c in FEATURES]
     outputs: list[Any] = [
         ColSpec("double", "churn_probability"),
         ColSpec("string", "churn_prediction"),

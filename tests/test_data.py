@@ -52,7 +52,9 @@ def test_parse_rejects_empty_and_non_utf8(tmp_path: Path) -> None:
     with pytest.raises(SnapshotRejected, match=r"month\.csv: file is empty"):
         parse_snapshot(b"  \n", source="month.csv")
     with pytest.raises(SnapshotRejected, match=r"month\.csv: not UTF-8"):
-        parse_snapshot(HEADER.encode() + "0001,0,1,é,1,No,No\n".encode("latin-1"), source="month.csv")
+        parse_snapshot(
+            HEADER.encode() + "0001,0,1,é,1,No,No\n".encode("latin-1"), source="month.csv"
+        )
 
 
 def test_read_source_refuses_missing_and_oversized_files(tmp_path: Path) -> None:
