@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
-from mlflow.tracking import MlflowClient
 from prefect import flow, runtime
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -17,7 +16,7 @@ from tasks.evaluation import DecisionRule
 from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
 from tasks.report import DecisionRecord, ModelScores, record_decision
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking, log_challenger, open_run
+from tasks.tracking import configure_tracking, finishing_run, log_challenger, open_run
 from tasks.training import DEFAULT_FOLDS, DEFAULT_MODELS, train_challenger
 from tasks.validation import validate_snapshot
 
@@ -112,7 +111,7 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
         },
         tags={"data.digest": snapshot.digest, "prefect.flow_run_id": str(runtime.flow_run.id)},
     )
-    try:
+    with finishing_run(run_id):
         train, holdout = split_holdout(
             snapshot.frame, fraction=params.holdout_fraction, seed=params.seed
         )
@@ -176,8 +175,4 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             stage_seconds=clock.seconds,
         )
         record_decision(record)
-    except BaseException:
-        MlflowClient().set_terminated(run_id, "FAILED")
-        raise
-    MlflowClient().set_terminated(run_id, "FINISHED")
     return record

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
@@ -78,6 +80,17 @@ def open_run(
         params=[mlflow.entities.Param(k, _param_text(v)) for k, v in sorted(params.items())],
     )
     return str(run.info.run_id)
+
+
+@contextmanager
+def finishing_run(run_id: str) -> Iterator[None]:
+    """Mark the MLflow run FINISHED when the block completes and FAILED when it raises."""
+    try:
+        yield
+    except BaseException:
+        MlflowClient().set_terminated(run_id, "FAILED")
+        raise
+    MlflowClient().set_terminated(run_id, "FINISHED")
 
 
 def _param_text(value: Any) -> str:
