@@ -98,6 +98,7 @@ def summary(record: DecisionRecord) -> str:
         f"churn-retrain {record.period}: {record.verdict.upper()}",
         f"  data         {record.data_source} ({record.rows:,} rows, {record.data_digest})",
         f"  validation   {record.validation}",
+        *([f"  drift        {record.drift.splitlines()[0]}"] if record.drift else []),
         f"  challenger   v{ch.version} {ch.algorithm}: holdout {metric} "
         f"{ch.holdout[metric]:.4f} (CV {ch.cv.get(metric, float('nan')):.4f}, "
         f"{record.holdout_rows:,} holdout rows)",

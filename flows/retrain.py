@@ -10,9 +10,17 @@ from datetime import UTC, datetime
 from prefect import flow, runtime
 from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.alerts import alert_on_failure
 from tasks.compare import compare_with_champion
 from tasks.data import PERIOD_PATTERN, current_period, load_snapshot, split_holdout
+from tasks.drift import (
+    DriftThresholds,
+    check_drift,
+    find_reference_profile,
+    log_reference_profile,
+)
 from tasks.evaluation import DecisionRule
+from tasks.gate_report import log_gate_report, reporting_gate
 from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
 from tasks.report import DecisionRecord, ModelScores, record_decision
 from tasks.settings import Settings
@@ -61,6 +69,11 @@ class RetrainParameters(BaseModel):
         default="none",
         description="Drift scenario of generated data: none, price_rise, fibre_launch.",
     )
+    drift_gate: DriftThresholds = Field(
+        default_factory=DriftThresholds,
+        description="Population stability (PSI) per feature against the champion's training "
+        "data: warn at or above `warn`, reject the snapshot at or above `fail`.",
+    )
 
 
 class _StageClock:
@@ -78,7 +91,13 @@ class _StageClock:
             self.seconds[stage] = round(time.perf_counter() - started, 3)
 
 
-@flow(name="retrain", log_prints=True)
+# Any failed (or crashed) run alerts; the hook never raises, so the state stays Failed.
+@flow(
+    name="retrain",
+    log_prints=True,
+    on_failure=[alert_on_failure],
+    on_crashed=[alert_on_failure],
+)
 def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
     """Retrain the churn model for one month and promote the challenger if it wins."""
     params = params or RetrainParameters()
@@ -87,17 +106,30 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
     clock = _StageClock()
 
     tracking = configure_tracking(settings)
-    with clock("load"):
-        snapshot = load_snapshot(
-            params.data,
-            period=period,
-            seed=params.seed,
-            generated_rows=params.generated_rows,
-            drift=params.drift,
-            scenario=params.scenario,
-        )
-    with clock("validate"):
-        validation = validate_snapshot(snapshot.frame, source=snapshot.source)
+    # The gate: parse guards, the expectation suite, drift. A rejection raises SnapshotRejected
+    # before any MLflow run exists; the report is written either way.
+    with reporting_gate(settings, period) as gate:
+        with clock("load"):
+            snapshot = load_snapshot(
+                params.data,
+                period=period,
+                seed=params.seed,
+                generated_rows=params.generated_rows,
+                drift=params.drift,
+                scenario=params.scenario,
+                max_bytes=settings.max_snapshot_bytes,
+            )
+        gate.source = snapshot.source
+        with clock("validate"):
+            validation = gate.record(validate_snapshot(snapshot.frame, source=snapshot.source))
+            drift = gate.record(
+                check_drift(
+                    snapshot.frame,
+                    find_reference_profile(settings),
+                    params.drift_gate,
+                    source=snapshot.source,
+                )
+            )
 
     run_id = open_run(
         tracking,
@@ -112,6 +144,7 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
         tags={"data.digest": snapshot.digest, "prefect.flow_run_id": str(runtime.flow_run.id)},
     )
     with finishing_run(run_id):
+        log_gate_report(run_id, gate)
         train, holdout = split_holdout(
             snapshot.frame, fraction=params.holdout_fraction, seed=params.seed
         )
@@ -119,6 +152,7 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             challenger = train_challenger(
                 train, seed=params.seed, models=params.models, folds=params.folds
             )
+            log_reference_profile(run_id, train)  # next month's drift is measured against it
         with clock("compare"):
             champion = find_champion(tracking.model_name)
             champion_model = load_champion(champion) if champion else None
@@ -150,6 +184,7 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             train_rows=len(train),
             holdout_rows=comparison.holdout_rows,
             validation=validation.summary(),
+            drift=drift.summary(),
             seed=params.seed,
             rule=params.rule,
             challenger=ModelScores(

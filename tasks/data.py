@@ -15,6 +15,7 @@ import pandas as pd
 from prefect import task
 
 from tasks.errors import SnapshotRejected, is_transient
+from tasks.parsing import check_csv_layout, decode_snapshot
 from tasks.schema import FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS, STRING_COLUMNS, TARGET
 from tasks.settings import redact_uri
 
@@ -83,18 +84,14 @@ def read_source_bytes(
 def parse_snapshot(payload: bytes, *, source: str) -> pd.DataFrame:
     """Parse CSV bytes with explicit dtypes; blank `TotalCharges` becomes missing.
 
-    Numbers are coerced column by column so that text in a numeric column stays visible to the
-    expectation suite (as object dtype) instead of failing the whole read.
+    The parse guards (tasks/parsing.py) run first: pandas would read a wrong delimiter,
+    duplicated headers or short rows without complaint. Numbers are coerced column by column
+    so that text in a numeric column stays visible to the expectation suite (as object dtype)
+    instead of failing the whole read.
     """
     shown = redact_uri(source)
-    if not payload.strip():
-        raise SnapshotRejected(f"Snapshot {shown}: file is empty")
-    try:
-        text = payload.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise SnapshotRejected(
-            f"Snapshot {shown}: not UTF-8 text (byte {exc.start}); re-export it as UTF-8"
-        ) from exc
+    text = decode_snapshot(payload, source=shown)
+    check_csv_layout(text, source=shown)
     try:
         frame = pd.read_csv(
             io.StringIO(text),

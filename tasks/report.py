@@ -51,6 +51,8 @@ class DecisionRecord(BaseModel):
     flow_run_id: str | None = None
     decided_at: str
     stage_seconds: dict[str, float] = Field(default_factory=dict)
+    #: The drift gate's verdict against the champion's training data ("skipped: ..." without one).
+    drift: str | None = None
 
     def tags(self) -> dict[str, str]:
         """The headline of the record as MLflow run tags (searchable in the UI)."""

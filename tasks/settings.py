@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -39,6 +39,28 @@ class Settings(BaseSettings):
     )
     model_name: str = Field(default="telco-churn", description="Registered model name.")
     experiment_name: str = Field(default="churn-retrain", description="MLflow experiment name.")
+    # --- the data gate and its alerts (issue 4) ---
+    max_snapshot_bytes: int = Field(
+        default=512 * 1024 * 1024,
+        ge=1,
+        description="Snapshots larger than this are rejected before parsing.",
+    )
+    alert_url: SecretStr | None = Field(
+        default=None,
+        description="Where failure alerts go: an http(s) webhook (JSON POST; Slack-compatible "
+        "`text` field) or an Apprise URL such as mailto://. Secret: never logged.",
+    )
+    alert_block: str | None = Field(
+        default=None,
+        description="Saved Prefect notification block for failure alerts, as TYPE/NAME "
+        "(e.g. slack-webhook/churn-alerts, custom-webhook/churn-alerts).",
+    )
+    alert_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Timeout of one alert delivery attempt."
+    )
+    alert_retries: int = Field(
+        default=2, ge=0, le=5, description="Extra delivery attempts after a failed one."
+    )
 
     @property
     def is_local(self) -> bool:

@@ -1,0 +1,337 @@
+"""Drift of a snapshot against the data the current champion was trained on.
+
+Each registered model carries `reference_profile.json` in its MLflow run: per numeric feature the
+reference's quantile bin edges and the share of rows in each bin, per categorical feature the
+share of each category. No rows, no IDs. A new snapshot is binned the same way and compared by
+the population stability index, PSI = sum((actual - expected) * ln(actual / expected)):
+below 0.1 is usually read as stable, 0.1-0.25 as a shift worth a look, above 0.25 as a shift
+the model was not trained for. The thresholds are data (`DriftThresholds`), in the flow form.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from tasks.errors import SnapshotRejected
+from tasks.schema import CATEGORICAL_DOMAINS, FEATURES
+from tasks.settings import Settings
+from tasks.validation import FailedCheck
+
+PROFILE_ARTIFACT = "reference_profile.json"
+#: Numeric features binned by the reference's quantiles; every other feature is categorical
+#: (`SeniorCitizen` is 0/1, a category in all but type).
+NUMERIC_FEATURES: tuple[str, ...] = ("tenure", "MonthlyCharges", "TotalCharges")
+CATEGORICAL_FEATURES: tuple[str, ...] = tuple(c for c in FEATURES if c not in NUMERIC_FEATURES)
+MISSING = "(missing)"
+OTHER = "(other)"
+# Share given to an empty bin so that ln(actual / expected) stays finite.
+_EPSILON = 1e-4
+
+logger = logging.getLogger(__name__)
+
+Status = Literal["ok", "warn", "fail"]
+
+
+class DriftThresholds(BaseModel):
+    """When drift only warns and when it rejects the snapshot (PSI per column)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    enabled: bool = Field(
+        default=True, description="Compare the snapshot with the champion's training data."
+    )
+    warn: float = Field(
+        default=0.1, ge=0.0, le=10.0, description="PSI at or above which a column is reported."
+    )
+    fail: float = Field(
+        default=0.25, ge=0.0, le=10.0, description="PSI at or above which the run is rejected."
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DriftThresholds:
+        if self.fail < self.warn:
+            raise ValueError(f"fail threshold {self.fail} is below warn threshold {self.warn}")
+        return self
+
+    def status(self, psi: float) -> Status:
+        if psi >= self.fail:
+            return "fail"
+        return "warn" if psi >= self.warn else "ok"
+
+
+class NumericProfile(BaseModel):
+    """Inner bin edges (bins are (-inf, e1], (e1, e2], ..., (ek, inf)) and their shares."""
+
+    edges: list[float]
+    shares: list[float]
+    missing: float = 0.0
+
+
+class ReferenceProfile(BaseModel):
+    """The distribution of the data a model was trained on; JSON, no rows."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: int = 1
+    rows: int
+    bins: int
+    numeric: dict[str, NumericProfile]
+    categorical: dict[str, dict[str, float]]
+
+
+class ColumnDrift(BaseModel):
+    """One feature's shift."""
+
+    column: str
+    kind: Literal["numeric", "categorical"]
+    psi: float
+    status: Status
+
+
+class DriftReport(BaseModel):
+    """The snapshot's drift against the champion's reference profile, per column."""
+
+    model_config = ConfigDict(frozen=True)
+
+    source: str
+    status: Literal["ok", "warn", "fail", "skipped"]
+    reason: str = ""
+    champion_version: str | None = None
+    reference_rows: int | None = None
+    thresholds: DriftThresholds = Field(default_factory=DriftThresholds)
+    columns: list[ColumnDrift] = Field(default_factory=list)
+
+    @property
+    def success(self) -> bool:
+        return self.status != "fail"
+
+    @property
+    def failures(self) -> tuple[FailedCheck, ...]:
+        """Columns over the fail threshold, in the shape the alerts and reports use."""
+        return tuple(
+            FailedCheck(c.column, "drift:psi", self._describe(c), None)
+            for c in self.columns
+            if c.status == "fail"
+        )
+
+    def by_column(self) -> dict[str, list[FailedCheck]]:
+        return {f.column or "(table)": [f] for f in self.failures}
+
+    def summary(self) -> str:
+        if self.status == "skipped":
+            return f"skipped: {self.reason}"
+        shifted = [c for c in self.columns if c.status != "ok"]
+        top = max(self.columns, key=lambda c: c.psi) if self.columns else None
+        against = f"champion v{self.champion_version}'s training data"
+        if not shifted:
+            biggest = f" (largest PSI {top.psi:.3f}, {top.column})" if top else ""
+            return f"no drift against {against}{biggest}"
+        counts = {s: sum(1 for c in shifted if c.status == s) for s in ("fail", "warn")}
+        head = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
+        lines = [f"{head} of {len(self.columns)} columns against {against}"]
+        lines += [f"  {c.column}: {self._describe(c)}" for c in shifted]
+        return "\n".join(lines)
+
+    def _describe(self, column: ColumnDrift) -> str:
+        limit = self.thresholds.fail if column.status == "fail" else self.thresholds.warn
+        return f"PSI {column.psi:.3f} >= {column.status} threshold {limit:g}"
+
+    def to_dict(self) -> dict[str, object]:
+        return self.model_dump(mode="json")
+
+
+# --- pure functions ------------------------------------------------------------------------------
+
+
+def profile_frame(frame: pd.DataFrame, *, bins: int = 10) -> ReferenceProfile:
+    """The reference profile of a (training) frame: quantile bins and category shares."""
+    if len(frame) == 0:
+        raise ValueError("cannot profile an empty frame")
+    numeric: dict[str, NumericProfile] = {}
+    for column in NUMERIC_FEATURES:
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+        present = values[~np.isnan(values)]
+        quantiles = np.linspace(0, 1, bins + 1)[1:-1]
+        edges = np.unique(np.quantile(present, quantiles)) if len(present) else np.array([])
+        numeric[column] = NumericProfile(
+            edges=[float(e) for e in edges],
+            shares=_bin_shares(present, edges, len(values)),
+            missing=float(np.isnan(values).mean()),
+        )
+    categorical = {column: _category_shares(frame[column]) for column in CATEGORICAL_FEATURES}
+    return ReferenceProfile(rows=len(frame), bins=bins, numeric=numeric, categorical=categorical)
+
+
+def population_stability(expected: Sequence[float], actual: Sequence[float]) -> float:
+    """PSI of two distributions over the same buckets (shares summing to about 1)."""
+    if len(expected) != len(actual):
+        raise ValueError(f"bucket counts differ: {len(expected)} vs {len(actual)}")
+    total = 0.0
+    for e, a in zip(expected, actual, strict=True):
+        e, a = max(e, _EPSILON), max(a, _EPSILON)
+        total += (a - e) * math.log(a / e)
+    return total
+
+
+def compare_with_profile(
+    frame: pd.DataFrame,
+    profile: ReferenceProfile,
+    thresholds: DriftThresholds,
+    *,
+    source: str,
+    champion_version: str | None = None,
+) -> DriftReport:
+    """PSI per feature of `frame` against `profile`; the report's status is the worst column's."""
+    columns: list[ColumnDrift] = []
+    for column, reference in profile.numeric.items():
+        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+        present = values[~np.isnan(values)]
+        edges = np.asarray(reference.edges)
+        expected = [*reference.shares, reference.missing]
+        actual = [
+            *_bin_shares(present, edges, len(values)),
+            float(np.isnan(values).mean()) if len(values) else 0.0,
+        ]
+        psi = population_stability(expected, actual)
+        columns.append(
+            ColumnDrift(column=column, kind="numeric", psi=psi, status=thresholds.status(psi))
+        )
+    for column, reference_shares in profile.categorical.items():
+        observed = _category_shares(frame[column])
+        buckets = list(dict.fromkeys([*reference_shares, *observed]))
+        psi = population_stability(
+            [reference_shares.get(b, 0.0) for b in buckets], [observed.get(b, 0.0) for b in buckets]
+        )
+        columns.append(
+            ColumnDrift(column=column, kind="categorical", psi=psi, status=thresholds.status(psi))
+        )
+    statuses = {c.status for c in columns}
+    status: Status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "ok"
+    return DriftReport(
+        source=source,
+        status=status,
+        champion_version=champion_version,
+        reference_rows=profile.rows,
+        thresholds=thresholds,
+        columns=columns,
+    )
+
+
+def _bin_shares(present: np.ndarray, edges: np.ndarray, total: int) -> list[float]:
+    """Share of all `total` rows (missing ones included in the denominator) in each bin."""
+    if total == 0:
+        return [0.0] * (len(edges) + 1)
+    index = np.searchsorted(edges, present, side="left")
+    counts = np.bincount(index, minlength=len(edges) + 1)
+    return [float(c) / total for c in counts]
+
+
+def _category_shares(series: pd.Series) -> dict[str, float]:
+    """Share of each category; values outside the schema's domain pool under "(other)"."""
+    if len(series) == 0:
+        return {}
+    domain = {str(v) for v in CATEGORICAL_DOMAINS.get(str(series.name), ())}
+    labels = series.astype(object).where(series.notna(), MISSING).astype(str)
+    if domain:
+        labels = labels.where(labels.isin(domain | {MISSING}), OTHER)
+    shares = labels.value_counts(normalize=True, sort=False)
+    return {str(k): float(v) for k, v in sorted(shares.items())}
+
+
+# --- tasks: the I/O at the edges -----------------------------------------------------------------
+
+
+@task(name="log-reference-profile", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+def log_reference_profile(run_id: str, train: pd.DataFrame) -> ReferenceProfile:
+    """Store the training data's profile in the challenger's MLflow run, for next month's drift."""
+    from mlflow.tracking import MlflowClient
+
+    profile = profile_frame(train)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / PROFILE_ARTIFACT
+        path.write_text(profile.model_dump_json(indent=1))
+        MlflowClient().log_artifact(run_id, str(path))
+    return profile
+
+
+class Reference(BaseModel):
+    """The champion's profile, or why there is none to compare with."""
+
+    profile: ReferenceProfile | None = None
+    champion_version: str | None = None
+    reason: str = ""
+
+
+@task(name="find-reference-profile", retries=2, retry_delay_seconds=3)
+def find_reference_profile(settings: Settings) -> Reference:
+    """The current champion's reference profile from its MLflow run, if there is a champion."""
+    if settings.is_local and not (settings.home / "mlflow.db").is_file():
+        return Reference(reason="no champion yet (no MLflow store)")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    from tasks.registry import champion_version
+
+    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
+    mlflow.set_registry_uri(settings.resolved_registry_uri)
+    client = MlflowClient()
+    version = champion_version(client, settings.model_name)
+    if version is None:
+        return Reference(reason="no champion yet")
+    run_id = client.get_model_version(settings.model_name, version).run_id
+    if not run_id:
+        return Reference(champion_version=version, reason=f"champion v{version} has no run")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = client.download_artifacts(run_id, PROFILE_ARTIFACT, tmp)
+            profile = ReferenceProfile.model_validate(json.loads(Path(path).read_text()))
+    except (MlflowException, OSError, ValueError) as exc:
+        # Models registered before profiles were logged: drift cannot be judged, say so.
+        logger.warning("champion v%s has no readable %s: %s", version, PROFILE_ARTIFACT, exc)
+        return Reference(
+            champion_version=version, reason=f"champion v{version} has no reference profile"
+        )
+    return Reference(profile=profile, champion_version=version)
+
+
+@task(name="check-drift", cache_policy=NO_CACHE)
+def check_drift(
+    frame: pd.DataFrame, reference: Reference, thresholds: DriftThresholds, *, source: str
+) -> DriftReport:
+    """Compare the snapshot with the champion's training data; raise `SnapshotRejected` on fail."""
+    if not thresholds.enabled:
+        report = DriftReport(source=source, status="skipped", reason="drift check disabled")
+    elif reference.profile is None:
+        report = DriftReport(
+            source=source,
+            status="skipped",
+            reason=reference.reason,
+            champion_version=reference.champion_version,
+        )
+    else:
+        report = compare_with_profile(
+            frame,
+            reference.profile,
+            thresholds,
+            source=source,
+            champion_version=reference.champion_version,
+        )
+    if not report.success:
+        raise SnapshotRejected(
+            f"Snapshot {source} rejected: drift {report.summary()}", report=report
+        )
+    logger.info("Snapshot %s drift: %s", source, report.summary())
+    return report

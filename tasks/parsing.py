@@ -1,0 +1,189 @@
+"""Parse guards: refuse a file that is not a well-formed CSV before pandas or GX see it.
+
+pandas reads several broken files quietly: a `;` file becomes one column, duplicated headers
+are renamed `x.1`, a short row is padded with NaN, a missing header row turns the first
+customer into column names. Each guard here looks at the raw text and raises
+`SnapshotRejected("Snapshot <file>: <problem>")`. Messages name lines, columns and counts, never
+cell values (an unknown header is counted, not quoted: without a header row it is a customer's).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import operator
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from tasks.errors import SnapshotRejected
+from tasks.schema import COLUMNS
+
+#: Signatures of files people export by mistake instead of CSV.
+_BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?), not CSV text"),
+    (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook, not CSV text"),
+    (b"\x1f\x8b", "gzip-compressed; decompress it first"),
+    (b"%PDF", "a PDF document, not CSV text"),
+)
+_OTHER_DELIMITERS = (";", "\t", "|")
+_DELIMITER_NAMES = {";": "';'", "\t": "a tab", "|": "'|'"}
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """What the guards learned about a file that passed them."""
+
+    header: tuple[str, ...]
+    rows: int
+
+
+def decode_snapshot(payload: bytes, *, source: str) -> str:
+    """The file's text, refusing empty, binary, UTF-16 and non-UTF-8 content."""
+    if not payload.strip():
+        raise _rejected(source, "file is empty")
+    for signature, problem in _BINARY_SIGNATURES:
+        if payload.startswith(signature):
+            raise _rejected(source, f"file is {problem}")
+    if payload.startswith((b"\xff\xfe", b"\xfe\xff")):
+        raise _rejected(source, "file is UTF-16 text; re-export it as UTF-8")
+    head = payload[:4096]
+    if b"\x00" in head:
+        # UTF-16 without a byte-order mark puts a NUL beside every ASCII character.
+        if head.count(b"\x00") * 3 >= len(head):
+            raise _rejected(source, "file looks like UTF-16 text; re-export it as UTF-8")
+        raise _rejected(source, "file holds binary data (NUL bytes), not CSV text")
+    try:
+        return payload.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = payload.count(b"\n", 0, exc.start) + 1
+        raise _rejected(
+            source,
+            f"not UTF-8 text (first bad byte on line {line}, byte {exc.start}); re-export it "
+            "as UTF-8 (it may be Latin-1 or Windows-1252)",
+        ) from exc
+
+
+def check_csv_layout(text: str, *, source: str) -> CsvLayout:
+    """Refuse a wrong delimiter, a bad or missing header, no rows, or rows of the wrong width."""
+    # Only \n and \r end a CSV record (str.splitlines would also split on \x85 or \u2028).
+    if "\r" in text:
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    first = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if first is None:
+        raise _rejected(source, "file is empty")
+    header = _split_header(lines[first], source=source, line_number=first + 1)
+    _check_header(header, source=source)
+    width = len(header)
+    body = lines[first + 1 :]
+    rows = sum(1 for line in body if line)
+    if rows == 0:
+        raise _rejected(source, "header only, no rows")
+    if '"' in text:
+        # Quoted fields may hold commas or line breaks: let the csv module count fields.
+        ragged = _ragged_rows_quoted(text, width, source=source)
+    else:
+        ragged = _ragged_rows_plain(body, width, offset=first + 2)
+    if ragged:
+        line_number, fields = ragged[0]
+        others = len(ragged) - 1
+        more = f" (and {_plural(others, 'more line')} of the wrong width)" if others else ""
+        raise _rejected(
+            source,
+            f"line {line_number:,} has {fields} {'field' if fields == 1 else 'fields'}, "
+            f"the header has {width}{more}",
+        )
+    return CsvLayout(header=tuple(header), rows=rows)
+
+
+def describe_names(names: Iterable[object]) -> str:
+    """Known column names quoted, anything else only counted (it may be a customer's value)."""
+    unique = list(dict.fromkeys(str(n) for n in names))
+    known = [n for n in unique if n in COLUMNS]
+    hidden = len(unique) - len(known)
+    parts = known + ([f"{hidden} other{'s' if hidden > 1 else ''}"] if hidden else [])
+    return ", ".join(parts) or "unnamed"
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _split_header(line: str, *, source: str, line_number: int) -> list[str]:
+    try:
+        return next(csv.reader([line]))
+    except (csv.Error, StopIteration) as exc:
+        raise _rejected(source, f"header on line {line_number} is not valid CSV") from exc
+
+
+def _check_header(header: Sequence[str], *, source: str) -> None:
+    if len(header) == 1:
+        guessed = [d for d in _OTHER_DELIMITERS if d in header[0]]
+        if guessed:
+            best = max(guessed, key=header[0].count)
+            raise _rejected(
+                source,
+                f"one column only: is the delimiter {_DELIMITER_NAMES[best]}? The file must be "
+                f"comma-separated with {len(COLUMNS)} columns",
+            )
+        raise _rejected(source, f"one column only; expected {len(COLUMNS)} comma-separated columns")
+    empty = [i + 1 for i, name in enumerate(header) if not name.strip()]
+    if empty:
+        where = ", ".join(str(i) for i in empty)
+        hint = " (a trailing comma?)" if empty == [len(header)] else ""
+        raise _rejected(source, f"header has an empty column name at position {where}{hint}")
+    duplicated = [name for name, n in Counter(header).items() if n > 1]
+    if duplicated:
+        raise _rejected(source, f"duplicated header names: {describe_names(duplicated)}")
+    wanted = {_normalise(c) for c in COLUMNS}
+    if not any(_normalise(name) in wanted for name in header):
+        raise _rejected(
+            source,
+            "the first line is not a header row (none of its names is a known column); "
+            "add the header line",
+        )
+
+
+def _ragged_rows_plain(body: Sequence[str], width: int, *, offset: int) -> list[tuple[int, int]]:
+    """(line number, fields) of non-blank rows of the wrong width, for text without quotes.
+
+    Counting commas per line costs about 0.5 s per million rows, a sixth of pandas' own read.
+    """
+    counts = map(operator.methodcaller("count", ","), body)
+    return [
+        (offset + i, count + 1)
+        for i, (line, count) in enumerate(zip(body, counts, strict=True))
+        if count != width - 1 and line
+    ]
+
+
+def _ragged_rows_quoted(text: str, width: int, *, source: str) -> list[tuple[int, int]]:
+    reader = csv.reader(io.StringIO(text))
+    ragged: list[tuple[int, int]] = []
+    seen_header = False
+    try:
+        for row in reader:
+            if not row:
+                continue  # blank line: pandas skips it too
+            if not seen_header:
+                seen_header = True
+                continue
+            if len(row) != width:
+                ragged.append((reader.line_num, len(row)))
+    except csv.Error as exc:
+        # csv's messages describe the syntax ("unexpected end of data"), not the cell.
+        raise _rejected(source, f"malformed CSV near line {reader.line_num}: {exc}") from exc
+    return ragged
+
+
+def _normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.lower())
+
+
+def _plural(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
+
+
+def _rejected(source: str, problem: str) -> SnapshotRejected:
+    return SnapshotRejected(f"Snapshot {source}: {problem}")
