@@ -14,6 +14,7 @@ of our own errors are written to be safe; any other exception is named by its ty
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -90,8 +91,7 @@ class Alert:
 
     def payload(self) -> dict[str, Any]:
         """JSON for a webhook: `text` for Slack-style receivers, the fields for machines."""
-        fields = asdict(self)
-        fields["failures"] = [asdict(f) for f in self.failures]
+        fields = json.loads(json.dumps(asdict(self)))  # tuples become lists, as received
         return {"text": self.text(), "subject": self.subject, "alert": fields}
 
 

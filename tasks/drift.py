@@ -138,9 +138,14 @@ class DriftReport(BaseModel):
         if not shifted:
             biggest = f" (largest PSI {top.psi:.3f}, {top.column})" if top else ""
             return f"no drift against {against}{biggest}"
-        counts = {s: sum(1 for c in shifted if c.status == s) for s in ("fail", "warn")}
-        head = ", ".join(f"{n} {s}" for s, n in counts.items() if n)
-        lines = [f"{head} of {len(self.columns)} columns against {against}"]
+        failing = sum(1 for c in shifted if c.status == "fail")
+        warning = len(shifted) - failing
+        if failing:
+            head = f"{failing} of {len(self.columns)} columns past the fail threshold"
+            head += f", {warning} more past warn" if warning else ""
+        else:
+            head = f"{warning} of {len(self.columns)} columns past the warn threshold"
+        lines = [f"{head} (PSI against {against})"]
         lines += [f"  {c.column}: {self._describe(c)}" for c in shifted]
         return "\n".join(lines)
 
@@ -331,7 +336,7 @@ def check_drift(
         )
     if not report.success:
         raise SnapshotRejected(
-            f"Snapshot {source} rejected: drift {report.summary()}", report=report
+            f"Snapshot {source} rejected: drift: {report.summary()}", report=report
         )
     logger.info("Snapshot %s drift: %s", source, report.summary())
     return report
