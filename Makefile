@@ -9,7 +9,8 @@ HOME_DIR := $(or $(CHURN_RETRAIN_HOME),$(or $(XDG_STATE_HOME),$(HOME)/.local/sta
 MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
 
-.PHONY: help install run test test-fast lint typecheck check bench mlflow-ui prefect-ui clean-state
+.PHONY: help install run test test-fast lint typecheck check bench mlflow-ui prefect-ui clean-state \
+	validate automation
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,6 +25,13 @@ install: .venv/.installed ## create .venv from the lock file (uv sync --frozen)
 
 run: install ## retrain for this month on generated data (ARGS="--period 2026-01 --data PATH" to change)
 	$(RUN) churn-retrain run $(ARGS)
+
+validate: install ## check a snapshot with the data gate, no training (ARGS="--data PATH --period 2026-01")
+	$(RUN) churn-retrain validate $(ARGS)
+
+automation: install ## create the "retrain failed" alert automation on PREFECT_API_URL (BLOCK=TYPE/NAME)
+	@test -n "$(BLOCK)" || { echo 'usage: make automation BLOCK=slack-webhook/churn-alerts' >&2; exit 2; }
+	$(RUN) churn-retrain automation --block "$(BLOCK)"
 
 test: install ## the whole test suite, real servers and real data included
 	$(RUN) pytest $(PYTEST_ARGS)

@@ -67,6 +67,33 @@ def _parser() -> argparse.ArgumentParser:
     gen.add_argument("--drift", type=float, default=0.0)
     gen.add_argument("--scenario", default="none")
     gen.add_argument("--out", type=Path, required=True, help="CSV file to write")
+
+    val = commands.add_parser(
+        "validate", help="check a snapshot with the data gate, without training (exit 3: rejected)"
+    )
+    val.add_argument("--data", required=True, help="CSV path or http(s) URL; may contain {period}")
+    val.add_argument("--period", help="month the snapshot is for, YYYY-MM (default: this month)")
+    val.add_argument(
+        "--suite", help="expectation suite JSON (default: expectations/telco_snapshot.json)"
+    )
+    val.add_argument("--drift-warn", type=float, help="PSI at which a column is reported (0.1)")
+    val.add_argument(
+        "--drift-fail", type=float, help="PSI at which the snapshot is rejected (0.25)"
+    )
+    val.add_argument("--no-drift", action="store_true", help="skip the drift check")
+    val.add_argument("--json", action="store_true", help="print the gate report as JSON")
+
+    auto = commands.add_parser(
+        "automation",
+        help="create the 'retrain failed' Prefect automation on the server in PREFECT_API_URL",
+    )
+    auto.add_argument(
+        "--block", required=True, help="notification block as TYPE/NAME, e.g. slack-webhook/alerts"
+    )
+    auto.add_argument(
+        "--file", type=Path, help="automation YAML (default: automations/retrain-failed.yaml)"
+    )
+    auto.add_argument("--print", action="store_true", help="print the JSON instead of creating it")
     return parser
 
 
@@ -153,6 +180,67 @@ def _generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _validate(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from flows.validate import ValidateParameters, validate
+    from tasks.errors import SnapshotRejected
+    from tasks.gate_report import REPORT_JSON, report_directory
+    from tasks.settings import Settings
+
+    drift: dict[str, Any] = {"enabled": not args.no_drift}
+    if args.drift_warn is not None:
+        drift["warn"] = args.drift_warn
+    if args.drift_fail is not None:
+        drift["fail"] = args.drift_fail
+    given = {"data": args.data, "period": args.period, "suite": args.suite, "drift_gate": drift}
+    try:
+        params = ValidateParameters.model_validate(
+            {k: v for k, v in given.items() if v is not None}
+        )
+    except ValidationError as exc:
+        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    state = validate(params, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    report_dir = report_directory(Settings(), str(state.state_details.flow_run_id))
+    if args.json and (report_dir / REPORT_JSON).is_file():
+        gate = json.loads((report_dir / REPORT_JSON).read_text())
+        print(json.dumps({**gate, "report": str(report_dir / "validation.html")}))
+    if isinstance(outcome, BaseException):
+        if not isinstance(outcome, SnapshotRejected):
+            raise outcome
+        print(f"churn-retrain: SnapshotRejected: {outcome}", file=sys.stderr)
+        if (report_dir / "validation.html").is_file():
+            print(f"  report       {report_dir / 'validation.html'}", file=sys.stderr)
+        return outcome.exit_code
+    if not args.json:
+        print(
+            "\n".join(
+                [
+                    f"snapshot {outcome.period}: PASSED",
+                    f"  data         {outcome.source} ({outcome.rows:,} rows, {outcome.digest})",
+                    f"  validation   {outcome.validation}",
+                    f"  drift        {outcome.drift}",
+                    f"  report       {outcome.report}",
+                ]
+            )
+        )
+    return EXIT_OK
+
+
+def _automation(args: argparse.Namespace) -> int:
+    from tasks.alerts import AUTOMATION_FILE, automation_definition, install_automation
+
+    path = args.file or AUTOMATION_FILE
+    if args.print:
+        print(automation_definition(path, block=args.block).model_dump_json(indent=2))
+        return EXIT_OK
+    automation_id = install_automation(path, block=args.block)
+    print(f"created automation from {path} (id {automation_id}), notifying {args.block}")
+    return EXIT_OK
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     from tasks.errors import ChurnRetrainError
@@ -160,7 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _prepare_environment(Settings())
     try:
-        return {"run": _run, "generate": _generate}[args.command](args)
+        commands = {
+            "run": _run,
+            "generate": _generate,
+            "validate": _validate,
+            "automation": _automation,
+        }
+        return commands[args.command](args)
     except ChurnRetrainError as exc:
         print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -21,7 +21,9 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from uuid import UUID
 
 from tasks.data import current_period, resolve_source
 from tasks.errors import ChurnRetrainError, SnapshotRejected
@@ -37,6 +39,7 @@ from tasks.settings import Settings, redact_uri
 if TYPE_CHECKING:
     from prefect import Flow
     from prefect.client.schemas.objects import FlowRun
+    from prefect.events.schemas.automations import AutomationCore
     from prefect.states import State
 
 NOT_DELIVERED = "ALERT NOT DELIVERED"
@@ -403,3 +406,62 @@ def _flow_run_url(flow_run_id: str) -> str | None:
         return None
     base = PREFECT_UI_URL.value()
     return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None
+
+
+# --- the server-side automation ----------------------------------------------------------------
+
+AUTOMATION_FILE = Path(__file__).resolve().parents[1] / "automations" / "retrain-failed.yaml"
+#: The id in the committed YAML, replaced by the chosen block's when the automation is created.
+PLACEHOLDER_BLOCK_ID = UUID(int=0)
+
+
+def automation_definition(
+    path: Path = AUTOMATION_FILE,
+    *,
+    block: str | None = None,
+    block_document_id: UUID | None = None,
+) -> AutomationCore:
+    """The automation in `path` as Prefect's model, its notifications sent through `block`.
+
+    `block` (TYPE/NAME) is looked up on the server in PREFECT_API_URL; `block_document_id`
+    skips the lookup. With neither, the placeholder id stays (enough to check the file).
+    """
+    import yaml
+    from prefect.events.schemas.automations import AutomationCore
+
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    if block is not None:
+        block_document_id = _block_document_id(block)
+    if block_document_id is not None:
+        for action in raw.get("actions", []):
+            if action.get("block_document_id") == str(PLACEHOLDER_BLOCK_ID):
+                action["block_document_id"] = str(block_document_id)
+    return AutomationCore.model_validate(raw)
+
+
+def install_automation(path: Path = AUTOMATION_FILE, *, block: str) -> UUID:
+    """Create the automation on the server, replacing any earlier one of the same name."""
+    from prefect.client.orchestration import get_client
+
+    automation = automation_definition(path, block=block)
+    with get_client(sync_client=True) as client:
+        for earlier in client.read_automations_by_name(automation.name):
+            client.delete_automation(earlier.id)
+        return client.create_automation(automation)
+
+
+def _block_document_id(reference: str) -> UUID:
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    slug, _, name = reference.partition("/")
+    if not slug or not name:
+        raise ValueError(
+            f"block must be TYPE/NAME (e.g. slack-webhook/churn-alerts), got {reference!r}"
+        )
+    with get_client(sync_client=True) as client:
+        try:
+            document = client.read_block_document_by_name(name, block_type_slug=slug)
+        except ObjectNotFound as exc:
+            raise ValueError(f"no saved block {reference!r} on the Prefect server") from exc
+    return document.id

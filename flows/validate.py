@@ -1,0 +1,88 @@
+"""Validate a snapshot without training: the retrain's data gate on its own, for checking a delivery.
+
+Same parse guards, expectation suite and drift check as `retrain`, same report under
+`<home>/reports/<flow run id>/`; nothing is trained, logged to MLflow or registered, and no
+alert is sent (the person who asked is looking at the answer). Never imports PyCaret.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.data import PERIOD_PATTERN, current_period, load_snapshot
+from tasks.drift import DriftThresholds, check_drift, find_reference_profile
+from tasks.gate_report import reporting_gate
+from tasks.settings import Settings
+from tasks.validation import DEFAULT_SUITE_PATH, validate_snapshot
+
+
+class ValidateParameters(BaseModel):
+    """Parameters of a validate-only run (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(
+        min_length=1,
+        description="CSV path or http(s) URL of the snapshot to check; `{period}` is filled in.",
+    )
+    period: str | None = Field(
+        default=None,
+        pattern=PERIOD_PATTERN,
+        description="Month the snapshot is for, YYYY-MM. Empty: the current month (UTC).",
+    )
+    suite: str | None = Field(
+        default=None,
+        description="Expectation suite JSON. Empty: the project's expectations/telco_snapshot.json.",
+    )
+    drift_gate: DriftThresholds = Field(
+        default_factory=DriftThresholds,
+        description="PSI thresholds against the current champion's training data.",
+    )
+
+
+class GateVerdict(BaseModel):
+    """What a passing snapshot looked like."""
+
+    period: str
+    source: str
+    rows: int
+    digest: str
+    validation: str
+    drift: str
+    report: str
+
+
+@flow(name="validate-snapshot", log_prints=True)
+def validate(params: ValidateParameters) -> GateVerdict:
+    """Run the data gate on one snapshot; raises `SnapshotRejected` (run Failed) if it fails."""
+    settings = Settings()
+    period = params.period or current_period()
+    suite = Path(params.suite) if params.suite else DEFAULT_SUITE_PATH
+    with reporting_gate(settings, period) as gate:
+        snapshot = load_snapshot(
+            params.data, period=period, seed=0, max_bytes=settings.max_snapshot_bytes
+        )
+        gate.source = snapshot.source
+        validation = gate.record(
+            validate_snapshot(snapshot.frame, source=snapshot.source, suite_path=suite)
+        )
+        drift = gate.record(
+            check_drift(
+                snapshot.frame,
+                find_reference_profile(settings),
+                params.drift_gate,
+                source=snapshot.source,
+            )
+        )
+    return GateVerdict(
+        period=period,
+        source=snapshot.source,
+        rows=snapshot.rows,
+        digest=snapshot.digest,
+        validation=validation.summary(),
+        drift=drift.summary(),
+        report=str(gate.html_path),
+    )
