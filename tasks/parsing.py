@@ -128,6 +128,13 @@ def _check_header(header: Sequence[str], *, source: str) -> None:
                 f"comma-separated with {len(COLUMNS)} columns",
             )
         raise _rejected(source, f"one column only; expected {len(COLUMNS)} comma-separated columns")
+    wanted = {_normalise(c) for c in COLUMNS}
+    if not any(_normalise(name) in wanted for name in header):
+        raise _rejected(
+            source,
+            "the first line is not a header row (none of its names is a known column); "
+            "add the header line",
+        )
     empty = [i + 1 for i, name in enumerate(header) if not name.strip()]
     if empty:
         where = ", ".join(str(i) for i in empty)
@@ -136,13 +143,6 @@ def _check_header(header: Sequence[str], *, source: str) -> None:
     duplicated = [name for name, n in Counter(header).items() if n > 1]
     if duplicated:
         raise _rejected(source, f"duplicated header names: {describe_names(duplicated)}")
-    wanted = {_normalise(c) for c in COLUMNS}
-    if not any(_normalise(name) in wanted for name in header):
-        raise _rejected(
-            source,
-            "the first line is not a header row (none of its names is a known column); "
-            "add the header line",
-        )
 
 
 def _ragged_rows_plain(body: Sequence[str], width: int, *, offset: int) -> list[tuple[int, int]]:

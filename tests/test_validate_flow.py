@@ -1,0 +1,101 @@
+"""Validate-only: `churn-retrain validate` and the `validate-snapshot` flow, no training."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from flows.cli import main
+from flows.validate import ValidateParameters, validate
+from tasks.errors import SnapshotRejected
+from tasks.generate import generate_snapshot
+
+
+def _shuffled_real(real_frame: pd.DataFrame, path: Path) -> Path:
+    """The real Telco rows with the columns in another order, written as the loader reads them."""
+    columns = real_frame.columns.to_series().sample(frac=1, random_state=3).tolist()
+    assert columns != list(real_frame.columns)
+    real_frame[columns].to_csv(path, index=False)
+    return path
+
+
+@pytest.mark.slow
+def test_cold_command_passes_real_data_without_importing_pycaret(
+    real_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    """As a data engineer runs it: a fresh process, no servers; `-X importtime` lists imports."""
+    data = _shuffled_real(real_frame, tmp_path / "delivery.csv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
+    env["CHURN_RETRAIN_HOME"] = str(tmp_path / "state")
+    done = subprocess.run(
+        [sys.executable, "-X", "importtime", "-m", "flows.cli", "validate", "--data", str(data)],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.splitlines()[0].endswith(": PASSED")
+    assert "validation   passed 66/66 expectations on 7,043 rows" in done.stdout
+    assert "drift        skipped: no champion yet (no MLflow store)" in done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line}
+    assert "great_expectations" in imported and "prefect" in imported  # importtime worked
+    assert not {m for m in imported if m.startswith("pycaret")}
+    assert not (tmp_path / "state" / "mlflow.db").exists()  # validation created no MLflow store
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_rejected_delivery_exits_3_with_json_by_column(
+    state_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = generate_snapshot("2026-04", rows=600)
+    frame.loc[:4, "Contract"] = "SECRET-weekly"
+    frame.loc[:9, "gender"] = None
+    path = tmp_path / "2026-04.csv"
+    frame.to_csv(path, index=False)
+    code = main(
+        ["validate", "--data", str(tmp_path / "{period}.csv"), "--period", "2026-04", "--json"]
+    )
+    assert code == 3
+    out, err = capsys.readouterr()
+    gate = json.loads(out)
+    assert gate["passed"] is False and gate["period"] == "2026-04"
+    by_column = {entry["column"]: entry for entry in gate["failures_by_column"]}
+    assert by_column["Contract"]["rows"] == 5 and by_column["gender"]["rows"] == 10
+    assert Path(gate["report"]).is_file()
+    assert "SnapshotRejected" in err and "2026-04.csv rejected" in err
+    assert "SECRET" not in out + err + Path(gate["report"]).read_text()
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_flow_returns_the_verdict_and_writes_the_report(state_home: Path, tmp_path: Path) -> None:
+    path = tmp_path / "2026-05.csv"
+    generate_snapshot("2026-05", rows=800).to_csv(path, index=False)
+    verdict = validate(ValidateParameters(data=str(path), period="2026-05"))
+    assert verdict.rows == 800 and verdict.validation.startswith("passed")
+    assert verdict.drift == "skipped: no champion yet (no MLflow store)"
+    report = Path(verdict.report)
+    assert report.is_file() and report.is_relative_to(state_home / "reports")
+    assert "PASSED" in report.read_text()
+    with pytest.raises(SnapshotRejected, match=r"2026-05\.csv: header only, no rows"):
+        path.write_text(path.read_text().splitlines()[0] + "\n")
+        validate(ValidateParameters(data=str(path), period="2026-05"))
+
+
+def test_parameters_are_bounded_and_described() -> None:
+    with pytest.raises(ValueError, match="data"):
+        ValidateParameters.model_validate({})
+    with pytest.raises(ValueError, match="period"):
+        ValidateParameters(data="x.csv", period="2026-13")
+    with pytest.raises(ValueError, match="below warn"):
+        ValidateParameters(data="x.csv", drift_gate={"warn": 0.5, "fail": 0.2})
+    schema = ValidateParameters.model_json_schema()
+    assert all("description" in field for field in schema["properties"].values())
