@@ -19,6 +19,7 @@ import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from uuid import UUID
 
 import mlflow
 import pandas as pd
@@ -28,7 +29,9 @@ from mlflow.tracking import MlflowClient
 
 from flows.retrain import RetrainParameters, retrain
 from flows.validate import ValidateParameters, validate
+from tasks.drift import PROFILE_ARTIFACT
 from tasks.errors import SnapshotRejected
+from tasks.gate_report import ARTIFACT_KEY
 from tasks.generate import generate_snapshot
 from tasks.registry import CHAMPION
 
@@ -313,6 +316,24 @@ def clean() -> pd.DataFrame:
     return generate_snapshot(PERIOD, rows=ROWS)
 
 
+def _gate_artifact(flow_run_id: UUID) -> str:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        ArtifactFilter,
+        ArtifactFilterFlowRunId,
+        ArtifactFilterKey,
+    )
+
+    with get_client(sync_client=True) as client:
+        [artifact] = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=[ARTIFACT_KEY]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]),
+            )
+        )
+    return str(artifact.data)
+
+
 # --- the catalogue ---------------------------------------------------------------------------
 
 
@@ -350,12 +371,44 @@ def test_bad_input_is_rejected_before_training_and_alerted(
     assert body["alert"]["flow_run_id"] == str(state.state_details.flow_run_id)
     report = Path(body["alert"]["report"].removeprefix("file://"))
     assert report.is_file() and re.search(case.problem, html.unescape(report.read_text()))
-    # No raw customer values anywhere in the alert.
-    sent = json.dumps(body)
+    # The Prefect markdown artifact of the run summarises the failures by column.
+    markdown = _gate_artifact(state.state_details.flow_run_id)
+    assert f"## Snapshot {PERIOD}: REJECTED" in markdown
+    assert "| column | failed checks | rows affected | problems |" in markdown
+    # No raw customer values anywhere in the alert or the artifact.
+    sent = json.dumps(body) + markdown
     assert SECRET not in sent
     assert not [cid for cid in clean["customerID"].head(100) if cid in sent]
     # Nothing changed in the registry or the tracking store.
     assert _registry() == before == Registry(champion="1", versions=1, runs=1)
+
+
+def test_the_champion_run_carries_its_gate_report_and_reference_profile(
+    champion_home: Path,
+) -> None:
+    client = MlflowClient()
+    version = client.get_model_version_by_alias(MODEL, CHAMPION)
+    run = client.get_run(version.run_id)
+    assert (
+        run.data.tags["drift.status"] == "skipped"
+    )  # the first champion had nothing to drift from
+    assert Path(run.data.tags["gate.report"]).is_relative_to(champion_home / "reports")
+    names = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert PROFILE_ARTIFACT in names and "gate" in names
+    gate = {a.path for a in client.list_artifacts(run.info.run_id, "gate")}
+    assert gate == {"gate/validation.html", "gate/validation.json"}
+    profile = json.loads(
+        Path(
+            mlflow.artifacts.download_artifacts(
+                run_id=run.info.run_id, artifact_path=PROFILE_ARTIFACT
+            )
+        ).read_text()
+    )
+    assert profile["rows"] == 1200 and set(profile["numeric"]) == {
+        "tenure",
+        "MonthlyCharges",
+        "TotalCharges",
+    }
 
 
 def test_the_clean_month_itself_passes_the_gate(champion_home: Path, clean: pd.DataFrame) -> None:
