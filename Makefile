@@ -48,8 +48,9 @@ typecheck: install ## mypy on flows/ and tasks/
 
 check: lint typecheck test ## everything CI runs
 
-bench: install ## stage times and AUC of a retrain on the real Telco CSV
+bench: install ## stage times and AUC of a retrain on the real Telco CSV; data gate costs at 1M rows
 	$(RUN) python benchmarks/bench_retrain.py
+	$(RUN) python benchmarks/bench_gate.py
 
 mlflow-ui: install ## MLflow UI on the local state (http://127.0.0.1:$(MLFLOW_PORT))
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(HOME_DIR)/mlflow.db" \

@@ -38,7 +38,8 @@ def test_cold_run_in_a_fresh_process_prints_one_json_record(tmp_path: Path) -> N
     assert record["verdict"] == "promote-first" and record["champion_version_after"] == "1"
     assert record["period"] == "2026-03" and record["rows"] == 1500
     assert list(cwd.iterdir()) == []  # nothing written into the working directory
-    assert {p.name for p in home.iterdir()} == {"mlflow.db", "mlartifacts", "prefect"}
+    # `reports/` holds the data gate's report of each run (tasks/gate_report.py).
+    assert {p.name for p in home.iterdir()} == {"mlflow.db", "mlartifacts", "prefect", "reports"}
 
 
 @pytest.mark.usefixtures("prefect_server")
