@@ -48,6 +48,9 @@ def test_two_runs_promote_then_keep(state_home: Path) -> None:
     assert second.champion is not None and second.champion.version == "1"
     assert second.challenger.holdout["roc_auc"] == pytest.approx(second.champion.holdout["roc_auc"])
     assert second.data_digest == first.data_digest
+    # The drift gate: nothing to compare with at first, then the same month shows no drift.
+    assert first.drift == "skipped: no champion yet"
+    assert second.drift is not None and second.drift.startswith("no drift against champion v1")
     assert _champion() == "1"
 
     client = _client()
