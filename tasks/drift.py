@@ -249,15 +249,13 @@ def _category_shares(series: pd.Series) -> dict[str, float]:
         return {}
     domain = {str(v) for v in CATEGORICAL_DOMAINS.get(str(series.name), ())}
     shares: dict[str, float] = {}
+    missing = float(series.isna().mean())
+    if missing:
+        shares[MISSING] = missing
     # Count first, name buckets after: a few distinct values instead of a million strings.
-    for value, share in series.value_counts(normalize=True, dropna=False).items():
-        if pd.isna(value):
-            bucket = MISSING
-        elif domain and str(value) not in domain:
-            bucket = OTHER
-        else:
-            bucket = str(value)
-        shares[bucket] = shares.get(bucket, 0.0) + float(share)
+    for value, count in series.value_counts(dropna=True).items():
+        bucket = OTHER if domain and str(value) not in domain else str(value)
+        shares[bucket] = shares.get(bucket, 0.0) + count / len(series)
     return dict(sorted(shares.items()))
 
 
