@@ -116,8 +116,8 @@ def summary(record: DecisionRecord) -> str:
         else "  champion now none",
         f"  took         {sum(record.stage_seconds.values()):.1f} s "
         + " ".join(f"{k}={v:.1f}" for k, v in record.stage_seconds.items()),
-        f"  MLflow       run {record.mlflow_run_id} on {record.tracking_uri}"
-        " (decision.json; `make mlflow-ui`)",
+        f"  MLflow       run {record.mlflow_run_id} on {record.tracking_uri}",
+        f"  look at      {record.mlflow_run_url} (decision.json; local store: `make mlflow-ui`)",
     ]
     return "\n".join(lines)
 

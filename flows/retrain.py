@@ -13,6 +13,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from tasks.compare import compare_with_champion
 from tasks.data import PERIOD_PATTERN, current_period, load_snapshot, split_holdout
 from tasks.evaluation import DecisionRule
+from tasks.idempotency import (
+    IDEMPOTENCY_TAG,
+    PROMOTED_TAG,
+    find_period_promotion,
+    hold_if_already_promoted,
+    idempotency_key,
+)
 from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
 from tasks.report import DecisionRecord, ModelScores, record_decision
 from tasks.settings import Settings
@@ -79,11 +86,11 @@ class _StageClock:
 
 
 @flow(name="retrain", log_prints=True)
-def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
+def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord:  # noqa: B008
     """Retrain the churn model for one month and promote the challenger if it wins."""
-    params = params or RetrainParameters()
     settings = Settings()
-    period = params.period or current_period()
+    # A scheduled run works on the month it was scheduled for, even if it starts late.
+    period = params.period or current_period(runtime.flow_run.scheduled_start_time)
     clock = _StageClock()
 
     tracking = configure_tracking(settings)
@@ -125,7 +132,10 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             comparison = compare_with_champion(
                 challenger.model, champion_model, holdout, params.rule
             )
-        decision = comparison.decision
+            key = idempotency_key(tracking.model_name, period)
+            decision = hold_if_already_promoted(
+                comparison.decision, find_period_promotion(tracking.model_name, key)
+            )
         with clock("promote"):
             model_uri = log_challenger(run_id, challenger)
             version = register_challenger(
@@ -135,6 +145,8 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
                     "verdict": decision.verdict,
                     "period": period,
                     "data.digest": snapshot.digest,
+                    IDEMPOTENCY_TAG: key,
+                    PROMOTED_TAG: "false",
                 },
             )
             after = champion.version if champion else None
@@ -146,6 +158,7 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             period=period,
             data_source=snapshot.source,
             data_digest=snapshot.digest,
+            idempotency_key=key,
             rows=snapshot.rows,
             train_rows=len(train),
             holdout_rows=comparison.holdout_rows,
@@ -169,6 +182,8 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             reason=decision.reason,
             champion_version_after=after,
             mlflow_run_id=run_id,
+            mlflow_run_url=tracking.run_url(run_id),
+            champion_url=tracking.version_url(after) if after else None,
             tracking_uri=tracking.tracking_uri,
             flow_run_id=str(runtime.flow_run.id),
             decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
