@@ -9,7 +9,8 @@ HOME_DIR := $(or $(CHURN_RETRAIN_HOME),$(or $(XDG_STATE_HOME),$(HOME)/.local/sta
 MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
 
-.PHONY: help install run test test-fast lint typecheck check bench mlflow-ui prefect-ui clean-state
+.PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
+	prefect-server deploy worker
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -47,8 +48,23 @@ mlflow-ui: install ## MLflow UI on the local state (http://127.0.0.1:$(MLFLOW_PO
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(HOME_DIR)/mlflow.db" \
 		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
-prefect-ui: install ## Prefect server and UI on the local state (http://127.0.0.1:$(PREFECT_PORT))
-	PREFECT_HOME="$(HOME_DIR)/prefect" $(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
-
 clean-state: ## delete the local state (MLflow store, registry, Prefect DB) under $(HOME_DIR)
 	rm -rf "$(HOME_DIR)"
+
+# --- Prefect server deployments (see prefect.yaml) ---------------------------------------------
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+export PREFECT_API_URL
+
+prefect-server: install ## a local Prefect server + UI on 127.0.0.1:$(PREFECT_PORT), SQLite under the state dir
+	mkdir -p "$(HOME_DIR)/prefect"
+	PREFECT_HOME="$(HOME_DIR)/prefect" $(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: install ## work pool, queue (one retrain at a time) and the deployments of prefect.yaml on $PREFECT_API_URL
+	$(RUN) prefect work-pool inspect churn-retrain >/dev/null 2>&1 \
+		|| $(RUN) prefect work-pool create churn-retrain --type process
+	$(RUN) prefect work-queue inspect retrain --pool churn-retrain >/dev/null 2>&1 \
+		|| $(RUN) prefect work-queue create retrain --pool churn-retrain --limit 1
+	$(RUN) prefect --no-prompt deploy --all
+
+worker: install ## a process worker for the churn-retrain pool (runs from this checkout)
+	$(RUN) prefect worker start --pool churn-retrain
