@@ -50,8 +50,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--period", help="month to retrain for, YYYY-MM (default: this month, UTC)")
     run.add_argument("--seed", type=int, default=42, help="seed for split and training (42)")
-    run.add_argument("--models", help="comma-separated PyCaret model ids (default lr,ada,lightgbm)")
+    run.add_argument(
+        "--models", help="comma-separated PyCaret model ids (default lr,ada,lightgbm), or all"
+    )
     run.add_argument("--folds", type=int, help="cross-validation folds (default 5)")
+    run.add_argument("--budget-minutes", type=float, help="time budget for model comparison")
     run.add_argument("--holdout-fraction", type=float, help="share held out for the comparison")
     run.add_argument("--min-improvement", type=float, help="required gain over the champion")
     run.add_argument("--floor", type=float, help="absolute minimum of the metric")
@@ -77,6 +80,7 @@ def _run_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "period": args.period,
         "seed": args.seed,
         "folds": args.folds,
+        "budget_minutes": args.budget_minutes,
         "holdout_fraction": args.holdout_fraction,
         "generated_rows": args.rows,
         "drift": args.drift,

@@ -52,9 +52,16 @@ class RetrainParameters(BaseModel):
     models: list[str] = Field(
         default=list(DEFAULT_MODELS),
         min_length=1,
-        description="PyCaret model ids to cross-validate (e.g. lr, ada, lightgbm, gbc, rf).",
+        description="PyCaret model ids to cross-validate (e.g. lr, ada, lightgbm, gbc, rf), or "
+        '["all"] for the whole zoo. Months over 100k rows keep only scalable models.',
     )
     folds: int = Field(default=DEFAULT_FOLDS, ge=2, le=20, description="Cross-validation folds.")
+    budget_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Time budget for model comparison (PyCaret stops trying models after it).",
+    )
     rule: DecisionRule = Field(
         default_factory=DecisionRule, description="When the challenger replaces the champion."
     )
@@ -124,7 +131,11 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
         )
         with clock("train"):
             challenger = train_challenger(
-                train, seed=params.seed, models=params.models, folds=params.folds
+                train,
+                seed=params.seed,
+                models=params.models,
+                folds=params.folds,
+                budget_minutes=params.budget_minutes,
             )
         with clock("compare"):
             champion = find_champion(tracking.model_name)
@@ -188,6 +199,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             flow_run_id=str(runtime.flow_run.id),
             decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
             stage_seconds=clock.seconds,
+            notes=list(challenger.notes),
         )
         record_decision(record)
     return record

@@ -54,6 +54,7 @@ class DecisionRecord(BaseModel):
     flow_run_id: str | None = None
     decided_at: str
     stage_seconds: dict[str, float] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
 
     def tags(self) -> dict[str, str]:
         """The headline of the record as MLflow run tags (searchable in the UI)."""
