@@ -14,11 +14,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from tasks.report import DecisionRecord
     from tasks.settings import Settings
+
+_Params = TypeVar("_Params", bound="BaseModel")
 
 EXIT_OK = 0
 EXIT_CRASH = 1
@@ -62,6 +66,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--drift", type=float, help="drift strength of generated data, 0..1")
     run.add_argument("--scenario", help="drift scenario: none, price_rise, fibre_launch")
     run.add_argument("--json", action="store_true", help="print the decision record as JSON")
+
+    score = commands.add_parser("score", help="score customers with the champion, in chunks")
+    score.add_argument(
+        "--data", required=True, help="CSV path or http(s) URL; may contain {period}"
+    )
+    score.add_argument("--period", help="month, YYYY-MM (default: this month)")
+    score.add_argument("--output", help="predictions file, .csv or .parquet")
+    score.add_argument("--chunk-rows", type=int, help="rows per chunk (default 100000)")
 
     gen = commands.add_parser("generate", help="write a generated Telco-shaped snapshot as CSV")
     gen.add_argument("--period", required=True, help="month, YYYY-MM")
@@ -126,21 +138,49 @@ def summary(record: DecisionRecord) -> str:
     return "\n".join(lines)
 
 
-def _run(args: argparse.Namespace) -> int:
+class _UsageError(Exception):
+    """Parameters that do not validate: exit status 2, nothing run."""
+
+
+def _validated(model: type[_Params], values: dict[str, Any]) -> _Params:
+    """The flow's parameter model from the options the user set (unset ones keep defaults)."""
     from pydantic import ValidationError
 
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise _UsageError(f"invalid parameters: {exc}") from exc
+
+
+def _run(args: argparse.Namespace) -> int:
     from flows.retrain import RetrainParameters, retrain
 
-    try:
-        params = RetrainParameters.model_validate(_run_parameters(args))
-    except ValidationError as exc:
-        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    params = _validated(RetrainParameters, _run_parameters(args))
     record = retrain(params)
     if args.json:
         print(json.dumps(record.model_dump(mode="json")))
     else:
         print(summary(record))
+    return EXIT_OK
+
+
+def _score(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from flows.score import ScoreParameters, score
+
+    given = {
+        "data": args.data,
+        "period": args.period,
+        "output": args.output,
+        "chunk_rows": args.chunk_rows,
+    }
+    try:
+        params = ScoreParameters.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(score(params).describe())
     return EXIT_OK
 
 
@@ -163,7 +203,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     _prepare_environment(Settings())
     try:
-        return {"run": _run, "generate": _generate}[args.command](args)
+        return {"run": _run, "score": _score, "generate": _generate}[args.command](args)
+    except _UsageError as exc:
+        print(f"churn-retrain: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ChurnRetrainError as exc:
         print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
