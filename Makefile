@@ -10,7 +10,7 @@ MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
 
 .PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
-	prefect-server deploy worker
+	prefect-server deploy worker bench-scale
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -43,6 +43,9 @@ check: lint typecheck test ## everything CI runs
 
 bench: install ## stage times and AUC of a retrain on the real Telco CSV
 	$(RUN) python benchmarks/bench_retrain.py
+
+bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
+	$(RUN) python benchmarks/bench_scale.py
 
 mlflow-ui: install ## MLflow UI on the local state (http://127.0.0.1:$(MLFLOW_PORT))
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(HOME_DIR)/mlflow.db" \

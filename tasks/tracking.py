@@ -147,7 +147,7 @@ def log_challenger(run_id: str, challenger: Challenger) -> str:
             mlflow.entities.Param("challenger.algorithm", challenger.algorithm),
             mlflow.entities.Param("challenger.estimator", challenger.estimator),
             *(
-                mlflow.entities.Param(f"challenger.{k}", _param_text(v))
+                mlflow.entities.Param(f"challenger.param.{k}", _param_text(v))
                 for k, v in sorted(challenger.estimator_params.items())
             ),
         ],
