@@ -9,8 +9,8 @@ HOME_DIR := $(or $(CHURN_RETRAIN_HOME),$(or $(XDG_STATE_HOME),$(HOME)/.local/sta
 MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
 
-.PHONY: help install run test test-fast lint typecheck check bench mlflow-ui prefect-ui clean-state \
-	validate automation
+.PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
+	prefect-server deploy worker bench-scale validate automation
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -52,12 +52,30 @@ bench: install ## stage times and AUC of a retrain on the real Telco CSV; data g
 	$(RUN) python benchmarks/bench_retrain.py
 	$(RUN) python benchmarks/bench_gate.py
 
+bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
+	$(RUN) python benchmarks/bench_scale.py
+
 mlflow-ui: install ## MLflow UI on the local state (http://127.0.0.1:$(MLFLOW_PORT))
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(HOME_DIR)/mlflow.db" \
 		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
-prefect-ui: install ## Prefect server and UI on the local state (http://127.0.0.1:$(PREFECT_PORT))
-	PREFECT_HOME="$(HOME_DIR)/prefect" $(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
-
 clean-state: ## delete the local state (MLflow store, registry, Prefect DB) under $(HOME_DIR)
 	rm -rf "$(HOME_DIR)"
+
+# --- Prefect server deployments (see prefect.yaml) ---------------------------------------------
+PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+export PREFECT_API_URL
+
+prefect-server: install ## a local Prefect server + UI on 127.0.0.1:$(PREFECT_PORT), SQLite under the state dir
+	mkdir -p "$(HOME_DIR)/prefect"
+	PREFECT_HOME="$(HOME_DIR)/prefect" $(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+deploy: install ## work pool, queue (one retrain at a time) and the deployments of prefect.yaml on $PREFECT_API_URL
+	$(RUN) prefect work-pool inspect churn-retrain >/dev/null 2>&1 \
+		|| $(RUN) prefect work-pool create churn-retrain --type process
+	$(RUN) prefect work-queue inspect retrain --pool churn-retrain >/dev/null 2>&1 \
+		|| $(RUN) prefect work-queue create retrain --pool churn-retrain --limit 1
+	$(RUN) prefect --no-prompt deploy --all
+
+worker: install ## a process worker for the churn-retrain pool (runs from this checkout)
+	$(RUN) prefect worker start --pool churn-retrain

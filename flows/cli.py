@@ -11,14 +11,19 @@ import argparse
 import json
 import os
 import sys
+import threading
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
+    from pydantic import BaseModel
+
     from tasks.report import DecisionRecord
     from tasks.settings import Settings
+
+_Params = TypeVar("_Params", bound="BaseModel")
 
 EXIT_OK = 0
 EXIT_CRASH = 1
@@ -38,6 +43,23 @@ def _prepare_environment(settings: Settings) -> None:
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
+def _import_training_stack() -> None:
+    from tasks.model import keep_pycaret_quiet
+
+    keep_pycaret_quiet()
+    import great_expectations  # noqa: F401
+    import pycaret.classification  # noqa: F401
+
+
+def _warm_imports() -> None:
+    """Import GX and PyCaret (~6 s) while Prefect's temporary server starts in its own process.
+
+    The two overlap on a 2-core machine; Python's import locks make a later import of the same
+    module in the flow simply wait for this one.
+    """
+    threading.Thread(target=_import_training_stack, name="warm-imports", daemon=True).start()
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="churn-retrain", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -50,8 +72,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--period", help="month to retrain for, YYYY-MM (default: this month, UTC)")
     run.add_argument("--seed", type=int, default=42, help="seed for split and training (42)")
-    run.add_argument("--models", help="comma-separated PyCaret model ids (default lr,ada,lightgbm)")
+    run.add_argument(
+        "--models", help="comma-separated PyCaret model ids (default lr,ada,lightgbm), or all"
+    )
     run.add_argument("--folds", type=int, help="cross-validation folds (default 5)")
+    run.add_argument("--budget-minutes", type=float, help="time budget for model comparison")
     run.add_argument("--holdout-fraction", type=float, help="share held out for the comparison")
     run.add_argument("--min-improvement", type=float, help="required gain over the champion")
     run.add_argument("--floor", type=float, help="absolute minimum of the metric")
@@ -59,6 +84,14 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--drift", type=float, help="drift strength of generated data, 0..1")
     run.add_argument("--scenario", help="drift scenario: none, price_rise, fibre_launch")
     run.add_argument("--json", action="store_true", help="print the decision record as JSON")
+
+    score = commands.add_parser("score", help="score customers with the champion, in chunks")
+    score.add_argument(
+        "--data", required=True, help="CSV path or http(s) URL; may contain {period}"
+    )
+    score.add_argument("--period", help="month, YYYY-MM (default: this month)")
+    score.add_argument("--output", help="predictions file, .csv or .parquet")
+    score.add_argument("--chunk-rows", type=int, help="rows per chunk (default 100000)")
 
     gen = commands.add_parser("generate", help="write a generated Telco-shaped snapshot as CSV")
     gen.add_argument("--period", required=True, help="month, YYYY-MM")
@@ -104,6 +137,7 @@ def _run_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "period": args.period,
         "seed": args.seed,
         "folds": args.folds,
+        "budget_minutes": args.budget_minutes,
         "holdout_fraction": args.holdout_fraction,
         "generated_rows": args.rows,
         "drift": args.drift,
@@ -144,27 +178,56 @@ def summary(record: DecisionRecord) -> str:
         else "  champion now none",
         f"  took         {sum(record.stage_seconds.values()):.1f} s "
         + " ".join(f"{k}={v:.1f}" for k, v in record.stage_seconds.items()),
-        f"  MLflow       run {record.mlflow_run_id} on {record.tracking_uri}"
-        " (decision.json; `make mlflow-ui`)",
+        f"  MLflow       run {record.mlflow_run_id} on {record.tracking_uri}",
+        f"  look at      {record.mlflow_run_url} (decision.json; local store: `make mlflow-ui`)",
     ]
     return "\n".join(lines)
 
 
-def _run(args: argparse.Namespace) -> int:
+class _UsageError(Exception):
+    """Parameters that do not validate: exit status 2, nothing run."""
+
+
+def _validated(model: type[_Params], values: dict[str, Any]) -> _Params:
+    """The flow's parameter model from the options the user set (unset ones keep defaults)."""
     from pydantic import ValidationError
 
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except ValidationError as exc:
+        raise _UsageError(f"invalid parameters: {exc}") from exc
+
+
+def _run(args: argparse.Namespace) -> int:
     from flows.retrain import RetrainParameters, retrain
 
-    try:
-        params = RetrainParameters.model_validate(_run_parameters(args))
-    except ValidationError as exc:
-        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    params = _validated(RetrainParameters, _run_parameters(args))
+    _warm_imports()
     record = retrain(params)
     if args.json:
         print(json.dumps(record.model_dump(mode="json")))
     else:
         print(summary(record))
+    return EXIT_OK
+
+
+def _score(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from flows.score import ScoreParameters, score
+
+    given = {
+        "data": args.data,
+        "period": args.period,
+        "output": args.output,
+        "chunk_rows": args.chunk_rows,
+    }
+    try:
+        params = ScoreParameters.model_validate({k: v for k, v in given.items() if v is not None})
+    except ValidationError as exc:
+        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(score(params).describe())
     return EXIT_OK
 
 
@@ -250,11 +313,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         commands = {
             "run": _run,
+            "score": _score,
             "generate": _generate,
             "validate": _validate,
             "automation": _automation,
         }
         return commands[args.command](args)
+    except _UsageError as exc:
+        print(f"churn-retrain: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     except ChurnRetrainError as exc:
         print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -21,6 +21,13 @@ from tasks.drift import (
 )
 from tasks.evaluation import DecisionRule
 from tasks.gate_report import log_gate_report, reporting_gate
+from tasks.idempotency import (
+    IDEMPOTENCY_TAG,
+    PROMOTED_TAG,
+    find_period_promotion,
+    hold_if_already_promoted,
+    idempotency_key,
+)
 from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
 from tasks.report import DecisionRecord, ModelScores, record_decision
 from tasks.settings import Settings
@@ -53,9 +60,16 @@ class RetrainParameters(BaseModel):
     models: list[str] = Field(
         default=list(DEFAULT_MODELS),
         min_length=1,
-        description="PyCaret model ids to cross-validate (e.g. lr, ada, lightgbm, gbc, rf).",
+        description="PyCaret model ids to cross-validate (e.g. lr, ada, lightgbm, gbc, rf), or "
+        '["all"] for the whole zoo. Months over 100k rows keep only scalable models.',
     )
     folds: int = Field(default=DEFAULT_FOLDS, ge=2, le=20, description="Cross-validation folds.")
+    budget_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Time budget for model comparison (PyCaret stops trying models after it).",
+    )
     rule: DecisionRule = Field(
         default_factory=DecisionRule, description="When the challenger replaces the champion."
     )
@@ -98,11 +112,11 @@ class _StageClock:
     on_failure=[alert_on_failure],
     on_crashed=[alert_on_failure],
 )
-def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
+def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord:  # noqa: B008
     """Retrain the churn model for one month and promote the challenger if it wins."""
-    params = params or RetrainParameters()
     settings = Settings()
-    period = params.period or current_period()
+    # A scheduled run works on the month it was scheduled for, even if it starts late.
+    period = params.period or current_period(runtime.flow_run.scheduled_start_time)
     clock = _StageClock()
 
     tracking = configure_tracking(settings)
@@ -150,7 +164,11 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
         )
         with clock("train"):
             challenger = train_challenger(
-                train, seed=params.seed, models=params.models, folds=params.folds
+                train,
+                seed=params.seed,
+                models=params.models,
+                folds=params.folds,
+                budget_minutes=params.budget_minutes,
             )
             log_reference_profile(run_id, train)  # next month's drift is measured against it
         with clock("compare"):
@@ -159,7 +177,10 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             comparison = compare_with_champion(
                 challenger.model, champion_model, holdout, params.rule
             )
-        decision = comparison.decision
+            key = idempotency_key(tracking.model_name, period)
+            decision = hold_if_already_promoted(
+                comparison.decision, find_period_promotion(tracking.model_name, key)
+            )
         with clock("promote"):
             model_uri = log_challenger(run_id, challenger)
             version = register_challenger(
@@ -169,6 +190,8 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
                     "verdict": decision.verdict,
                     "period": period,
                     "data.digest": snapshot.digest,
+                    IDEMPOTENCY_TAG: key,
+                    PROMOTED_TAG: "false",
                 },
             )
             after = champion.version if champion else None
@@ -180,6 +203,7 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             period=period,
             data_source=snapshot.source,
             data_digest=snapshot.digest,
+            idempotency_key=key,
             rows=snapshot.rows,
             train_rows=len(train),
             holdout_rows=comparison.holdout_rows,
@@ -204,10 +228,13 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             reason=decision.reason,
             champion_version_after=after,
             mlflow_run_id=run_id,
+            mlflow_run_url=tracking.run_url(run_id),
+            champion_url=tracking.version_url(after) if after else None,
             tracking_uri=tracking.tracking_uri,
             flow_run_id=str(runtime.flow_run.id),
             decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
             stage_seconds=clock.seconds,
+            notes=list(challenger.notes),
         )
         record_decision(record)
     return record

@@ -165,7 +165,7 @@ def describe_source(parameters: dict[str, Any], period: str) -> str:
 
 
 def run_period(parameters: dict[str, Any], started: datetime | None) -> str:
-    """The period the run worked on: its parameter, else the month it started in (as the flow)."""
+    """The period the run worked on: its parameter, else the month it was scheduled for."""
     params = parameters.get("params") or {}
     period = params.get("period") if isinstance(params, dict) else None
     return str(period) if period else current_period(started)
@@ -375,7 +375,9 @@ def alert_for_run(
 ) -> Alert:
     """Gather the alert's facts from the run: parameters, exception, report, UI link."""
     parameters = dict(flow_run.parameters or {})
-    period = run_period(parameters, flow_run.start_time or datetime.now(UTC))
+    # As the flow does: the month the run was scheduled for, not the one it started in.
+    started = flow_run.expected_start_time or flow_run.start_time or datetime.now(UTC)
+    period = run_period(parameters, started)
     report = report_directory(settings, str(flow_run.id)) / REPORT_HTML
     return build_alert(
         flow=flow_name,

@@ -39,8 +39,8 @@ class Snapshot:
 
 
 def current_period(now: datetime | None = None) -> str:
-    """The calendar month of `now` (UTC) as YYYY-MM."""
-    return (now or datetime.now(UTC)).strftime("%Y-%m")
+    """The calendar month of `now` (default: the present) in UTC, as YYYY-MM."""
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m")
 
 
 def check_period(period: str) -> str:

@@ -13,7 +13,9 @@ Metric = Literal["roc_auc", "pr_auc", "brier", "log_loss", "accuracy", "precisio
 #: Metrics where smaller is better; everything else is higher-is-better.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"brier", "log_loss"})
 
-Verdict = Literal["promote-first", "promote", "keep-champion", "reject-below-floor"]
+Verdict = Literal[
+    "promote-first", "promote", "keep-champion", "reject-below-floor", "already-promoted"
+]
 
 
 def holdout_metrics(

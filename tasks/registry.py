@@ -9,6 +9,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import task
 
+from tasks.idempotency import PROMOTED_TAG
 from tasks.model import keep_pycaret_quiet
 
 CHAMPION = "champion"
@@ -96,4 +97,5 @@ def promote_challenger(name: str, version: str, *, expected_champion: str | None
     if current is not None:
         client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
     client.set_registered_model_alias(name, CHAMPION, version)
+    client.set_model_version_tag(name, version, PROMOTED_TAG, "true")
     return current

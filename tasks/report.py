@@ -34,6 +34,7 @@ class DecisionRecord(BaseModel):
     period: str
     data_source: str
     data_digest: str
+    idempotency_key: str
     rows: int
     train_rows: int
     holdout_rows: int
@@ -47,10 +48,13 @@ class DecisionRecord(BaseModel):
     reason: str
     champion_version_after: str | None
     mlflow_run_id: str
+    mlflow_run_url: str
+    champion_url: str | None
     tracking_uri: str
     flow_run_id: str | None = None
     decided_at: str
     stage_seconds: dict[str, float] = Field(default_factory=dict)
+    notes: list[str] = Field(default_factory=list)
     #: The drift gate's verdict against the champion's training data ("skipped: ..." without one).
     drift: str | None = None
 
@@ -69,6 +73,19 @@ class DecisionRecord(BaseModel):
             "data.digest": self.data_digest,
             "data.period": self.period,
         }
+
+    def metrics_table(self) -> list[dict[str, float | str | None]]:
+        """One row per holdout metric: challenger, champion and the difference."""
+        theirs = self.champion.holdout if self.champion else {}
+        return [
+            {
+                "metric": name,
+                "challenger": round(value, 4),
+                "champion": None if name not in theirs else round(theirs[name], 4),
+                "difference": None if name not in theirs else round(value - theirs[name], 4),
+            }
+            for name, value in self.challenger.holdout.items()
+        ]
 
     def markdown(self) -> str:
         """A short human report (Prefect artifact, CLI)."""
@@ -98,7 +115,7 @@ class DecisionRecord(BaseModel):
             "",
             f"Data: `{self.data_source}` ({self.rows:,} rows, digest `{self.data_digest}`), "
             f"holdout {self.holdout_rows:,} rows, seed {self.seed}.",
-            f"MLflow run `{self.mlflow_run_id}` on `{self.tracking_uri}`.",
+            f"MLflow run [{self.mlflow_run_id}]({self.mlflow_run_url}) on `{self.tracking_uri}`.",
         ]
         return "\n".join(lines)
 
@@ -111,7 +128,11 @@ def _fmt(value: float | None) -> str:
 def record_decision(record: DecisionRecord) -> None:
     """Write the record to its MLflow run (tags, metrics, JSON) and as a Prefect artifact."""
     from mlflow.entities import Metric, RunTag
-    from prefect.artifacts import create_markdown_artifact
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
 
     client = MlflowClient()
     metrics = [Metric(f"holdout_{k}", v, 0, 0) for k, v in record.challenger.holdout.items()]
@@ -133,3 +154,19 @@ def record_decision(record: DecisionRecord) -> None:
         markdown=record.markdown(),
         description=f"Retrain decision for {record.period}",
     )
+    create_table_artifact(
+        key="retrain-metrics",
+        table=record.metrics_table(),
+        description=f"Holdout metrics of challenger and champion, {record.period}",
+    )
+    create_link_artifact(
+        key="retrain-mlflow-run",
+        link=record.mlflow_run_url,
+        link_text=f"MLflow run of the {record.period} decision",
+    )
+    if record.champion_url:
+        create_link_artifact(
+            key="retrain-champion",
+            link=record.champion_url,
+            link_text=f"{record.model_name} champion version {record.champion_version_after}",
+        )

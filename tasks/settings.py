@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     )
     model_name: str = Field(default="telco-churn", description="Registered model name.")
     experiment_name: str = Field(default="churn-retrain", description="MLflow experiment name.")
+    mlflow_ui_url: str | None = Field(
+        default=None,
+        description="Base URL of the MLflow UI for links in reports; default: the tracking "
+        "server, or `make mlflow-ui` (http://127.0.0.1:5000) for the local store.",
+    )
     # --- the data gate and its alerts (issue 4) ---
     max_snapshot_bytes: int = Field(
         default=512 * 1024 * 1024,
@@ -74,6 +79,13 @@ class Settings(BaseSettings):
     @property
     def resolved_registry_uri(self) -> str:
         return self.registry_uri or self.resolved_tracking_uri
+
+    @property
+    def ui_url(self) -> str:
+        """Where a person opens the MLflow UI (no credentials)."""
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        return "http://127.0.0.1:5000" if self.is_local else redact_uri(self.resolved_tracking_uri)
 
     @property
     def artifact_root(self) -> Path:

@@ -42,6 +42,13 @@ class Tracking:
     experiment_id: str
     tracking_uri: str
     model_name: str
+    ui_url: str
+
+    def run_url(self, run_id: str) -> str:
+        return f"{self.ui_url}/#/experiments/{self.experiment_id}/runs/{run_id}"
+
+    def version_url(self, version: str) -> str:
+        return f"{self.ui_url}/#/models/{self.model_name}/versions/{version}"
 
 
 @task(name="configure-tracking", retries=2, retry_delay_seconds=3)
@@ -65,6 +72,7 @@ def configure_tracking(settings: Settings) -> Tracking:
         experiment_id=experiment_id,
         tracking_uri=redact_uri(settings.resolved_tracking_uri),
         model_name=settings.model_name,
+        ui_url=settings.ui_url,
     )
 
 
@@ -139,7 +147,7 @@ def log_challenger(run_id: str, challenger: Challenger) -> str:
             mlflow.entities.Param("challenger.algorithm", challenger.algorithm),
             mlflow.entities.Param("challenger.estimator", challenger.estimator),
             *(
-                mlflow.entities.Param(f"challenger.{k}", _param_text(v))
+                mlflow.entities.Param(f"challenger.param.{k}", _param_text(v))
                 for k, v in sorted(challenger.estimator_params.items())
             ),
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -14,10 +15,19 @@ from tasks.errors import TrainingFailed
 from tasks.model import ChurnModel, keep_pycaret_quiet
 from tasks.schema import FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS, TARGET
 
+logger = logging.getLogger(__name__)
+
 #: Best quality per second on 2 cores (benchmarks/bench_retrain.py): logistic regression is the
 #: usual winner on Telco (CV AUC ~0.847); AdaBoost and LightGBM catch non-linear months.
 DEFAULT_MODELS: tuple[str, ...] = ("lr", "ada", "lightgbm")
 DEFAULT_FOLDS = 5
+#: `models=["all"]` asks for PyCaret's whole model zoo (about 15 models; minutes, not seconds).
+ALL_MODELS = "all"
+#: From this many training rows on, only models that scale near-linearly are cross-validated,
+#: with at most 3 folds: boosting over full trees, forests, SVMs and KNN take hours at 700k rows.
+LARGE_MONTH_ROWS = 100_000
+SCALABLE_MODELS: frozenset[str] = frozenset({"lr", "lightgbm", "ridge", "lda", "nb", "dummy"})
+LARGE_MONTH_MAX_FOLDS = 3
 #: Below this PyCaret's CV returns nothing useful (it fails silently on tiny data).
 MIN_TRAIN_ROWS = 100
 
@@ -44,7 +54,34 @@ class Challenger:
     leaderboard: pd.DataFrame
     estimator_params: dict[str, Any] = field(default_factory=dict)
     train_rows: int = 0
+    notes: tuple[str, ...] = ()
     seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class TrainingPlan:
+    """What will actually be cross-validated, after adapting the request to the data size."""
+
+    models: tuple[str, ...] | None  # None: PyCaret's whole zoo
+    folds: int
+    notes: tuple[str, ...] = ()
+
+
+def plan_training(models: Sequence[str], folds: int, rows: int) -> TrainingPlan:
+    """Adapt the requested models and folds to the number of training rows."""
+    wanted = None if list(models) == [ALL_MODELS] else tuple(models)
+    if rows < LARGE_MONTH_ROWS:
+        return TrainingPlan(models=wanted, folds=folds)
+    notes = []
+    kept = tuple(m for m in (wanted or sorted(SCALABLE_MODELS - {"dummy"})) if m in SCALABLE_MODELS)
+    if not kept:
+        kept = ("lr", "lightgbm")
+    if kept != wanted:
+        notes.append(f"{rows:,} rows: cross-validating only {', '.join(kept)}")
+    if folds > LARGE_MONTH_MAX_FOLDS:
+        notes.append(f"{rows:,} rows: {LARGE_MONTH_MAX_FOLDS} folds instead of {folds}")
+        folds = LARGE_MONTH_MAX_FOLDS
+    return TrainingPlan(models=kept, folds=folds, notes=tuple(notes))
 
 
 def check_trainable(frame: pd.DataFrame, *, folds: int) -> None:
@@ -76,8 +113,14 @@ def train_challenger(
     folds: int = DEFAULT_FOLDS,
     budget_minutes: float | None = None,
 ) -> Challenger:
-    """Cross-validate `models` on the training split, pick the best by ROC-AUC, refit on all of it."""
-    check_trainable(train, folds=folds)
+    """Cross-validate `models` on the training split, pick the best by ROC-AUC, refit on all of it.
+
+    `models=["all"]` runs PyCaret's whole zoo; large months are restricted (see `plan_training`).
+    """
+    plan = plan_training(models, folds, len(train))
+    for note in plan.notes:
+        logger.info(note)
+    check_trainable(train, folds=plan.folds)
     started = time.perf_counter()
     keep_pycaret_quiet()
     from pycaret.classification import ClassificationExperiment
@@ -88,7 +131,7 @@ def train_challenger(
         target=TARGET,
         ignore_features=[ID_COLUMN],
         session_id=seed,
-        fold=folds,
+        fold=plan.folds,
         fold_strategy="stratifiedkfold",
         n_jobs=1,  # LightGBM's threads fight joblib's: n_jobs=-1 is 2-18x slower on 2 cores
         html=False,
@@ -98,7 +141,7 @@ def train_challenger(
     )
     try:
         best = experiment.compare_models(
-            include=list(models),
+            include=None if plan.models is None else list(plan.models),
             sort="AUC",  # the default (Accuracy) picks ridge, which has no probabilities
             n_select=1,
             errors="raise",
@@ -106,10 +149,10 @@ def train_challenger(
             budget_time=budget_minutes,
         )
     except ValueError as exc:
-        raise TrainingFailed(f"PyCaret could not train {list(models)}: {exc}") from exc
+        raise TrainingFailed(f"PyCaret could not train {plan.models or 'all'}: {exc}") from exc
     leaderboard = experiment.pull()
     if best is None or (isinstance(best, list) and not best):
-        raise TrainingFailed(f"PyCaret returned no model for {list(models)}")
+        raise TrainingFailed(f"PyCaret returned no model for {plan.models or 'all'}")
     top = leaderboard.iloc[0]
     algorithm = str(leaderboard.index[0])
     pipeline = experiment.finalize_model(best)
@@ -122,6 +165,7 @@ def train_challenger(
         leaderboard=leaderboard.reset_index(names="algorithm"),
         estimator_params={k: v for k, v in estimator.get_params().items() if _loggable(v)},
         train_rows=len(train),
+        notes=plan.notes,
         seconds=time.perf_counter() - started,
     )
 

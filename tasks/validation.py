@@ -117,8 +117,13 @@ class ValidationReport:
         }
 
 
-def load_suite(path: Path = DEFAULT_SUITE_PATH) -> gx.ExpectationSuite:
-    """Read the suite, refusing a missing, unparsable, empty or partly invalid file."""
+def load_suite(
+    path: Path = DEFAULT_SUITE_PATH, *, for_scoring: bool = False
+) -> gx.ExpectationSuite:
+    """Read the suite, refusing a missing, unparsable, empty or partly invalid file.
+
+    `for_scoring` drops what only training data must satisfy (see `_scoring_entries`).
+    """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"Expectation suite {path} does not exist")
@@ -131,6 +136,9 @@ def load_suite(path: Path = DEFAULT_SUITE_PATH) -> gx.ExpectationSuite:
         raise ValueError(
             f"Expectation suite {path} has no expectations; an empty suite would pass any data"
         )
+    if for_scoring:
+        entries = _scoring_entries(entries)
+        raw = {**raw, "expectations": entries}
     import great_expectations as gx
 
     try:
@@ -150,10 +158,14 @@ def load_suite(path: Path = DEFAULT_SUITE_PATH) -> gx.ExpectationSuite:
 
 
 def check_snapshot(
-    frame: pd.DataFrame, *, source: str, suite_path: Path = DEFAULT_SUITE_PATH
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    suite_path: Path = DEFAULT_SUITE_PATH,
+    for_scoring: bool = False,
 ) -> ValidationReport:
     """Run the suite on the frame; never raises for bad data, returns the report."""
-    suite = load_suite(suite_path)
+    suite = load_suite(suite_path, for_scoring=for_scoring)
     expectations = list(suite.expectations)
     rows = len(frame)
     failures: list[FailedCheck] = []
@@ -223,10 +235,14 @@ def check_snapshot(
 # frame for the cache key costs about 0.7 s per million rows.
 @task(name="validate-snapshot", cache_policy=NO_CACHE)
 def validate_snapshot(
-    frame: pd.DataFrame, *, source: str, suite_path: Path = DEFAULT_SUITE_PATH
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    suite_path: Path = DEFAULT_SUITE_PATH,
+    for_scoring: bool = False,
 ) -> ValidationReport:
     """Check the snapshot and raise `SnapshotRejected` (with `.report`) if any check failed."""
-    report = check_snapshot(frame, source=source, suite_path=suite_path)
+    report = check_snapshot(frame, source=source, suite_path=suite_path, for_scoring=for_scoring)
     if not report.success:
         error = SnapshotRejected(f"Snapshot {source} rejected: {report.summary()}", report=report)
         raise error
@@ -485,6 +501,23 @@ def _primary_column(kwargs: Mapping[str, Any]) -> str | None:
         if isinstance(kwargs.get(key), str):
             return str(kwargs[key])
     return None
+
+
+def _scoring_entries(entries: list[Any]) -> list[Any]:
+    """Suite entries for rows to score: no target checks, no row floor, target column optional."""
+    kept = []
+    for entry in entries:
+        kwargs = entry.get("kwargs") or {}
+        kind = entry.get("type")
+        if kind == "expect_table_row_count_to_be_between" or schema.TARGET in _referenced_columns(
+            kwargs
+        ):
+            continue
+        if kind == "expect_table_columns_to_match_set":
+            columns = [c for c in kwargs.get("column_set", []) if c != schema.TARGET]
+            entry = {**entry, "kwargs": {**kwargs, "column_set": columns, "exact_match": False}}
+        kept.append(entry)
+    return kept
 
 
 def _referenced_columns(kwargs: Mapping[str, Any]) -> list[str]:

@@ -127,3 +127,25 @@ def test_parameters_are_bounded() -> None:
         RetrainParameters(holdout_fraction=0.9)
     schema = RetrainParameters.model_json_schema()
     assert all("description" in field for field in schema["properties"].values())
+
+
+def test_a_period_is_promoted_at_most_once(state_home: Path) -> None:
+    first = retrain(
+        RetrainParameters(period="2026-06", rule={"floor": 0.0}, **{**FAST, "models": ["dummy"]})
+    )
+    assert first.promoted and first.idempotency_key == "telco-churn:2026-06"
+    # A much better model for the same month would win, but the month already promoted once.
+    again = retrain(RetrainParameters(period="2026-06", **FAST))
+    assert again.verdict == "already-promoted" and not again.promoted
+    assert "version 1 was already promoted" in again.reason
+    assert _champion() == "1"
+    # The next month is free to promote it.
+    assert retrain(RetrainParameters(period="2026-07", **FAST)).verdict == "promote"
+    assert _champion() == "3"
+
+
+def test_period_defaults_to_the_month_of_the_scheduled_start(state_home: Path) -> None:
+    from datetime import UTC, datetime
+
+    record = retrain(RetrainParameters(**FAST))
+    assert record.period == datetime.now(UTC).strftime("%Y-%m")

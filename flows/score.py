@@ -1,0 +1,63 @@
+"""Batch scoring: the champion scores a whole customer base, validated first, in chunks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.data import PERIOD_PATTERN, current_period, load_snapshot
+from tasks.errors import TrackingUnavailable
+from tasks.registry import find_champion, load_champion
+from tasks.scoring import ScoreSummary, write_scores
+from tasks.settings import Settings
+from tasks.tracking import configure_tracking
+from tasks.validation import validate_snapshot
+
+
+class ScoreParameters(BaseModel):
+    """Parameters of one batch scoring run (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(
+        description="CSV path or http(s) URL of the customers to score (the target column is "
+        "optional); `{period}` is filled in."
+    )
+    period: str | None = Field(
+        default=None, pattern=PERIOD_PATTERN, description="Month, YYYY-MM. Empty: this month."
+    )
+    output: str | None = Field(
+        default=None,
+        description="Where to write predictions (.csv or .parquet). Empty: "
+        "<state dir>/scores/<period>-v<version>.csv.",
+    )
+    chunk_rows: int = Field(
+        default=100_000, ge=1_000, le=5_000_000, description="Rows scored per chunk (memory bound)."
+    )
+
+
+@flow(name="score", log_prints=True)
+def score(params: ScoreParameters) -> ScoreSummary:
+    """Score customers with `models:/NAME@champion`; nothing is written if the input is bad."""
+    settings = Settings()
+    period = params.period or current_period()
+    tracking = configure_tracking(settings)
+    snapshot = load_snapshot(params.data, period=period, seed=0)
+    validate_snapshot(snapshot.frame, source=snapshot.source, for_scoring=True)
+    champion = find_champion(tracking.model_name)
+    if champion is None:
+        raise TrackingUnavailable(
+            f"no champion registered for {tracking.model_name!r} on {tracking.tracking_uri}: "
+            "run a retrain first"
+        )
+    loaded: Any = load_champion(champion)
+    model = loaded.unwrap_python_model()  # the ChurnModel: skips per-chunk schema enforcement
+    output = Path(params.output or settings.home / "scores" / f"{period}-v{champion.version}.csv")
+    summary = write_scores(
+        model, snapshot.frame, output=output, version=champion.version, chunk_rows=params.chunk_rows
+    )
+    print(summary.describe())
+    return summary

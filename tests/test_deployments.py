@@ -1,0 +1,180 @@
+"""prefect.yaml against a real Prefect server and process worker, as in production."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import mlflow
+import pytest
+import yaml
+from mlflow.tracking import MlflowClient
+
+from tests.servers import BIN, clean_env, free_port, start, stop, wait_http
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = "telco-churn"
+FAST = {"models": ["lr"], "folds": 3, "generated_rows": 1500}
+
+
+def _deployments() -> dict[str, dict[str, Any]]:
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    return {d["name"]: d for d in spec["deployments"]}
+
+
+def test_monthly_schedule_is_the_first_of_each_month() -> None:
+    from prefect.server.schemas.schedules import CronSchedule
+
+    (schedule,) = _deployments()["monthly"]["schedules"]
+    assert schedule["cron"] == "0 2 1 * *" and schedule["slug"] == "monthly-retrain"
+    assert schedule["timezone"] == "UTC" and schedule["active"] is True
+    cron = CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])
+    start_at = datetime(2026, 11, 26, 12, tzinfo=ZoneInfo("UTC"))
+    dates = asyncio.run(cron.get_dates(n=14, start=start_at))
+    assert [d.day for d in dates] == [1] * 14 and {d.hour for d in dates} == {2}
+    assert dates[0].month == 12 and dates[1].year == 2027  # next is Dec 1, then every month
+
+
+def test_retrains_never_overlap_by_configuration() -> None:
+    for name in ("monthly", "manual"):
+        deployment = _deployments()[name]
+        assert deployment["entrypoint"] == "flows/retrain.py:retrain"
+        assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": "ENQUEUE"}
+        assert deployment["work_pool"]["name"] == "churn-retrain"
+
+
+@pytest.fixture(scope="module")
+def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
+    """A real `prefect server` (SQLite in a temp dir), the deployments, and a process worker."""
+    tmp = tmp_path_factory.mktemp("prefect-stack")
+    port = free_port()
+    env = clean_env(
+        PREFECT_HOME=str(tmp / "prefect"),
+        PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp / 'prefect.db'}",
+        PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
+        PREFECT_WORKER_QUERY_SECONDS="1",
+        CHURN_RETRAIN_HOME=str(tmp / "state"),
+    )
+    (tmp / "prefect").mkdir()
+    server = start(
+        [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        log=tmp / "server.log",
+    )
+    worker = None
+    try:
+        wait_http(
+            f"http://127.0.0.1:{port}/api/health",
+            timeout=90,
+            process=server,
+            log=tmp / "server.log",
+        )
+        # The documented command, verbatim.
+        subprocess.run(
+            ["make", "deploy"], cwd=ROOT, env=env, check=True, capture_output=True, timeout=180
+        )
+        worker = start(
+            [str(BIN / "prefect"), "worker", "start", "--pool", "churn-retrain"],
+            env=env,
+            log=tmp / "worker.log",
+            cwd=ROOT,
+        )
+        yield env
+    finally:
+        if worker is not None:
+            stop(worker)
+        stop(server)
+
+
+def _with_api(env: dict[str, str]) -> Any:
+    """Prefect client settings pointing at the test server."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    return temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"]})
+
+
+def _mlflow_client(env: dict[str, str]) -> MlflowClient:
+    mlflow.set_tracking_uri(f"sqlite:///{env['CHURN_RETRAIN_HOME']}/mlflow.db")
+    return MlflowClient()
+
+
+def _run(env: dict[str, str], period: str, *, timeout: float, **params: Any) -> Any:
+    """Start the manual deployment through the REST API the UI uses (create_flow_run)."""
+    from prefect.deployments import run_deployment
+
+    with _with_api(env):
+        return run_deployment(
+            "retrain/manual",
+            parameters={"params": {"period": period, "seed": 7, **FAST, **params}},
+            timeout=timeout,
+        )
+
+
+@pytest.mark.slow
+def test_manual_run_with_parameters_completes_and_is_recorded(
+    prefect_stack: dict[str, str],
+) -> None:
+    # Non-default parameters: a constant-score model admitted by a zero floor (so the next
+    # test's challenger clearly beats it).
+    flow_run = _run(prefect_stack, "2025-07", timeout=600, models=["dummy"], rule={"floor": 0.0})
+    assert flow_run.state.is_completed(), flow_run.state
+    client = _mlflow_client(prefect_stack)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("churn-retrain").experiment_id],
+        filter_string="tags.`data.period` = '2025-07'",
+    )
+    assert run.data.tags["decision.verdict"] == "promote-first"
+    assert run.data.tags["prefect.flow_run_id"] == str(flow_run.id)
+    assert run.data.params["seed"] == "7" and run.data.params["models"] == '["dummy"]'
+    assert run.data.params["rule.floor"] == "0.0"
+    champion = client.get_model_version_by_alias(MODEL, "champion")
+    assert champion.run_id == run.info.run_id
+
+
+@pytest.mark.slow
+def test_same_period_twice_runs_one_at_a_time_and_promotes_once(
+    prefect_stack: dict[str, str],
+) -> None:
+    from prefect.client.orchestration import get_client
+
+    # With a zero margin a tie promotes, so only the idempotency key stops a second promotion.
+    first, second = (
+        _run(prefect_stack, "2025-08", timeout=0, rule={"min_improvement": 0.0}) for _ in range(2)
+    )
+    states: dict[str, set[str]] = {str(first.id): set(), str(second.id): set()}
+    overlap = waited = False
+    deadline = time.monotonic() + 600
+    with _with_api(prefect_stack), get_client(sync_client=True) as api:
+        while time.monotonic() < deadline:
+            now = {fid: api.read_flow_run(fid).state for fid in states}
+            for fid, state in now.items():
+                states[fid].add(state.name)
+            running = [s.is_running() for s in now.values()]
+            overlap |= all(running)
+            waited |= any(running) and any(s.is_scheduled() for s in now.values())
+            if all(s.is_final() for s in now.values()):
+                break
+            time.sleep(0.5)
+        final = [api.read_flow_run(fid).state for fid in states]
+    assert all(s.is_completed() for s in final), final
+    assert not overlap, states
+    # The later run was held back (queue limit / concurrency slot) while the other ran.
+    assert waited, states
+
+    client = _mlflow_client(prefect_stack)
+    runs = client.search_runs(
+        [client.get_experiment_by_name("churn-retrain").experiment_id],
+        filter_string="tags.`data.period` = '2025-08'",
+    )
+    verdicts = sorted(r.data.tags["decision.verdict"] for r in runs)
+    assert verdicts == ["already-promoted", "promote"]
+    versions = client.search_model_versions(
+        f"name = '{MODEL}' and tags.idempotency_key = '{MODEL}:2025-08'"
+    )
+    assert sorted(v.tags["promoted"] for v in versions) == ["false", "true"]
