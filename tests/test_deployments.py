@@ -100,7 +100,10 @@ def _with_api(env: dict[str, str]) -> Any:
 
 
 def _mlflow_client(env: dict[str, str]) -> MlflowClient:
-    mlflow.set_tracking_uri(f"sqlite:///{env['CHURN_RETRAIN_HOME']}/mlflow.db")
+    uri = f"sqlite:///{env['CHURN_RETRAIN_HOME']}/mlflow.db"
+    # Both: an earlier in-process run (configure_tracking) leaves its registry URI set globally.
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
     return MlflowClient()
 
 
