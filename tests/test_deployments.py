@@ -181,3 +181,28 @@ def test_same_period_twice_runs_one_at_a_time_and_promotes_once(
         f"name = '{MODEL}' and tags.idempotency_key = '{MODEL}:2025-08'"
     )
     assert sorted(v.tags["promoted"] for v in versions) == ["false", "true"]
+
+
+@pytest.mark.slow
+def test_validate_deployment_checks_a_delivery_without_training(
+    prefect_stack: dict[str, str], tmp_path: Path
+) -> None:
+    """The data engineers' path from the UI: a bad delivery fails the run with the problem."""
+    from prefect.deployments import run_deployment
+
+    from tasks.generate import generate_snapshot
+
+    deployment = _deployments()["validate"]
+    assert deployment["entrypoint"] == "flows/validate.py:validate"
+    bad = generate_snapshot("2025-09", rows=400).drop(columns=["Contract"])
+    bad.to_csv(tmp_path / "2025-09.csv", index=False)
+    with _with_api(prefect_stack):
+        flow_run = run_deployment(
+            "validate-snapshot/validate",
+            parameters={"params": {"data": str(tmp_path / "{period}.csv"), "period": "2025-09"}},
+            timeout=300,
+        )
+    assert flow_run.state.is_failed(), flow_run.state
+    assert "missing column Contract" in (flow_run.state.message or "")
+    report = Path(prefect_stack["CHURN_RETRAIN_HOME"]) / "reports" / str(flow_run.id)
+    assert (report / "validation.html").is_file()
