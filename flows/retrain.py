@@ -11,6 +11,7 @@ from prefect import flow, runtime
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.compare import compare_with_champion
+from tasks.connection import check_tracking
 from tasks.data import PERIOD_PATTERN, current_period, load_snapshot, split_holdout
 from tasks.evaluation import DecisionRule
 from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
@@ -86,6 +87,7 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
     period = params.period or current_period()
     clock = _StageClock()
 
+    check_tracking(settings)  # server answers, registry can promote: fails fast, before training
     tracking = configure_tracking(settings)
     with clock("load"):
         snapshot = load_snapshot(
