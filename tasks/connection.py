@@ -27,6 +27,7 @@ PROBE_ALIAS = "champion"
 #: A tag key only the capability probe uses; version 0 never exists, so nothing is written.
 PROBE_TAG = "churn-retrain.capability-probe"
 
+_CREDENTIAL_VARIABLES = frozenset({"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"})
 _TOKEN_HELP = (
     "set CHURN_RETRAIN_DAGSHUB_TOKEN (or DAGSHUB_USER_TOKEN), or name a Prefect Secret block "
     "holding it in CHURN_RETRAIN_DAGSHUB_TOKEN_BLOCK"
@@ -185,7 +186,10 @@ def connect_tracking(settings: Settings) -> Connection:
     import mlflow
 
     connection = connection_for(settings, dagshub_token=resolve_dagshub_token(settings))
-    os.environ.update(connection.environment())
+    environment = connection.environment()
+    for name in _CREDENTIAL_VARIABLES - environment.keys():
+        os.environ.pop(name, None)  # e.g. from a .env: no stale credentials for another server
+    os.environ.update(environment)
     mlflow.set_tracking_uri(connection.tracking_uri)
     mlflow.set_registry_uri(connection.registry_uri)
     return connection

@@ -33,10 +33,20 @@ class TrackingServer:
     """One MLflow tracking server with basic auth; `url` is what a client sets as tracking URI.
 
     `prefix` serves the API under a path, as DagsHub does (`/OWNER/REPO.mlflow`).
+    `default_permission` is what every user may do with what others created (READ: only the
+    creator may change a model; EDIT: all users are collaborators, as on a shared DagsHub repo).
     """
 
-    def __init__(self, root: Path, *, prefix: str = "", port: int | None = None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        prefix: str = "",
+        port: int | None = None,
+        default_permission: str = "READ",
+    ) -> None:
         self.root = root
+        self.default_permission = default_permission
         self.prefix = prefix.rstrip("/")
         self.port = port or free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -59,7 +69,7 @@ class TrackingServer:
         config = self.root / "basic_auth.ini"
         config.write_text(
             "[mlflow]\n"
-            "default_permission = READ\n"
+            f"default_permission = {self.default_permission}\n"
             f"database_uri = sqlite:///{self.root / 'basic_auth.db'}\n"
             f"admin_username = {ADMIN_USER}\n"
             "authorization_function = mlflow.server.auth:authenticate_request_basic_auth\n"
