@@ -67,3 +67,7 @@ mlflow-server: install ## MLflow server with basic auth on 127.0.0.1:$(MLFLOW_SE
 		$(RUN) mlflow server --app-name basic-auth --host 127.0.0.1 --port $(MLFLOW_SERVER_PORT) --workers 1 \
 		--backend-store-uri "sqlite:///$(MLFLOW_SERVER_DIR)/mlflow.db" \
 		--artifacts-destination "$(MLFLOW_SERVER_DIR)/artifacts"
+
+.PHONY: bench-tracking
+bench-tracking: install ## how long an unreachable tracking server keeps a run waiting (ARGS=--with-mlflow-defaults)
+	$(RUN) python benchmarks/bench_tracking.py $(ARGS)

@@ -28,6 +28,7 @@ PROBE_ALIAS = "champion"
 PROBE_TAG = "churn-retrain.capability-probe"
 
 _CREDENTIAL_VARIABLES = frozenset({"MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"})
+_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 _TOKEN_HELP = (
     "set CHURN_RETRAIN_DAGSHUB_TOKEN (or DAGSHUB_USER_TOKEN), or name a Prefect Secret block "
     "holding it in CHURN_RETRAIN_DAGSHUB_TOKEN_BLOCK"
@@ -190,8 +191,17 @@ def connect_tracking(settings: Settings) -> Connection:
     for name in _CREDENTIAL_VARIABLES - environment.keys():
         os.environ.pop(name, None)  # e.g. from a .env: no stale credentials for another server
     os.environ.update(environment)
+    # mlflow.set_*_uri also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI, which the next
+    # Settings() in this process (a served flow, tests) would read back as configuration: a
+    # local run would stop counting as local, a changed server would keep the old registry.
+    exported = {name: os.environ.get(name) for name in _URI_VARIABLES}
     mlflow.set_tracking_uri(connection.tracking_uri)
     mlflow.set_registry_uri(connection.registry_uri)
+    for name, value in exported.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
     return connection
 
 

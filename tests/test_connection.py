@@ -239,6 +239,23 @@ def test_the_local_store_has_nothing_to_check(state_home: Path) -> None:
     check = check_tracking.fn(Settings())
     assert not check.remote and check.capabilities == ()
     assert check.server == f"sqlite:///{state_home / 'mlflow.db'}"
+    assert mlflow.get_tracking_uri() == check.server
+
+
+@pytest.mark.usefixtures("state_home", "no_network")
+def test_connecting_leaves_no_uri_behind_for_the_next_run() -> None:
+    """mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI; read back, it would be a setting."""
+    connect_tracking(_settings(tracking_uri="http://a:5000", registry_uri="http://b:5000"))
+    assert "MLFLOW_TRACKING_URI" not in os.environ and "MLFLOW_REGISTRY_URI" not in os.environ
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == (
+        "http://a:5000",
+        "http://b:5000",
+    )
+    # The next run in this process (a served flow) sees the configuration, not the last server.
+    local = Settings()
+    assert local.is_local and local.registry_uri is None
+    connect_tracking(local)
+    assert mlflow.get_registry_uri() == mlflow.get_tracking_uri() == local.resolved_tracking_uri
 
 
 def test_a_closed_port_fails_at_once_naming_the_server(state_home: Path) -> None:
