@@ -321,12 +321,21 @@ def _refusal(connection: Connection, uri: str, response: Any, what: str) -> str 
 def probe_tracking(connection: Connection, model_name: str) -> tuple[str, ...]:
     """Check the server answers and the registry has what the run uses; returns capabilities.
 
-    Raises `TrackingUnavailable` naming the server and the problem. Read-only: the tag probe
-    targets version 0, which never exists.
+    Raises `TrackingUnavailable` naming the server and the problem. Only HTTP stores are
+    probed (a database URI has no server to ask). Read-only: the tag probe targets version 0,
+    which never exists.
     """
     call = _Prober(connection)
     tracking, registry = connection.tracking_uri, connection.registry_uri
+    if _is_http(tracking):
+        _probe_tracking_api(call, connection, tracking)
+    if not _is_http(registry):
+        return ("tracking API",)
+    _probe_registry(call, connection, registry, model_name)
+    return ("registered models", "aliases", "version tags")
 
+
+def _probe_tracking_api(call: _Prober, connection: Connection, tracking: str) -> None:
     response = call(tracking, "/api/2.0/mlflow/experiments/search", params={"max_results": 1})
     if problem := _refusal(connection, tracking, response, "reading experiments"):
         raise TrackingUnavailable(problem)
@@ -336,6 +345,8 @@ def probe_tracking(connection: Connection, model_name: str) -> tuple[str, ...]:
             f"(HTTP {response.status_code} on /api/2.0/mlflow/experiments/search): is the URI right?"
         )
 
+
+def _probe_registry(call: _Prober, connection: Connection, registry: str, model_name: str) -> None:
     server = redact_uri(registry)
     response = call(
         registry,
@@ -381,11 +392,11 @@ def probe_tracking(connection: Connection, model_name: str) -> tuple[str, ...]:
             f"the model registry on {server} does not support model version tags (HTTP "
             f"{response.status_code} on /api/2.0/mlflow/model-versions/set-tag)"
         )
-    if model_exists and (
-        problem := _refusal(connection, registry, response, f"updates of model {model_name!r}")
-    ):
-        raise TrackingUnavailable(problem)
-    return ("registered models", "aliases", "version tags")
+    # Only a refusal counts here: how a server treats a version that cannot exist is its own
+    # business (404, 400, even 500), as long as the route is there.
+    if model_exists and response.status_code in (401, 403):
+        problem = _refusal(connection, registry, response, f"updates of model {model_name!r}")
+        raise TrackingUnavailable(str(problem))
 
 
 def _refused_only(task: object, task_run: object, state: object) -> bool:
