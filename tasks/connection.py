@@ -142,6 +142,10 @@ def connection_for(settings: Settings, *, dagshub_token: SecretStr | None = None
         # DagsHub takes the token as the basic-auth password of the user (the owner by default).
         username = settings.tracking_username or settings.dagshub_owner
         password = token
+    elif not any(
+        _is_http(u) for u in (settings.resolved_tracking_uri, settings.resolved_registry_uri)
+    ):
+        username, password = None, None  # a local store or a database: nobody to log in to
     elif not _blank(password) and not username:
         raise TrackingMisconfigured(
             "a tracking password is set but no user: set MLFLOW_TRACKING_USERNAME too"

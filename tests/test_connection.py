@@ -175,6 +175,9 @@ def test_incomplete_remote_settings_are_named() -> None:
         connection_for(_settings(tracking_uri="http://h:5000", tracking_password="pw"))
     with pytest.raises(TrackingMisconfigured, match="user 'bot' is set but no password"):
         connection_for(_settings(tracking_uri="http://h:5000", tracking_username="bot"))
+    # Credentials matter only for a server: a stray user does not break a local run.
+    local = connection_for(_settings(tracking_username="bot"))
+    assert local.username is None and "MLFLOW_TRACKING_USERNAME" not in local.environment()
     # The same DagsHub URI set both ways (left over from `dagshub.init`) is fine.
     same = _settings(
         dagshub_owner="acme",
