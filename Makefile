@@ -79,3 +79,22 @@ deploy: install ## work pool, queue (one retrain at a time) and the deployments 
 
 worker: install ## a process worker for the churn-retrain pool (runs from this checkout)
 	$(RUN) prefect worker start --pool churn-retrain
+
+# A local MLflow server with basic auth, to try remote tracking (README: Remote tracking).
+MLFLOW_SERVER_PORT ?= 5001
+MLFLOW_SERVER_DIR := $(HOME_DIR)/mlflow-server
+.PHONY: mlflow-server
+mlflow-server: install ## MLflow server with basic auth on 127.0.0.1:$(MLFLOW_SERVER_PORT) (MLFLOW_AUTH_ADMIN_PASSWORD=...)
+	@test -n "$$MLFLOW_AUTH_ADMIN_PASSWORD" || { echo 'set MLFLOW_AUTH_ADMIN_PASSWORD (12+ characters): the password of its user "admin"' >&2; exit 2; }
+	@mkdir -p "$(MLFLOW_SERVER_DIR)"
+	@printf '[mlflow]\ndefault_permission = READ\ndatabase_uri = sqlite:///%s/basic_auth.db\nadmin_username = admin\nauthorization_function = mlflow.server.auth:authenticate_request_basic_auth\nauth_cache_ttl_seconds = 60\n' \
+		"$(MLFLOW_SERVER_DIR)" > "$(MLFLOW_SERVER_DIR)/basic_auth.ini"
+	MLFLOW_AUTH_CONFIG_PATH="$(MLFLOW_SERVER_DIR)/basic_auth.ini" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+	MLFLOW_FLASK_SERVER_SECRET_KEY="$${MLFLOW_FLASK_SERVER_SECRET_KEY:-$$(python3 -c 'import secrets; print(secrets.token_hex(16))')}" \
+		$(RUN) mlflow server --app-name basic-auth --host 127.0.0.1 --port $(MLFLOW_SERVER_PORT) --workers 1 \
+		--backend-store-uri "sqlite:///$(MLFLOW_SERVER_DIR)/mlflow.db" \
+		--artifacts-destination "$(MLFLOW_SERVER_DIR)/artifacts"
+
+.PHONY: bench-tracking
+bench-tracking: install ## how long an unreachable tracking server keeps a run waiting (ARGS=--with-mlflow-defaults)
+	$(RUN) python benchmarks/bench_tracking.py $(ARGS)

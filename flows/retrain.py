@@ -12,6 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.alerts import alert_on_failure
 from tasks.compare import compare_with_champion
+from tasks.connection import check_tracking
 from tasks.data import PERIOD_PATTERN, current_period, load_snapshot, split_holdout
 from tasks.drift import (
     DriftThresholds,
@@ -119,6 +120,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
     period = params.period or current_period(runtime.flow_run.scheduled_start_time)
     clock = _StageClock()
 
+    check_tracking(settings)  # server answers, registry can promote: fails fast, before training
     tracking = configure_tracking(settings)
     # The gate: parse guards, the expectation suite, drift. A rejection raises SnapshotRejected
     # before any MLflow run exists; the report is written either way.

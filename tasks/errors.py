@@ -32,6 +32,10 @@ class TrackingUnavailable(ChurnRetrainError):
     exit_code = 5
 
 
+class TrackingMisconfigured(TrackingUnavailable):
+    """Remote tracking is configured incompletely (e.g. DagsHub without a token): fails at start."""
+
+
 def is_transient(task: object, task_run: object, state: object) -> bool:
     """Prefect `retry_condition_fn`: retry network and storage hiccups, never bad data."""
     exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]

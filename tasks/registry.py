@@ -47,7 +47,15 @@ def champion_version(client: MlflowClient, name: str) -> str | None:
     except MlflowException as exc:
         if _is_missing(exc):
             return None
+        # MLflow's basic-auth server answers 403, not 404, for a model that does not exist yet
+        # (a non-admin may not learn which names exist): before the first registration.
+        if exc.error_code == "PERMISSION_DENIED" and not _model_exists(client, name):
+            return None
         raise
+
+
+def _model_exists(client: MlflowClient, name: str) -> bool:
+    return bool(client.search_registered_models(filter_string=f"name='{name}'", max_results=1))
 
 
 @task(name="find-champion", retries=2, retry_delay_seconds=3)

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
+from typing import Self
+from urllib.parse import unquote, urlsplit, urlunsplit
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DAGSHUB_HOST = "https://dagshub.com"
 
 
 def _default_home() -> Path:
@@ -37,6 +40,71 @@ class Settings(BaseSettings):
         validation_alias=AliasChoices("CHURN_RETRAIN_REGISTRY_URI", "MLFLOW_REGISTRY_URI"),
         description="MLflow registry URI; default: same as the tracking URI.",
     )
+    # Remote tracking. Secrets are SecretStr: repr, logs and model dumps show "**********".
+    tracking_username: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "CHURN_RETRAIN_TRACKING_USERNAME", "MLFLOW_TRACKING_USERNAME"
+        ),
+        description="User for an MLflow server with basic auth (DagsHub: your DagsHub user; "
+        "default there: the repository owner).",
+    )
+    tracking_password: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices(
+            "CHURN_RETRAIN_TRACKING_PASSWORD", "MLFLOW_TRACKING_PASSWORD"
+        ),
+        description="Password for an MLflow server with basic auth.",
+    )
+    dagshub_owner: str | None = Field(
+        default=None, description="DagsHub repository owner: with `dagshub_repo`, track on DagsHub."
+    )
+    dagshub_repo: str | None = Field(default=None, description="DagsHub repository name.")
+    dagshub_token: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("CHURN_RETRAIN_DAGSHUB_TOKEN", "DAGSHUB_USER_TOKEN"),
+        description="DagsHub access token (used as the MLflow password).",
+    )
+    dagshub_token_block: str | None = Field(
+        default=None,
+        description="Name of a Prefect Secret block holding the DagsHub token (when no token is "
+        "set directly).",
+    )
+    dagshub_host: str = Field(
+        default=DAGSHUB_HOST,
+        validation_alias=AliasChoices("CHURN_RETRAIN_DAGSHUB_HOST", "DAGSHUB_CLIENT_HOST"),
+        description="DagsHub base URL (self-hosted DagsHub; tests point it at a local server).",
+    )
+    # MLflow reads these three as integers.
+    request_timeout_seconds: int = Field(
+        default=10,
+        ge=1,
+        le=300,
+        validation_alias=AliasChoices(
+            "CHURN_RETRAIN_REQUEST_TIMEOUT_SECONDS", "MLFLOW_HTTP_REQUEST_TIMEOUT"
+        ),
+        description="Seconds to wait for each answer from the tracking server.",
+    )
+    request_max_retries: int = Field(
+        default=2,
+        ge=0,
+        le=10,
+        validation_alias=AliasChoices(
+            "CHURN_RETRAIN_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_MAX_RETRIES"
+        ),
+        description="Retries of a failed request to the tracking server (MLflow's default, 7, "
+        "keeps a run waiting about four minutes on a dead server).",
+    )
+    request_backoff_factor: int = Field(
+        default=1,
+        ge=0,
+        le=10,
+        validation_alias=AliasChoices(
+            "CHURN_RETRAIN_REQUEST_BACKOFF_FACTOR", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"
+        ),
+        description="Exponential backoff between those retries, in seconds.",
+    )
+
     model_name: str = Field(default="telco-churn", description="Registered model name.")
     experiment_name: str = Field(default="churn-retrain", description="MLflow experiment name.")
     mlflow_ui_url: str | None = Field(
@@ -67,13 +135,47 @@ class Settings(BaseSettings):
         default=2, ge=0, le=5, description="Extra delivery attempts after a failed one."
     )
 
+    @model_validator(mode="after")
+    def _credentials_out_of_uris(self) -> Self:
+        """Move `user:password@` out of http(s) URIs, so no error message or tag can carry them.
+
+        MLflow's HTTP errors quote the URL they called. Database URIs keep their credentials:
+        SQLAlchemy needs them there (and `redact_uri` hides them).
+        """
+        for field in ("tracking_uri", "registry_uri"):
+            uri = getattr(self, field)
+            if not uri:
+                continue
+            parts = urlsplit(uri)
+            if parts.scheme not in ("http", "https") or "@" not in parts.netloc:
+                continue
+            if self.tracking_username is None and parts.username:
+                self.tracking_username = unquote(parts.username)
+            if self.tracking_password is None and parts.password:
+                self.tracking_password = SecretStr(unquote(parts.password))
+            netloc = parts.netloc.rpartition("@")[2]
+            setattr(self, field, urlunsplit(parts._replace(netloc=netloc)))
+        return self
+
+    @property
+    def uses_dagshub(self) -> bool:
+        """True when a DagsHub owner or repository is configured."""
+        return bool(self.dagshub_owner or self.dagshub_repo)
+
+    @property
+    def dagshub_tracking_uri(self) -> str:
+        """DagsHub's MLflow endpoint for the repository (what `dagshub.init` would set)."""
+        return f"{self.dagshub_host.rstrip('/')}/{self.dagshub_owner}/{self.dagshub_repo}.mlflow"
+
     @property
     def is_local(self) -> bool:
         """True when tracking uses the embedded SQLite store under `home`."""
-        return self.tracking_uri is None
+        return self.tracking_uri is None and not self.uses_dagshub
 
     @property
     def resolved_tracking_uri(self) -> str:
+        if self.uses_dagshub:
+            return self.dagshub_tracking_uri
         return self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
 
     @property

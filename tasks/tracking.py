@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
 from prefect import task
 
+from tasks.connection import connect_tracking, tracking_lost
 from tasks.schema import FEATURES, FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS
 from tasks.settings import Settings, redact_uri
 from tasks.training import Challenger
@@ -56,8 +57,7 @@ def configure_tracking(settings: Settings) -> Tracking:
     """Point MLflow at the configured store and make sure the experiment exists."""
     if settings.is_local:
         settings.home.mkdir(parents=True, exist_ok=True)
-    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
-    mlflow.set_registry_uri(settings.resolved_registry_uri)
+    connect_tracking(settings)  # URIs, credentials, bounded HTTP retries (idempotent)
     client = MlflowClient()
     experiment = client.get_experiment_by_name(settings.experiment_name)
     if experiment is None:
@@ -92,13 +92,29 @@ def open_run(
 
 @contextmanager
 def finishing_run(run_id: str) -> Iterator[None]:
-    """Mark the MLflow run FINISHED when the block completes and FAILED when it raises."""
+    """Mark the MLflow run FINISHED when the block completes and FAILED when it raises.
+
+    A tracking server that went away mid-run becomes `TrackingUnavailable` saying so (rather
+    than the HTTP client's traceback); the run cannot be marked FAILED then, which is said too.
+    """
     try:
         yield
-    except BaseException:
-        MlflowClient().set_terminated(run_id, "FAILED")
+    except BaseException as exc:
+        try:
+            MlflowClient().set_terminated(run_id, "FAILED")
+        except Exception as marking:
+            if lost := tracking_lost(exc, run_id=run_id) or tracking_lost(marking, run_id=run_id):
+                raise lost from exc
+            raise
+        if isinstance(exc, Exception) and (lost := tracking_lost(exc, run_id=run_id)):
+            raise lost from exc
         raise
-    MlflowClient().set_terminated(run_id, "FINISHED")
+    try:
+        MlflowClient().set_terminated(run_id, "FINISHED")
+    except Exception as exc:
+        if lost := tracking_lost(exc, run_id=run_id):
+            raise lost from exc
+        raise
 
 
 def _param_text(value: Any) -> str:

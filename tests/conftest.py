@@ -15,14 +15,45 @@ REAL_CSV = Path(__file__).resolve().parents[2] / "shared" / "data" / "telco_cust
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
 
+#: Remote-tracking settings a developer may have exported: tests never send anything there.
+REMOTE_TRACKING_VARS = (
+    "CHURN_RETRAIN_REGISTRY_URI",
+    "CHURN_RETRAIN_TRACKING_USERNAME",
+    "CHURN_RETRAIN_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_USERNAME",
+    "MLFLOW_TRACKING_PASSWORD",
+    "MLFLOW_TRACKING_TOKEN",
+    "CHURN_RETRAIN_DAGSHUB_OWNER",
+    "CHURN_RETRAIN_DAGSHUB_REPO",
+    "CHURN_RETRAIN_DAGSHUB_TOKEN",
+    "CHURN_RETRAIN_DAGSHUB_TOKEN_BLOCK",
+    "CHURN_RETRAIN_DAGSHUB_HOST",
+    "DAGSHUB_USER_TOKEN",
+    "DAGSHUB_CLIENT_HOST",
+)
+
+
 @pytest.fixture
-def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A fresh CHURN_RETRAIN_HOME with local MLflow; no remote tracking leaks in from the env."""
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A fresh CHURN_RETRAIN_HOME with local MLflow; no remote tracking leaks in from the env.
+
+    Neither does a developer's `.env` (it may hold DagsHub credentials), and the MLflow
+    variables a run sets for its connection do not leak out into later tests.
+    """
+    from tasks.settings import Settings
+
     home = tmp_path / "state"
     monkeypatch.setenv("CHURN_RETRAIN_HOME", str(home))
     for name in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "CHURN_RETRAIN_TRACKING_URI"):
         monkeypatch.delenv(name, raising=False)
-    return home
+    for name in REMOTE_TRACKING_VARS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setitem(Settings.model_config, "env_file", None)
+    saved = dict(os.environ)
+    yield home
+    for name in set(os.environ) - set(saved):
+        del os.environ[name]
+    os.environ.update(saved)
 
 
 @pytest.fixture(scope="session")
