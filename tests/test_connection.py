@@ -76,7 +76,7 @@ def test_dagshub_settings_give_its_mlflow_uri_and_credentials_without_network() 
     assert mlflow.get_registry_uri() == "https://dagshub.com/acme/churn.mlflow"
     assert os.environ["MLFLOW_TRACKING_PASSWORD"] == TOKEN
     assert os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] == "2"
-    assert "dagshub" not in sys.modules  # dagshub.init (OAuth prompt, repo creation) is never used
+    _assert_dagshub_init_never_used()
 
 
 @pytest.mark.usefixtures("state_home")
@@ -117,7 +117,7 @@ def test_dagshub_without_a_token_fails_at_once_saying_what_to_set(token: str | N
     ):
         check_tracking.fn(settings)
     assert time.perf_counter() - started < 1
-    assert "dagshub" not in sys.modules
+    _assert_dagshub_init_never_used()
 
 
 @pytest.mark.slow
@@ -392,3 +392,13 @@ def test_lost_connections_are_told_apart_from_answers() -> None:
         is None
     )
     assert unreachable_reason(TrainingFailed("one class only")) is None
+
+
+def _assert_dagshub_init_never_used() -> None:
+    """dagshub.init may open an OAuth prompt and create repositories: our code never calls it.
+
+    (Whether `dagshub` is imported says nothing: PyCaret's loggers import it.)
+    """
+    root = Path(__file__).resolve().parents[1]
+    for path in [*root.glob("tasks/*.py"), *root.glob("flows/*.py")]:
+        assert "dagshub.init(" not in path.read_text(), path
