@@ -47,12 +47,6 @@ mlflow-ui: install ## MLflow UI on the local state (http://127.0.0.1:$(MLFLOW_PO
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(HOME_DIR)/mlflow.db" \
 		--host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1
 
-prefect-ui: install ## Prefect server and UI on the local state (http://127.0.0.1:$(PREFECT_PORT))
-	PREFECT_HOME="$(HOME_DIR)/prefect" $(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
-
-clean-state: ## delete the local state (MLflow store, registry, Prefect DB) under $(HOME_DIR)
-	rm -rf "$(HOME_DIR)"
-
 # A local MLflow server with basic auth, to try remote tracking (README: Remote tracking).
 MLFLOW_SERVER_PORT ?= 5001
 MLFLOW_SERVER_DIR := $(HOME_DIR)/mlflow-server
@@ -71,3 +65,9 @@ mlflow-server: install ## MLflow server with basic auth on 127.0.0.1:$(MLFLOW_SE
 .PHONY: bench-tracking
 bench-tracking: install ## how long an unreachable tracking server keeps a run waiting (ARGS=--with-mlflow-defaults)
 	$(RUN) python benchmarks/bench_tracking.py $(ARGS)
+
+prefect-ui: install ## Prefect server and UI on the local state (http://127.0.0.1:$(PREFECT_PORT))
+	PREFECT_HOME="$(HOME_DIR)/prefect" $(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+clean-state: ## delete the local state (MLflow store, registry, Prefect DB) under $(HOME_DIR)
+	rm -rf "$(HOME_DIR)"
