@@ -12,7 +12,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.alerts import alert_on_failure
 from tasks.compare import compare_with_champion
-from tasks.connection import check_tracking
 from tasks.data import PERIOD_PATTERN, current_period, load_snapshot, split_holdout
 from tasks.drift import (
     DriftThresholds,
@@ -32,7 +31,13 @@ from tasks.idempotency import (
 from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
 from tasks.report import DecisionRecord, ModelScores, record_decision
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking, finishing_run, log_challenger, open_run
+from tasks.tracking import (
+    check_tracking,
+    configure_tracking,
+    finishing_run,
+    log_challenger,
+    open_run,
+)
 from tasks.training import DEFAULT_FOLDS, DEFAULT_MODELS, train_challenger
 from tasks.validation import validate_snapshot
 

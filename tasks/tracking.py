@@ -19,6 +19,7 @@ from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
 from prefect import task
 
+from tasks.connection import check_tracking as check_tracking  # the flow's first task
 from tasks.connection import connect_tracking, tracking_lost
 from tasks.schema import FEATURES, FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS
 from tasks.settings import Settings, redact_uri
