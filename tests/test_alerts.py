@@ -147,6 +147,7 @@ def test_apprise_urls_reach_the_receiver_too(alerts: AlertReceiver) -> None:
     assert not bad.delivered and bad.attempts == 1 and "not a supported" in (bad.error or "")
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_a_saved_prefect_notification_block_by_name(alerts: AlertReceiver) -> None:
     from prefect.blocks.notifications import CustomWebhookNotificationBlock
@@ -191,6 +192,7 @@ def _header_only(tmp_path: Path) -> str:
     return str(path)
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 @pytest.mark.parametrize("kind", ["closed port", "never answers"])
 def test_failed_run_with_an_unreachable_receiver_ends_failed_and_says_so(
@@ -216,6 +218,7 @@ def test_failed_run_with_an_unreachable_receiver_ends_failed_and_says_so(
     assert "The run failed with SnapshotRejected" in logs
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_failed_run_alert_carries_run_period_problem_and_report(
     state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, alerts: AlertReceiver

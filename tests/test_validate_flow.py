@@ -52,6 +52,7 @@ def test_cold_command_passes_real_data_without_importing_pycaret(
     assert not (tmp_path / "state" / "mlflow.db").exists()  # validation created no MLflow store
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_rejected_delivery_exits_3_with_json_by_column(
     state_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -75,6 +76,7 @@ def test_rejected_delivery_exits_3_with_json_by_column(
     assert "SECRET" not in out + err + Path(gate["report"]).read_text()
 
 
+@pytest.mark.slow
 @pytest.mark.usefixtures("prefect_server")
 def test_flow_returns_the_verdict_and_writes_the_report(state_home: Path, tmp_path: Path) -> None:
     path = tmp_path / "2026-05.csv"
