@@ -51,6 +51,7 @@ check: lint typecheck test ## everything CI runs
 bench: install ## stage times and AUC of a retrain on the real Telco CSV; data gate costs at 1M rows
 	$(RUN) python benchmarks/bench_retrain.py
 	$(RUN) python benchmarks/bench_gate.py
+	$(RUN) python benchmarks/bench_throughput.py
 
 bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
 	$(RUN) python benchmarks/bench_scale.py
