@@ -11,10 +11,19 @@ from prefect import flow, runtime
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.compare import compare_with_champion
-from tasks.data import PERIOD_PATTERN, current_period, load_snapshot, split_holdout
+from tasks.data import PERIOD_PATTERN, current_period, load_snapshot
 from tasks.evaluation import DecisionRule
-from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
-from tasks.report import DecisionRecord, ModelScores, record_decision
+from tasks.holdout import load_training_ids, log_training_ids, split_fair_holdout
+from tasks.registry import (
+    ensure_promotion_lock,
+    find_champion,
+    find_missing_champion,
+    load_champion,
+    mark_not_promoted,
+    promote_challenger,
+    register_challenger,
+)
+from tasks.report import DecisionRecord, ModelScores, log_comparison_report, record_decision
 from tasks.settings import Settings
 from tasks.tracking import configure_tracking, finishing_run, log_challenger, open_run
 from tasks.training import DEFAULT_FOLDS, DEFAULT_MODELS, train_challenger
@@ -60,6 +69,12 @@ class RetrainParameters(BaseModel):
     scenario: str = Field(
         default="none",
         description="Drift scenario of generated data: none, price_rise, fibre_launch.",
+    )
+    create_promotion_lock: bool = Field(
+        default=True,
+        description="Create the promotion lock (Prefect global concurrency limit "
+        "`churn-retrain-promote-<model>`, one slot) if it is missing. Off: a missing lock "
+        "fails the run before training (deployments that create it with `make promotion-lock`).",
     )
 
 
@@ -112,22 +127,37 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
         tags={"data.digest": snapshot.digest, "prefect.flow_run_id": str(runtime.flow_run.id)},
     )
     with finishing_run(run_id):
-        train, holdout = split_holdout(
-            snapshot.frame, fraction=params.holdout_fraction, seed=params.seed
+        ensure_promotion_lock(tracking.model_name, create=params.create_promotion_lock)
+        # The champion is found before the split: the holdout must avoid its training customers.
+        champion = find_champion(tracking.model_name)
+        champion_problem = None if champion else find_missing_champion(tracking.model_name)
+        champion_ids = load_training_ids(champion.run_id) if champion else None
+        split = split_fair_holdout(
+            snapshot.frame,
+            fraction=params.holdout_fraction,
+            seed=params.seed,
+            champion_ids=champion_ids.hashes if champion_ids else None,
+            champion_ids_digest=champion_ids.digest if champion_ids else None,
+            ids_unknown_reason=champion_ids.problem if champion_ids else None,
         )
         with clock("train"):
             challenger = train_challenger(
-                train, seed=params.seed, models=params.models, folds=params.folds
+                split.train, seed=params.seed, models=params.models, folds=params.folds
             )
         with clock("compare"):
-            champion = find_champion(tracking.model_name)
-            champion_model = load_champion(champion) if champion else None
+            loaded = load_champion(champion) if champion else None
             comparison = compare_with_champion(
-                challenger.model, champion_model, holdout, params.rule
+                challenger.model,
+                loaded.model if loaded else None,
+                split.holdout,
+                params.rule,
+                seed=params.seed,
+                champion_problem=champion_problem or (loaded.problem if loaded else None),
             )
         decision = comparison.decision
         with clock("promote"):
             model_uri = log_challenger(run_id, challenger)
+            ids_digest = log_training_ids(run_id, split.train)
             version = register_challenger(
                 model_uri,
                 tracking.model_name,
@@ -135,19 +165,43 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
                     "verdict": decision.verdict,
                     "period": period,
                     "data.digest": snapshot.digest,
+                    "training_ids.digest": ids_digest,
                 },
             )
-            after = champion.version if champion else None
+            before = champion.version if champion else None
+            promotion = None
             if decision.promote:
-                promote_challenger(tracking.model_name, version, expected_champion=after)
-                after = version
+                promotion = promote_challenger(
+                    tracking.model_name,
+                    version,
+                    expected_champion=before,
+                    decision_run=run_id,
+                    reason=f"{decision.verdict}: {decision.reason}",
+                )
+            else:
+                mark_not_promoted(tracking.model_name, version, verdict=decision.verdict)
+        verdict, promoted, reason = decision.verdict, decision.promote, decision.reason
+        after = before
+        if promotion is not None:
+            after = promotion.champion_after
+            if promotion.conflict:
+                verdict, promoted = "conflict", False
+                reason = f"{promotion.reason} (the comparison said: {decision.reason})"
+        with clock("report"):
+            artifacts = log_comparison_report(
+                run_id,
+                comparison,
+                challenger_label=f"challenger v{version}",
+                champion_label=f"champion v{before}" if before else None,
+                title=f"{tracking.model_name} {period}: {verdict}",
+            )
         record = DecisionRecord(
             model_name=tracking.model_name,
             period=period,
             data_source=snapshot.source,
             data_digest=snapshot.digest,
             rows=snapshot.rows,
-            train_rows=len(train),
+            train_rows=len(split.train),
             holdout_rows=comparison.holdout_rows,
             validation=validation.summary(),
             seed=params.seed,
@@ -164,15 +218,22 @@ def retrain(params: RetrainParameters | None = None) -> DecisionRecord:
             else ModelScores(
                 version=champion.version, run_id=champion.run_id, holdout=comparison.champion or {}
             ),
-            verdict=decision.verdict,
-            promoted=decision.promote,
-            reason=decision.reason,
+            verdict=verdict,
+            promoted=promoted,
+            reason=reason,
             champion_version_after=after,
             mlflow_run_id=run_id,
             tracking_uri=tracking.tracking_uri,
             flow_run_id=str(runtime.flow_run.id),
             decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
             stage_seconds=clock.seconds,
+            decision=decision,
+            intervals=comparison.intervals,
+            holdout_split=split.summary,
+            champion_problem=comparison.champion_problem,
+            promotion=promotion,
+            training_ids_digest=ids_digest,
+            report_artifacts=artifacts,
         )
         record_decision(record)
     return record
