@@ -565,10 +565,13 @@ def decide(
     sign = _sign(name)
     theirs = None if champion is None else champion[name]
     gain = None if theirs is None else sign * (ours - theirs)
+    measured = champion is not None and all(
+        g.metric in challenger and g.metric in champion for g in rule.guardrails
+    )
     guards = (
-        ()
-        if champion is None
-        else check_guardrails(rule.guardrails, challenger, champion, guardrail_intervals)
+        check_guardrails(rule.guardrails, challenger, champion, guardrail_intervals)
+        if measured and champion is not None
+        else ()
     )
 
     def _decision(verdict: Verdict, reason: str) -> Decision:
@@ -647,6 +650,8 @@ def decide(
                 "keep-champion",
                 f"{shown}: better, but the lower bound misses the margin {margin:+.4f}",
             )
+    if rule.guardrails and not measured:
+        raise ValueError("the guardrails need their metrics for both models")
     failed = [g for g in guards if not g.passed]
     if failed:
         return _decision(

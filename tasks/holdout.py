@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -193,6 +194,7 @@ def load_training_ids(run_id: str | None) -> TrainingIds:
 
     if run_id is None:
         return TrainingIds(None, None, "the champion has no MLflow run")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm in logs
     try:
         with tempfile.TemporaryDirectory() as tmp:
             local = Path(

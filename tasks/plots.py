@@ -25,6 +25,13 @@ def _pyplot() -> Any:
     return plt
 
 
+def _default_style() -> Any:
+    """matplotlib's own defaults: PyCaret's seaborn import swaps in fonts this host lacks."""
+    import matplotlib.style
+
+    return matplotlib.style.context("default")
+
+
 def decile_lift(labels: npt.ArrayLike, proba: npt.ArrayLike) -> npt.NDArray[np.float64]:
     """Churn rate in each score decile (highest scores first) divided by the overall rate."""
     y = np.asarray(labels, dtype=float)
@@ -45,10 +52,17 @@ def comparison_figure(
 
     `models` maps a label (e.g. "challenger v3") to its holdout probabilities.
     """
+    plt = _pyplot()
+    with _default_style():
+        return _comparison_figure(plt, labels, models, path, title)
+
+
+def _comparison_figure(
+    plt: Any, labels: npt.ArrayLike, models: Mapping[str, npt.ArrayLike], path: Path, title: str
+) -> Path:
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
 
-    plt = _pyplot()
     y = np.asarray(labels, dtype=int)
     fig, axes = plt.subplots(2, 2, figsize=(11, 9))
     roc, pr, cal, lift = axes.ravel()
@@ -98,6 +112,11 @@ def simulation_figure(months: Sequence[dict[str, Any]], path: Path, *, title: st
     champion_after (version).
     """
     plt = _pyplot()
+    with _default_style():
+        return _simulation_figure(plt, months, path, title)
+
+
+def _simulation_figure(plt: Any, months: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     fig, ax = plt.subplots(figsize=(11, 5))
     x = np.arange(len(months))
     periods = [m["period"] for m in months]
@@ -131,10 +150,11 @@ def simulation_figure(months: Sequence[dict[str, Any]], path: Path, *, title: st
     drift_ax.set_yticks([0, 0.5, 1.0])
     drift_ax.set_ylabel("drift strength (shaded)")
     metric = months[0]["metric"] if months else "score"
-    ax.set(xlabel="month", ylabel=f"holdout {metric}", title=title or "Champion vs challenger")
+    ax.set(xlabel="month", ylabel=f"holdout {metric}")
+    fig.suptitle(title or "Champion vs challenger")
     ax.set_xticks(x, periods, rotation=45, ha="right")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left")
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=3, frameon=False, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

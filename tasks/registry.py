@@ -17,7 +17,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -272,7 +272,7 @@ def find_missing_champion(name: str) -> str | None:
     """With no `champion` alias: why, if the history says there was one (None if never)."""
     client = MlflowClient()
     history = read_history(client, name)
-    if not history:
+    if not history or champion_version(client, name) is not None:
         return None
     last = history[-1].to_version
     try:
@@ -399,38 +399,42 @@ def promote_challenger(
     to the history. A refused or timed-out promotion marks the version as not promoted.
     """
     client = MlflowClient()
-    try:
-        with promotion_lock(name, timeout_seconds=lock_timeout_seconds):
-            current = champion_version(client, name)
-            if current == version and _already_recorded(client, name, version, decision_run):
-                return Promotion(  # a retry after the move succeeded
-                    promoted=True,
-                    conflict=False,
-                    champion_before=expected_champion,
-                    champion_after=version,
-                    reason="already promoted by this run",
-                )
-            if current != expected_champion:
-                problem = (
-                    f"the champion of {name!r} is v{current} now, not "
-                    f"{_v(expected_champion)} as when compared"
-                    if current
-                    else f"the champion of {name!r} is gone, not {_v(expected_champion)} as "
-                    "when compared"
-                )
-                return _refused(client, name, version, current, problem)
-            event = _move_champion(
-                client,
-                name,
-                to_version=version,
-                current=current,
-                action="promote",
-                decision_run=decision_run,
-                reason=reason,
+    with ExitStack() as held:
+        try:
+            held.enter_context(promotion_lock(name, timeout_seconds=lock_timeout_seconds))
+        except TimeoutError:
+            problem = f"the promotion lock of {name!r} stayed busy for {lock_timeout_seconds:.0f} s"
+            return _refused(client, name, version, champion_version(client, name), problem)
+        except Exception:
+            _mark(client, name, version, verdict="promotion-failed")  # e.g. the lock is missing
+            raise
+        current = champion_version(client, name)
+        if current == version and _already_recorded(client, name, version, decision_run):
+            return Promotion(  # a retry after the move succeeded
+                promoted=True,
+                conflict=False,
+                champion_before=expected_champion,
+                champion_after=version,
+                reason="already promoted by this run",
             )
-    except TimeoutError:
-        problem = f"the promotion lock of {name!r} stayed busy for {lock_timeout_seconds:.0f} s"
-        return _refused(client, name, version, champion_version(client, name), problem)
+        if current != expected_champion:
+            problem = (
+                f"the champion of {name!r} is v{current} now, not "
+                f"{_v(expected_champion)} as when compared"
+                if current
+                else f"the champion of {name!r} is gone, not {_v(expected_champion)} as "
+                "when compared"
+            )
+            return _refused(client, name, version, current, problem)
+        event = _move_champion(
+            client,
+            name,
+            to_version=version,
+            current=current,
+            action="promote",
+            decision_run=decision_run,
+            reason=reason,
+        )
     return Promotion(
         promoted=True,
         conflict=False,
@@ -495,7 +499,14 @@ def rollback_champion(
     `previous-champion` (so a second rollback undoes the first).
     """
     client = MlflowClient()
-    with promotion_lock(name, timeout_seconds=lock_timeout_seconds):
+    with ExitStack() as held:
+        try:
+            held.enter_context(promotion_lock(name, timeout_seconds=lock_timeout_seconds))
+        except TimeoutError:
+            raise RollbackRefused(
+                f"the promotion lock of {name!r} stayed busy for {lock_timeout_seconds:.0f} s; "
+                "a promotion is under way, try again"
+            ) from None
         current = champion_version(client, name)
         target = to_version or alias_version(client, name, PREVIOUS_CHAMPION)
         if target is None:
@@ -528,3 +539,91 @@ def rollback_champion(
             decision_run=None,
             reason=reason or "rollback",
         )
+
+
+# --------------------------------------------------------------------------------------------
+# Status
+
+
+class VersionSummary(BaseModel):
+    """A registered version and the decision run that produced it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    version: str
+    run_id: str | None
+    registered_at: str
+    period: str | None = None
+    verdict: str | None = None
+    promoted: str | None = None
+    scores: dict[str, float] = {}
+    difference: str | None = None
+    reason: str | None = None
+
+
+class RegistryStatus(BaseModel):
+    """Who is champion, what it scored, and every alias move so far."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model_name: str
+    versions: int
+    champion: VersionSummary | None
+    previous_champion: VersionSummary | None
+    challenger: VersionSummary | None
+    missing_champion: str | None
+    history: list[HistoryEvent]
+
+
+def _summary(client: MlflowClient, name: str, version: str | None) -> VersionSummary | None:
+    if version is None:
+        return None
+    mv = client.get_model_version(name, version)
+    scores: dict[str, float] = {}
+    tags: dict[str, str] = {}
+    if mv.run_id:
+        try:
+            run = client.get_run(mv.run_id)
+            scores = {
+                k.removeprefix("holdout_"): v
+                for k, v in run.data.metrics.items()
+                if k.startswith("holdout_")
+            }
+            tags = run.data.tags
+        except MlflowException as exc:
+            if not _is_missing(exc):
+                raise
+    return VersionSummary(
+        version=str(mv.version),
+        run_id=mv.run_id,
+        registered_at=datetime.fromtimestamp(mv.creation_timestamp / 1000, UTC).isoformat(
+            timespec="seconds"
+        ),
+        period=mv.tags.get("period"),
+        verdict=mv.tags.get("verdict"),
+        promoted=mv.tags.get("promoted"),
+        scores=scores,
+        difference=tags.get("decision.difference"),
+        reason=tags.get("decision.reason"),
+    )
+
+
+def registry_status(name: str) -> RegistryStatus | None:
+    """The model's champion, previous champion, latest challenger and history (None: no model)."""
+    client = MlflowClient()
+    try:
+        client.get_registered_model(name)
+    except MlflowException as exc:
+        if _is_missing(exc):
+            return None
+        raise
+    champion = champion_version(client, name)
+    return RegistryStatus(
+        model_name=name,
+        versions=len(client.search_model_versions(f"name='{name}'")),
+        champion=_summary(client, name, champion),
+        previous_champion=_summary(client, name, alias_version(client, name, PREVIOUS_CHAMPION)),
+        challenger=_summary(client, name, alias_version(client, name, CHALLENGER)),
+        missing_champion=None if champion else find_missing_champion.fn(name),
+        history=read_history(client, name),
+    )
