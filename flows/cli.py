@@ -1,8 +1,9 @@
 """`churn-retrain`: run the monthly retrain (and friends) from a shell.
 
-Exit status: 0 the run completed (promoted or kept); 2 bad command line; 3 the snapshot was
-rejected (nothing trained, champion untouched); 4 training failed; 5 tracking server unreachable;
-1 anything else (a crash: see the traceback).
+Exit status: 0 the run completed (promoted or kept); 2 bad command line (or a refused rollback:
+nothing to roll back to, unknown version); 3 the snapshot was rejected (nothing trained, champion
+untouched); 4 training failed; 5 tracking server unreachable; 1 anything else (a crash: see the
+traceback).
 """
 
 from __future__ import annotations
@@ -79,7 +80,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     sim.add_argument("--months", type=int, default=12, help="months to simulate (12)")
     sim.add_argument("--start", default="2026-01", help="first month, YYYY-MM (2026-01)")
-    sim.add_argument("--scenario", default="fibre_launch", help="price_rise, fibre_launch or none")
+    sim.add_argument(
+        "--scenario", default="price_rise", help="price_rise (default), fibre_launch or none"
+    )
     sim.add_argument("--drift-from", type=int, default=4, help="first month with drift (4)")
     sim.add_argument("--max-drift", type=float, default=1.0, help="drift in the last month (1)")
     sim.add_argument("--rows", type=int, default=7043, help="customers per month (7043)")

@@ -30,7 +30,7 @@ class SimulateParameters(BaseModel):
     months: int = Field(default=12, ge=1, le=60, description="How many months to simulate.")
     start: str = Field(default="2026-01", pattern=PERIOD_PATTERN, description="First month.")
     scenario: str = Field(
-        default="fibre_launch",
+        default="price_rise",
         description="Drift scenario: " + ", ".join(DRIFT_SCENARIOS) + ".",
     )
     drift_from: int = Field(
@@ -85,6 +85,8 @@ class SimulatedMonth(BaseModel):
     champion: float | None
     difference: str | None
     champion_after: str | None
+    #: What a point-estimate rule (promote on any gain) would have said this month.
+    point_rule_promotes: bool | None
     holdout_rows: int
     excluded_rows: int
     mlflow_run_id: str
@@ -106,6 +108,9 @@ def _month(record: DecisionRecord, drift: float) -> SimulatedMonth:
         champion=champion.holdout.get(metric) if champion else None,
         difference=interval.text() if interval else None,
         champion_after=record.champion_version_after,
+        point_rule_promotes=None
+        if record.decision is None or record.decision.improvement is None
+        else record.decision.improvement > 0,
         holdout_rows=record.holdout_rows,
         excluded_rows=record.holdout_split.excluded_rows if record.holdout_split else 0,
         mlflow_run_id=record.mlflow_run_id,
@@ -117,17 +122,18 @@ def month_line(month: SimulatedMonth) -> str:
         return "   -  " if value is None else f"{value:.4f}"
 
     champion = f"v{month.champion_version}" if month.champion_version else "-"
+    point = {None: "-", True: "promote", False: "keep"}[month.point_rule_promotes]
     return (
         f"{month.period}  {month.drift:4.2f}  v{month.challenger_version or '?':<3} "
         f"{score(month.challenger)}  {champion:<4} {score(month.champion)}  "
         f"{month.difference or '':<27}  {month.verdict:<26} "
-        f"v{month.champion_after or '-'}"
+        f"v{month.champion_after or '-':<5} {point}"
     )
 
 
 HEADER = (
-    "month    drift  challenger   champion     difference [95% CI]          verdict"
-    "                    champion after"
+    "month    drift  challenger   champion     challenger-champion [CI]     verdict"
+    "                    now   point rule"
 )
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from tasks.schema import ID_COLUMN, TARGET
@@ -157,7 +158,7 @@ def _stratified_sample(
     return np.sort(np.asarray(chosen))
 
 
-@task(name="log-training-ids", retries=2, retry_delay_seconds=3)
+@task(name="log-training-ids", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def log_training_ids(run_id: str, train: pd.DataFrame) -> str:
     """Store the hashed IDs of the challenger's training customers in its run; returns the digest."""
     from mlflow.tracking import MlflowClient
