@@ -10,7 +10,8 @@ MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
 
 .PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
-	prefect-server deploy worker bench-scale validate automation
+	prefect-server deploy worker bench-scale validate automation \
+	status rollback simulate bench-decision promotion-lock
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -55,6 +56,26 @@ bench: install ## stage times and AUC of a retrain on the real Telco CSV; data g
 
 bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
 	$(RUN) python benchmarks/bench_scale.py
+
+bench-decision: install ## promotion rates of our rule vs point estimates, real Telco CSV (~5 min)
+	$(RUN) python benchmarks/bench_decision.py $(ARGS)
+
+status: install ## the champion, its scores and the promotion history
+	$(RUN) churn-retrain status $(ARGS)
+
+rollback: install ## move the champion back to the previous one (ARGS="--to 3" for a named version)
+	$(RUN) churn-retrain rollback $(ARGS)
+
+simulate: install ## a year of generated months with drift through the real flow, plotted
+	$(RUN) churn-retrain simulate $(ARGS)
+
+MODEL_NAME ?= $(or $(CHURN_RETRAIN_MODEL_NAME),telco-churn)
+PROMOTION_LOCK := churn-retrain-promote-$(MODEL_NAME)
+# Against PREFECT_API_URL; without one, the local Prefect database the CLI uses.
+PREFECT_LOCAL := PREFECT_HOME="$(or $(PREFECT_HOME),$(HOME_DIR)/prefect)"
+promotion-lock: install ## create the promotion lock (Prefect global concurrency limit, 1 slot)
+	$(PREFECT_LOCAL) $(RUN) prefect gcl inspect $(PROMOTION_LOCK) >/dev/null 2>&1 \
+		|| $(PREFECT_LOCAL) $(RUN) prefect gcl create $(PROMOTION_LOCK) --limit 1
 
 mlflow-ui: install ## MLflow UI on the local state (http://127.0.0.1:$(MLFLOW_PORT))
 	$(RUN) mlflow ui --backend-store-uri "sqlite:///$(HOME_DIR)/mlflow.db" \

@@ -1,8 +1,9 @@
 """`churn-retrain`: run the monthly retrain (and friends) from a shell.
 
-Exit status: 0 the run completed (promoted or kept); 2 bad command line; 3 the snapshot was
-rejected (nothing trained, champion untouched); 4 training failed; 5 tracking server unreachable;
-1 anything else (a crash: see the traceback).
+Exit status: 0 the run completed (promoted or kept); 2 bad command line (or a refused rollback:
+nothing to roll back to, unknown version); 3 the snapshot was rejected (nothing trained, champion
+untouched); 4 training failed; 5 tracking server unreachable; 1 anything else (a crash: see the
+traceback).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from tasks.registry import RegistryStatus, VersionSummary
     from tasks.report import DecisionRecord
     from tasks.settings import Settings
 
@@ -85,6 +87,41 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--scenario", help="drift scenario: none, price_rise, fibre_launch")
     run.add_argument("--json", action="store_true", help="print the decision record as JSON")
 
+    run.add_argument(
+        "--method", choices=["bootstrap", "delong", "point"], help="how the difference is judged"
+    )
+    run.add_argument("--metric", help="holdout metric the models are ranked by (roc_auc)")
+
+    status = commands.add_parser("status", help="the champion, its scores and the history")
+    status.add_argument("--json", action="store_true", help="print the status as JSON")
+
+    back = commands.add_parser("rollback", help="move the champion back (previous or --to)")
+    back.add_argument("--to", dest="to_version", help="version to make champion")
+    back.add_argument("--reason", default="manual rollback", help="why, for the history")
+    back.add_argument("--json", action="store_true", help="print the history event as JSON")
+
+    sim = commands.add_parser(
+        "simulate", help="run the real flow over generated months with drift; plot the champion"
+    )
+    sim.add_argument("--months", type=int, default=12, help="months to simulate (12)")
+    sim.add_argument("--start", default="2026-01", help="first month, YYYY-MM (2026-01)")
+    sim.add_argument(
+        "--scenario", default="price_rise", help="price_rise (default), fibre_launch or none"
+    )
+    sim.add_argument("--drift-from", type=int, default=4, help="first month with drift (4)")
+    sim.add_argument("--max-drift", type=float, default=1.0, help="drift in the last month (1)")
+    sim.add_argument("--rows", type=int, default=7043, help="customers per month (7043)")
+    sim.add_argument("--models", default="lr", help="comma-separated PyCaret model ids (lr)")
+    sim.add_argument("--folds", type=int, default=5, help="cross-validation folds (5)")
+    sim.add_argument("--seed", type=int, default=42)
+    sim.add_argument("--metric", default="roc_auc", help="metric the rule ranks by (roc_auc)")
+    sim.add_argument(
+        "--home",
+        type=Path,
+        help="state directory of the simulation (default: a new one under "
+        "<home>/simulations; never the real registry)",
+    )
+
     score = commands.add_parser("score", help="score customers with the champion, in chunks")
     score.add_argument(
         "--data", required=True, help="CSV path or http(s) URL; may contain {period}"
@@ -144,7 +181,12 @@ def _run_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "scenario": args.scenario,
         "models": args.models.split(",") if args.models else None,
     }
-    rule = {"min_improvement": args.min_improvement, "floor": args.floor}
+    rule = {
+        "min_improvement": args.min_improvement,
+        "floor": args.floor,
+        "method": args.method,
+        "metric": args.metric,
+    }
     params = {k: v for k, v in given.items() if v is not None}
     if any(v is not None for v in rule.values()):
         params["rule"] = {k: v for k, v in rule.items() if v is not None}
@@ -155,21 +197,31 @@ def summary(record: DecisionRecord) -> str:
     """What a person needs after a run: the verdict, both scores, where to look."""
     metric = record.rule.metric
     ch = record.challenger
+    nan = float("nan")
     lines = [
         f"churn-retrain {record.period}: {record.verdict.upper()}",
         f"  data         {record.data_source} ({record.rows:,} rows, {record.data_digest})",
         f"  validation   {record.validation}",
         *([f"  drift        {record.drift.splitlines()[0]}"] if record.drift else []),
         f"  challenger   v{ch.version} {ch.algorithm}: holdout {metric} "
-        f"{ch.holdout[metric]:.4f} (CV {ch.cv.get(metric, float('nan')):.4f}, "
+        f"{ch.holdout.get(metric, nan):.4f} (CV {ch.cv.get(metric, nan):.4f}, "
         f"{record.holdout_rows:,} holdout rows)",
     ]
     if record.champion is None:
-        lines.append("  champion     none before this run")
+        lines.append(
+            f"  champion     none before this run ({record.champion_problem})"
+            if record.champion_problem
+            else "  champion     none before this run"
+        )
     else:
         lines.append(
             f"  champion     v{record.champion.version}: holdout {metric} "
-            f"{record.champion.holdout[metric]:.4f} on the same rows"
+            f"{record.champion.holdout.get(metric, nan):.4f} on the same rows"
+        )
+    if record.holdout_split is not None and record.holdout_split.unseen_rows is not None:
+        lines.append(
+            f"  holdout      {record.holdout_split.holdout_rows:,} rows the champion never "
+            f"trained on ({record.holdout_split.excluded_rows:,} rows excluded)"
         )
     lines += [
         f"  decision     {record.reason}",
@@ -228,6 +280,154 @@ def _score(args: argparse.Namespace) -> int:
         print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(score(params).describe())
+    return EXIT_OK
+
+
+def _status(args: argparse.Namespace) -> int:
+    from tasks.registry import registry_status
+    from tasks.settings import Settings
+    from tasks.tracking import configure_tracking
+
+    settings = Settings()
+    if settings.is_local and not (settings.home / "mlflow.db").is_file():
+        print(f"no registry yet under {settings.home} (run `churn-retrain run` first)")
+        return EXIT_OK
+    tracking = configure_tracking.fn(settings)
+    status = registry_status(tracking.model_name)
+    if args.json:
+        print(json.dumps(None if status is None else status.model_dump(mode="json")))
+        return EXIT_OK
+    if status is None:
+        print(f"model {tracking.model_name!r} is not registered yet on {tracking.tracking_uri}")
+        return EXIT_OK
+    print(status_text(status, tracking.tracking_uri))
+    return EXIT_OK
+
+
+def status_text(status: RegistryStatus, where: str) -> str:
+    """The champion, its decision scores and the promotion history as a table."""
+
+    def side(label: str, v: VersionSummary | None) -> list[str]:
+        if v is None:
+            return [f"  {label:<18} none"]
+        scores = " ".join(
+            f"{k}={v.scores[k]:.4f}"
+            for k in ("roc_auc", "pr_auc", "brier", "recall")
+            if k in v.scores
+        )
+        out = [
+            f"  {label:<18} v{v.version} ({v.period or '?'}, verdict {v.verdict or '?'}, "
+            f"registered {v.registered_at}, run {v.run_id})"
+        ]
+        if scores:
+            out.append(f"  {'':<18} holdout {scores}")
+        if v.difference:
+            out.append(f"  {'':<18} vs the champion of its run: {v.difference}")
+        return out
+
+    lines = [f"{status.model_name} on {where}: {status.versions} version(s)"]
+    lines += side("champion", status.champion)
+    if status.missing_champion:
+        lines.append(f"  {'':<18} ({status.missing_champion})")
+    lines += side("previous-champion", status.previous_champion)
+    lines += side("challenger", status.challenger)
+    lines += ["", "promotion history:"]
+    if not status.history:
+        lines.append("  (none)")
+    else:
+        lines.append(
+            f"  {'#':>3}  {'when (UTC)':<25} {'action':<9} {'from':>5} {'to':>5}  "
+            f"{'by':<12} decision run"
+        )
+        for e in status.history:
+            lines.append(
+                f"  {e.seq:>3}  {e.at:<25} {e.action:<9} {_ver(e.from_version):>5} "
+                f"{_ver(e.to_version):>5}  {e.by:<12} {e.decision_run or '-'}"
+            )
+    return "\n".join(lines)
+
+
+def _ver(version: str | None) -> str:
+    return "-" if version is None else f"v{version}"
+
+
+def _rollback(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from flows.rollback import RollbackParameters, rollback
+
+    try:
+        params = RollbackParameters(to_version=args.to_version, reason=args.reason)
+    except ValidationError as exc:
+        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    event = rollback(params)
+    if args.json:
+        print(json.dumps(event.model_dump(mode="json")))
+    return EXIT_OK
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    # The month table is the output; the flows' own logs still reach the Prefect API.
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    from pydantic import ValidationError
+
+    from flows.simulate import HEADER, SimulateParameters, month_line, simulate
+
+    try:
+        params = SimulateParameters.model_validate(
+            dict(
+                months=args.months,
+                start=args.start,
+                scenario=args.scenario,
+                drift_from=args.drift_from,
+                max_drift=args.max_drift,
+                rows=args.rows,
+                models=args.models.split(","),
+                folds=args.folds,
+                seed=args.seed,
+                rule={"metric": args.metric},
+            )
+        )
+    except ValidationError as exc:
+        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    from tasks.settings import Settings
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    home = args.home or Settings().home / "simulations" / f"{params.scenario}-{stamp}"
+    # A simulation never touches the real registry: its own local store, whatever is configured.
+    os.environ["CHURN_RETRAIN_HOME"] = str(home)
+    for name in (
+        "CHURN_RETRAIN_TRACKING_URI",
+        "CHURN_RETRAIN_REGISTRY_URI",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+    ):
+        os.environ.pop(name, None)
+    print(
+        f"simulating {params.months} months of {params.scenario} from {params.start} "
+        f"(drift from month {params.drift_from}), {params.rows:,} customers, models "
+        f"{','.join(params.models)}; state in {home}\n\n{HEADER}",
+        flush=True,
+    )
+    months, plot = simulate(
+        params, out_dir=home, on_month=lambda m: print(month_line(m), flush=True)
+    )
+    from tasks.registry import registry_status
+    from tasks.tracking import configure_tracking
+
+    tracking = configure_tracking.fn(Settings())
+    status = registry_status(tracking.model_name)
+    if status is not None:
+        print("\n" + status_text(status, tracking.tracking_uri))
+    promotions = sum(m.promoted for m in months)
+    print(f"\n{promotions} promotion(s) in {len(months)} months; plot: {plot}")
+    print(
+        f"MLflow UI for this simulation: CHURN_RETRAIN_HOME={home} make mlflow-ui",
+    )
     return EXIT_OK
 
 
@@ -314,6 +514,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         commands = {
             "run": _run,
             "score": _score,
+            "status": _status,
+            "rollback": _rollback,
+            "simulate": _simulate,
             "generate": _generate,
             "validate": _validate,
             "automation": _automation,

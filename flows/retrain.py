@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.alerts import alert_on_failure
 from tasks.compare import compare_with_champion
-from tasks.data import PERIOD_PATTERN, current_period, load_snapshot, split_holdout
+from tasks.data import PERIOD_PATTERN, current_period, load_snapshot
 from tasks.drift import (
     DriftThresholds,
     check_drift,
@@ -21,6 +21,7 @@ from tasks.drift import (
 )
 from tasks.evaluation import DecisionRule
 from tasks.gate_report import log_gate_report, reporting_gate
+from tasks.holdout import load_training_ids, log_training_ids, split_fair_holdout
 from tasks.idempotency import (
     IDEMPOTENCY_TAG,
     PROMOTED_TAG,
@@ -28,8 +29,16 @@ from tasks.idempotency import (
     hold_if_already_promoted,
     idempotency_key,
 )
-from tasks.registry import find_champion, load_champion, promote_challenger, register_challenger
-from tasks.report import DecisionRecord, ModelScores, record_decision
+from tasks.registry import (
+    ensure_promotion_lock,
+    find_champion,
+    find_missing_champion,
+    load_champion,
+    mark_not_promoted,
+    promote_challenger,
+    register_challenger,
+)
+from tasks.report import DecisionRecord, ModelScores, log_comparison_report, record_decision
 from tasks.settings import Settings
 from tasks.tracking import (
     check_tracking,
@@ -93,6 +102,12 @@ class RetrainParameters(BaseModel):
         default_factory=DriftThresholds,
         description="Population stability (PSI) per feature against the champion's training "
         "data: warn at or above `warn`, reject the snapshot at or above `fail`.",
+    )
+    create_promotion_lock: bool = Field(
+        default=True,
+        description="Create the promotion lock (Prefect global concurrency limit "
+        "`churn-retrain-promote-<model>`, one slot) if it is missing. Off: a missing lock "
+        "fails the run before training (deployments that create it with `make promotion-lock`).",
     )
 
 
@@ -166,23 +181,37 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
     )
     with finishing_run(run_id):
         log_gate_report(run_id, gate)
-        train, holdout = split_holdout(
-            snapshot.frame, fraction=params.holdout_fraction, seed=params.seed
+        ensure_promotion_lock(tracking.model_name, create=params.create_promotion_lock)
+        # The champion is found before the split: the holdout must avoid its training customers.
+        champion = find_champion(tracking.model_name)
+        champion_problem = None if champion else find_missing_champion(tracking.model_name)
+        champion_ids = load_training_ids(champion.run_id) if champion else None
+        split = split_fair_holdout(
+            snapshot.frame,
+            fraction=params.holdout_fraction,
+            seed=params.seed,
+            champion_ids=champion_ids.hashes if champion_ids else None,
+            champion_ids_digest=champion_ids.digest if champion_ids else None,
+            ids_unknown_reason=champion_ids.problem if champion_ids else None,
         )
         with clock("train"):
             challenger = train_challenger(
-                train,
+                split.train,
                 seed=params.seed,
                 models=params.models,
                 folds=params.folds,
                 budget_minutes=params.budget_minutes,
             )
-            log_reference_profile(run_id, train)  # next month's drift is measured against it
+            log_reference_profile(run_id, split.train)  # next month's drift is measured against it
         with clock("compare"):
-            champion = find_champion(tracking.model_name)
-            champion_model = load_champion(champion) if champion else None
+            loaded = load_champion(champion) if champion else None
             comparison = compare_with_champion(
-                challenger.model, champion_model, holdout, params.rule
+                challenger.model,
+                loaded.model if loaded else None,
+                split.holdout,
+                params.rule,
+                seed=params.seed,
+                champion_problem=champion_problem or (loaded.problem if loaded else None),
             )
             key = idempotency_key(tracking.model_name, period)
             decision = hold_if_already_promoted(
@@ -190,6 +219,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             )
         with clock("promote"):
             model_uri = log_challenger(run_id, challenger)
+            ids_digest = log_training_ids(run_id, split.train)
             version = register_challenger(
                 model_uri,
                 tracking.model_name,
@@ -199,12 +229,36 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
                     "data.digest": snapshot.digest,
                     IDEMPOTENCY_TAG: key,
                     PROMOTED_TAG: "false",
+                    "training_ids.digest": ids_digest,
                 },
             )
-            after = champion.version if champion else None
+            before = champion.version if champion else None
+            promotion = None
             if decision.promote:
-                promote_challenger(tracking.model_name, version, expected_champion=after)
-                after = version
+                promotion = promote_challenger(
+                    tracking.model_name,
+                    version,
+                    expected_champion=before,
+                    decision_run=run_id,
+                    reason=f"{decision.verdict}: {decision.reason}",
+                )
+            else:
+                mark_not_promoted(tracking.model_name, version, verdict=decision.verdict)
+        verdict, promoted, reason = decision.verdict, decision.promote, decision.reason
+        after = before
+        if promotion is not None:
+            after = promotion.champion_after
+            if promotion.conflict:
+                verdict, promoted = "conflict", False
+                reason = f"{promotion.reason} (the comparison said: {decision.reason})"
+        with clock("report"):
+            artifacts = log_comparison_report(
+                run_id,
+                comparison,
+                challenger_label=f"challenger v{version}",
+                champion_label=f"champion v{before}" if before else None,
+                title=f"{tracking.model_name} {period}: {verdict}",
+            )
         record = DecisionRecord(
             model_name=tracking.model_name,
             period=period,
@@ -212,7 +266,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             data_digest=snapshot.digest,
             idempotency_key=key,
             rows=snapshot.rows,
-            train_rows=len(train),
+            train_rows=len(split.train),
             holdout_rows=comparison.holdout_rows,
             validation=validation.summary(),
             drift=drift.summary(),
@@ -230,9 +284,9 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             else ModelScores(
                 version=champion.version, run_id=champion.run_id, holdout=comparison.champion or {}
             ),
-            verdict=decision.verdict,
-            promoted=decision.promote,
-            reason=decision.reason,
+            verdict=verdict,
+            promoted=promoted,
+            reason=reason,
             champion_version_after=after,
             mlflow_run_id=run_id,
             mlflow_run_url=tracking.run_url(run_id),
@@ -242,6 +296,13 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
             stage_seconds=clock.seconds,
             notes=list(challenger.notes),
+            decision=decision,
+            intervals=comparison.intervals,
+            holdout_split=split.summary,
+            champion_problem=comparison.champion_problem,
+            promotion=promotion,
+            training_ids_digest=ids_digest,
+            report_artifacts=artifacts,
         )
         record_decision(record)
     return record

@@ -5,14 +5,23 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mlflow.tracking import MlflowClient
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.evaluation import DecisionRule
+from tasks.evaluation import LOWER_IS_BETTER, METRICS, Decision, DecisionRule, PairedIntervals
+from tasks.holdout import HoldoutSummary
+from tasks.registry import Promotion
+
+if TYPE_CHECKING:
+    from tasks.compare import Comparison
 
 DECISION_ARTIFACT = "decision.json"
+#: Run artifact folder of the comparison report (plots and the metrics table).
+REPORT_DIR = "comparison"
 
 
 class ModelScores(BaseModel):
@@ -57,6 +66,14 @@ class DecisionRecord(BaseModel):
     notes: list[str] = Field(default_factory=list)
     #: The drift gate's verdict against the champion's training data ("skipped: ..." without one).
     drift: str | None = None
+    # The statistics behind the verdict (None in records of runs that never compared).
+    decision: Decision | None = None
+    intervals: PairedIntervals | None = None
+    holdout_split: HoldoutSummary | None = None
+    champion_problem: str | None = None
+    promotion: Promotion | None = None
+    training_ids_digest: str | None = None
+    report_artifacts: list[str] = Field(default_factory=list)
 
     def tags(self) -> dict[str, str]:
         """The headline of the record as MLflow run tags (searchable in the UI)."""
@@ -65,16 +82,17 @@ class DecisionRecord(BaseModel):
             "decision.verdict": self.verdict,
             "decision.promoted": str(self.promoted).lower(),
             "decision.reason": self.reason[:5000],
-            "decision.rule": f"{rule.metric} +{rule.min_improvement} floor {rule.floor}",
+            "decision.rule": rule.describe()[:5000],
             "decision.challenger_version": self.challenger.version or "",
             "decision.champion_version_before": (self.champion.version if self.champion else "")
             or "",
             "decision.champion_version_after": self.champion_version_after or "",
             "data.digest": self.data_digest,
             "data.period": self.period,
+            **self._statistics_tags(),
         }
 
-    def metrics_table(self) -> list[dict[str, float | str | None]]:
+    def metrics_rows(self) -> list[dict[str, float | str | None]]:
         """One row per holdout metric: challenger, champion and the difference."""
         theirs = self.champion.holdout if self.champion else {}
         return [
@@ -87,8 +105,25 @@ class DecisionRecord(BaseModel):
             for name, value in self.challenger.holdout.items()
         ]
 
+    def _statistics_tags(self) -> dict[str, str]:
+        tags: dict[str, str] = {}
+        if self.decision is not None and self.decision.interval is not None:
+            tags["decision.difference"] = (
+                f"{self.decision.metric} {self.decision.interval.text()} "
+                f"({self.decision.interval.confidence:.0%}, {self.decision.interval.method})"
+            )
+        if self.decision is not None and self.decision.guardrails:
+            tags["decision.guardrails"] = "; ".join(g.text() for g in self.decision.guardrails)
+        if self.holdout_split is not None:
+            tags["holdout.rows"] = str(self.holdout_split.holdout_rows)
+            tags["holdout.excluded_rows"] = str(self.holdout_split.excluded_rows)
+            tags["holdout.note"] = self.holdout_split.note[:5000]
+        if self.champion_problem:
+            tags["decision.champion_problem"] = self.champion_problem[:5000]
+        return tags
+
     def markdown(self) -> str:
-        """A short human report (Prefect artifact, CLI)."""
+        """The human report (Prefect artifact, comparison report): verdict, numbers, why."""
         metric = self.rule.metric
         lines = [
             f"## Retrain {self.period}: **{self.verdict}**",
@@ -111,13 +146,71 @@ class DecisionRecord(BaseModel):
                 f"| {_fmt(side.holdout.get(metric))} | {_fmt(side.holdout.get('brier'))} "
                 f"| {_fmt(side.cv.get(metric))} |"
             )
+        lines += ["", *self.metrics_table()]
+        if self.decision is not None and self.decision.guardrails:
+            lines += [
+                "",
+                "| guardrail | challenger | champion | worsening | allowed | verdict |",
+                "|---|---|---|---|---|---|",
+                *(
+                    f"| {g.metric} | {g.challenger:.4f} | {g.champion:.4f} | {g.worsening:+.4f} "
+                    f"| {g.max_worsening:.4f} | {'pass' if g.passed else '**fail**'} |"
+                    for g in self.decision.guardrails
+                ),
+            ]
+        lines += ["", f"Rule: {self.rule.describe()}."]
+        if self.holdout_split is not None:
+            h = self.holdout_split
+            lines.append(
+                f"Holdout: {h.holdout_rows:,} rows (requested {h.requested_rows:,}); "
+                f"{h.excluded_rows:,} rows excluded because the champion trained on them. "
+                f"{h.note}."
+            )
+        if self.champion_problem:
+            lines.append(f"Champion problem: {self.champion_problem}.")
+        if self.promotion is not None:
+            lines.append(f"Promotion: {self.promotion.reason}.")
         lines += [
             "",
             f"Data: `{self.data_source}` ({self.rows:,} rows, digest `{self.data_digest}`), "
             f"holdout {self.holdout_rows:,} rows, seed {self.seed}.",
-            f"MLflow run [{self.mlflow_run_id}]({self.mlflow_run_url}) on `{self.tracking_uri}`.",
+            f"MLflow run [{self.mlflow_run_id}]({self.mlflow_run_url}) on `{self.tracking_uri}`"
+            + (
+                f"; report artifacts: {', '.join(f'`{a}`' for a in self.report_artifacts)}."
+                if self.report_artifacts
+                else "."
+            ),
         ]
         return "\n".join(lines)
+
+    def metrics_table(self) -> list[str]:
+        """Markdown rows: each metric for both models with intervals, and the difference."""
+        if self.intervals is None:
+            return []
+        iv = self.intervals
+        conf = next(iter(iv.challenger.values())).confidence if iv.challenger else 0.95
+        lines = [
+            f"| metric | challenger [{conf:.0%} CI] | champion [{conf:.0%} CI] "
+            "| challenger - champion [CI] |",
+            "|---|---|---|---|",
+        ]
+        for name in METRICS:
+            if name not in iv.challenger:
+                continue
+            ours = iv.challenger[name]
+            theirs = iv.champion.get(name)
+            diff = iv.difference.get(name)
+            arrow = " (lower is better)" if name in LOWER_IS_BETTER else ""
+            lines.append(
+                f"| {name}{arrow} | {ours.estimate:.4f} [{ours.lower:.4f}, {ours.upper:.4f}] | "
+                + (
+                    f"{theirs.estimate:.4f} [{theirs.lower:.4f}, {theirs.upper:.4f}]"
+                    if theirs
+                    else ""
+                )
+                + f" | {diff.text() if diff else ''} |"
+            )
+        return lines
 
 
 def _fmt(value: float | None) -> str:
@@ -140,6 +233,13 @@ def record_decision(record: DecisionRecord) -> None:
         metrics += [
             Metric(f"champion_holdout_{k}", v, 0, 0) for k, v in record.champion.holdout.items()
         ]
+    if record.decision is not None and record.decision.interval is not None:
+        interval = record.decision.interval
+        metrics += [
+            Metric(f"diff_{record.decision.metric}", interval.estimate, 0, 0),
+            Metric(f"diff_{record.decision.metric}_lower", interval.lower, 0, 0),
+            Metric(f"diff_{record.decision.metric}_upper", interval.upper, 0, 0),
+        ]
     client.log_batch(
         record.mlflow_run_id,
         metrics=metrics,
@@ -149,6 +249,7 @@ def record_decision(record: DecisionRecord) -> None:
         path = Path(tmp) / DECISION_ARTIFACT
         path.write_text(json.dumps(record.model_dump(mode="json"), indent=2))
         client.log_artifact(record.mlflow_run_id, str(path))
+    write_report_markdown(record)
     create_markdown_artifact(
         key="retrain-decision",
         markdown=record.markdown(),
@@ -156,7 +257,7 @@ def record_decision(record: DecisionRecord) -> None:
     )
     create_table_artifact(
         key="retrain-metrics",
-        table=record.metrics_table(),
+        table=record.metrics_rows(),
         description=f"Holdout metrics of challenger and champion, {record.period}",
     )
     create_link_artifact(
@@ -170,3 +271,40 @@ def record_decision(record: DecisionRecord) -> None:
             link=record.champion_url,
             link_text=f"{record.model_name} champion version {record.champion_version_after}",
         )
+
+
+@task(name="log-comparison-report", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+def log_comparison_report(
+    run_id: str,
+    comparison: Comparison,
+    *,
+    challenger_label: str,
+    champion_label: str | None,
+    title: str,
+) -> list[str]:
+    """ROC, precision-recall, calibration and lift plots of both models as run artifacts.
+
+    Returns the artifact paths (empty when the holdout could not be scored).
+    """
+    from tasks.plots import comparison_figure
+
+    if comparison.labels is None or comparison.challenger_proba is None:
+        return []
+    models = {challenger_label: comparison.challenger_proba}
+    if comparison.champion_proba is not None and champion_label:
+        models[champion_label] = comparison.champion_proba
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / REPORT_DIR
+        comparison_figure(comparison.labels, models, folder / "comparison.png", title=title)
+        client.log_artifacts(run_id, str(folder), REPORT_DIR)
+    return [f"{REPORT_DIR}/comparison.png"]
+
+
+def write_report_markdown(record: DecisionRecord) -> None:
+    """The record's markdown as a run artifact next to the plots (`comparison/report.md`)."""
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "report.md"
+        path.write_text(record.markdown() + "\n")
+        client.log_artifact(record.mlflow_run_id, str(path), REPORT_DIR)

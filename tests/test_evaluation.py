@@ -1,4 +1,4 @@
-"""The decision rule and holdout metrics: pure functions, small inline data."""
+"""The decision rule, holdout metrics and their intervals: pure functions, small inline data."""
 
 from __future__ import annotations
 
@@ -6,7 +6,22 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tasks.evaluation import DecisionRule, decide, holdout_metrics
+from tasks.evaluation import (
+    METRICS,
+    DecisionRule,
+    Guardrail,
+    Interval,
+    decide,
+    delong_difference,
+    evaluate,
+    holdout_metrics,
+    holdout_shortfall,
+    insufficient_holdout,
+    paired_bootstrap,
+    resampled_metrics,
+)
+
+POINT = {"method": "point", "guardrails": ()}
 
 
 def test_metrics_of_a_perfect_ranking() -> None:
@@ -42,8 +57,8 @@ def test_first_model_below_the_floor_is_rejected() -> None:
     ("challenger", "verdict"),
     [(0.806, "promote"), (0.805, "promote"), (0.8049, "keep-champion"), (0.79, "keep-champion")],
 )
-def test_margin_over_the_champion(challenger: float, verdict: str) -> None:
-    rule = DecisionRule(min_improvement=0.005, floor=0.5)
+def test_point_rule_margin_over_the_champion(challenger: float, verdict: str) -> None:
+    rule = DecisionRule(min_improvement=0.005, floor=0.5, **POINT)
     d = decide(rule, {"roc_auc": challenger}, {"roc_auc": 0.8})
     assert d.verdict == verdict
     assert d.improvement == pytest.approx(challenger - 0.8)
@@ -56,7 +71,7 @@ def test_floor_beats_a_worse_champion() -> None:
 
 
 def test_lower_is_better_metric() -> None:
-    rule = DecisionRule(metric="brier", min_improvement=0.01, floor=0.25)
+    rule = DecisionRule(metric="brier", min_improvement=0.01, floor=0.25, **POINT)
     assert decide(rule, {"brier": 0.13}, {"brier": 0.15}).verdict == "promote"
     assert decide(rule, {"brier": 0.145}, {"brier": 0.15}).verdict == "keep-champion"
     assert decide(rule, {"brier": 0.30}, None).verdict == "reject-below-floor"
@@ -67,7 +82,14 @@ def test_rule_is_validated_data() -> None:
         DecisionRule(min_improvement=-0.1)
     with pytest.raises(ValidationError, match="metric"):
         DecisionRule(metric="auc")  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="delong"):
+        DecisionRule(method="delong", metric="brier")
+    with pytest.raises(ValidationError, match="leakage_ceiling"):
+        DecisionRule(floor=0.8, leakage_ceiling=0.75)
+    with pytest.raises(ValidationError, match="extra"):
+        DecisionRule(margin=0.01)  # type: ignore[call-arg]
     assert DecisionRule.model_validate(DecisionRule().model_dump()) == DecisionRule()
+    assert DecisionRule.model_validate_json(DecisionRule().model_dump_json()) == DecisionRule()
 
 
 def test_same_inputs_same_decision() -> None:
@@ -77,3 +99,218 @@ def test_same_inputs_same_decision() -> None:
     a = decide(DecisionRule(), holdout_metrics(y, p), None)
     b = decide(DecisionRule(), holdout_metrics(y, p), None)
     assert a == b
+
+
+# --- the statistics ------------------------------------------------------------------------
+
+
+def _scores(n: int = 1409, seed: int = 0, gap: float = 0.0) -> tuple[np.ndarray, ...]:
+    """Labels and two correlated scores; `gap` > 0 makes the challenger (first) better."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < 0.265).astype(int)
+    shared = rng.normal(size=n)
+    champion = 1 / (1 + np.exp(-(1.3 * y + shared + 0.3 * rng.normal(size=n) - 1.2)))
+    challenger = 1 / (1 + np.exp(-((1.3 + gap) * y + shared + 0.3 * rng.normal(size=n) - 1.2)))
+    return y, challenger, champion
+
+
+def test_resampled_metrics_with_unit_weights_equal_sklearn() -> None:
+    y, p, _ = _scores(n=500)
+    p = np.round(p, 2)  # many ties: AUC and average precision must treat them as sklearn does
+    expected = holdout_metrics(y, p, threshold=0.4)
+    got = resampled_metrics(y, p, np.ones((1, y.size)), threshold=0.4)
+    assert set(got) == set(METRICS)
+    for name in METRICS:
+        assert got[name][0] == pytest.approx(expected[name], abs=1e-12), name
+
+
+def test_resampled_metrics_with_counts_equal_repeated_rows() -> None:
+    y, p, _ = _scores(n=400, seed=3)
+    counts = np.random.default_rng(1).integers(0, 4, size=y.size).astype(float)
+    rows = np.repeat(np.arange(y.size), counts.astype(int))
+    expected = holdout_metrics(y[rows], p[rows])
+    got = resampled_metrics(y, p, counts[None, :], threshold=0.5)
+    for name in METRICS:
+        assert got[name][0] == pytest.approx(expected[name], abs=1e-12), name
+
+
+def test_bootstrap_is_seeded_and_paired() -> None:
+    y, a, b = _scores()
+    first = paired_bootstrap(y, a, b, metrics=["roc_auc", "brier"], n_resamples=500, seed=7)
+    again = paired_bootstrap(y, a, b, metrics=["roc_auc", "brier"], n_resamples=500, seed=7)
+    other = paired_bootstrap(y, a, b, metrics=["roc_auc", "brier"], n_resamples=500, seed=8)
+    assert first == again
+    assert first.difference["roc_auc"] != other.difference["roc_auc"]
+    diff = first.difference["roc_auc"]
+    assert diff.lower < diff.estimate < diff.upper
+    assert diff.estimate == pytest.approx(
+        holdout_metrics(y, a)["roc_auc"] - holdout_metrics(y, b)["roc_auc"]
+    )
+    # Paired: the interval of the difference is far narrower than either model's own interval.
+    own = first.challenger["roc_auc"]
+    assert diff.upper - diff.lower < 0.6 * (own.upper - own.lower)
+
+
+def test_identical_models_have_a_zero_width_difference() -> None:
+    y, a, _ = _scores()
+    diff = paired_bootstrap(y, a, a, metrics=["roc_auc"], n_resamples=200, seed=0).difference
+    assert diff["roc_auc"].lower == diff["roc_auc"].upper == 0.0
+
+
+def test_bootstrap_and_delong_agree() -> None:
+    y, a, b = _scores(gap=0.2, seed=5)
+    boot = paired_bootstrap(y, a, b, metrics=["roc_auc"], n_resamples=2000, seed=1)
+    delong = delong_difference(y, a, b)
+    assert delong.estimate == pytest.approx(boot.difference["roc_auc"].estimate, abs=1e-12)
+    assert delong.lower == pytest.approx(boot.difference["roc_auc"].lower, abs=0.003)
+    assert delong.upper == pytest.approx(boot.difference["roc_auc"].upper, abs=0.003)
+
+
+def test_intervals_cover_the_true_difference_about_as_often_as_claimed() -> None:
+    """Equal-quality models: the 90% interval of the AUC difference covers 0 in ~90% of
+    holdouts. Coverage far off would mean the interval is wrong."""
+    covered = 0
+    for trial in range(60):
+        y, a, b = _scores(n=600, seed=100 + trial)
+        diff = paired_bootstrap(
+            y, a, b, metrics=["roc_auc"], n_resamples=400, confidence=0.9, seed=trial
+        ).difference["roc_auc"]
+        covered += diff.lower <= 0.0 <= diff.upper
+    assert 0.78 <= covered / 60 <= 0.99
+
+
+# --- the verdicts ----------------------------------------------------------------------------
+
+
+def _diff(lower: float, upper: float, estimate: float | None = None) -> Interval:
+    mid = (lower + upper) / 2 if estimate is None else estimate
+    return Interval(estimate=mid, lower=lower, upper=upper, confidence=0.95, method="test")
+
+
+CHAMPION = {"roc_auc": 0.84, "recall": 0.55, "brier": 0.14}
+
+
+def _challenger(auc: float, recall: float = 0.55, brier: float = 0.14) -> dict[str, float]:
+    return {"roc_auc": auc, "recall": recall, "brier": brier}
+
+
+@pytest.mark.parametrize(
+    ("interval", "verdict"),
+    [
+        ((0.004, 0.02), "promote"),  # lower bound clears the +0.002 margin
+        ((0.001, 0.02), "keep-champion"),  # better, but not by the margin
+        ((-0.004, 0.012), "tie"),  # includes no improvement
+        ((0.0, 0.0), "tie"),  # identical models
+        ((-0.02, -0.003), "keep-champion"),  # the champion is better
+    ],
+)
+def test_interval_rule(interval: tuple[float, float], verdict: str) -> None:
+    d = decide(DecisionRule(), _challenger(0.85), CHAMPION, difference=_diff(*interval))
+    assert d.verdict == verdict
+    assert d.promote == (verdict == "promote")
+    assert "champion stays" in d.reason or d.promote or "margin" in d.reason
+    assert len(d.guardrails) == 2 and all(g.passed for g in d.guardrails)
+
+
+def test_interval_rule_for_lower_is_better_metrics() -> None:
+    rule = DecisionRule(metric="brier", floor=0.25, guardrails=())
+    # challenger - champion brier in [-0.01, -0.004]: the challenger is better by 0.004 at least.
+    better = decide(rule, {"brier": 0.13}, {"brier": 0.14}, difference=_diff(-0.01, -0.004))
+    assert better.verdict == "promote" and better.improvement == pytest.approx(0.01)
+    worse = decide(rule, {"brier": 0.15}, {"brier": 0.14}, difference=_diff(0.004, 0.016))
+    assert worse.verdict == "keep-champion"
+
+
+def test_recall_guardrail_rejects_a_better_ranker() -> None:
+    d = decide(
+        DecisionRule(),
+        _challenger(0.86, recall=0.48),
+        CHAMPION,
+        difference=_diff(0.01, 0.03),
+    )
+    assert d.verdict == "reject-guardrail" and not d.promote
+    recall = next(g for g in d.guardrails if g.metric == "recall")
+    assert not recall.passed and recall.worsening == pytest.approx(0.07)
+    assert "recall 0.4800 vs 0.5500" in d.reason
+
+
+def test_brier_guardrail_rejects_worse_calibration() -> None:
+    rule = DecisionRule(guardrails=(Guardrail(metric="brier", max_worsening=0.005),))
+    d = decide(rule, _challenger(0.86, brier=0.15), CHAMPION, difference=_diff(0.01, 0.03))
+    assert d.verdict == "reject-guardrail"
+    assert d.guardrails[0].worsening == pytest.approx(0.01)
+
+
+def test_guardrails_only_matter_for_a_promotion() -> None:
+    d = decide(
+        DecisionRule(), _challenger(0.84, recall=0.3), CHAMPION, difference=_diff(-0.01, 0.01)
+    )
+    assert d.verdict == "tie"
+    assert not d.guardrails[0].passed  # still recorded
+
+
+def test_leakage_is_rejected_even_without_a_champion() -> None:
+    d = decide(DecisionRule(), _challenger(0.97), None)
+    assert d.verdict == "reject-leakage-suspected" and not d.promote
+    assert "0.9700" in d.reason and "leakage" in d.reason
+    d = decide(DecisionRule(), _challenger(0.97), CHAMPION, difference=_diff(0.1, 0.15))
+    assert d.verdict == "reject-leakage-suspected"
+    assert decide(DecisionRule(leakage_ceiling=None), _challenger(0.97), None).promote
+
+
+def test_unusable_champion_is_replaced_by_a_sound_challenger() -> None:
+    problem = "champion v3 will not load: UnpicklingError: invalid load key"
+    d = decide(DecisionRule(), _challenger(0.85), None, champion_problem=problem)
+    assert d.verdict == "replace-unusable-champion" and d.promote
+    assert d.reason.startswith(problem)
+    kept = decide(
+        DecisionRule(replace_unusable_champion=False),
+        _challenger(0.85),
+        None,
+        champion_problem=problem,
+    )
+    assert kept.verdict == "champion-unusable" and not kept.promote
+    # Floor and leakage still come first.
+    assert (
+        decide(DecisionRule(), _challenger(0.7), None, champion_problem=problem).verdict
+        == "reject-below-floor"
+    )
+
+
+def test_interval_rules_need_the_interval() -> None:
+    with pytest.raises(ValueError, match="needs the interval"):
+        decide(DecisionRule(), _challenger(0.85), CHAMPION)
+
+
+def test_holdout_shortfall() -> None:
+    rule = DecisionRule(min_holdout_rows=100)
+    assert holdout_shortfall(rule, rows=90, positives=20, with_champion=True) is not None
+    assert holdout_shortfall(rule, rows=90, positives=20, with_champion=False) is None
+    assert "one class" in (
+        holdout_shortfall(rule, rows=300, positives=0, with_champion=False) or ""
+    )
+    d = insufficient_holdout(rule, "only 90 rows")
+    assert d.verdict == "insufficient-holdout" and not d.promote and d.challenger_score is None
+
+
+def test_evaluate_promotes_a_clearly_better_model_and_is_repeatable() -> None:
+    y, better, champion = _scores(gap=0.2, seed=11)
+    first = evaluate(DecisionRule(n_bootstrap=500), y, better, champion, seed=3)
+    assert first.decision.verdict == "promote"
+    assert first.intervals is not None and set(first.intervals.difference) == set(METRICS)
+    assert first == evaluate(DecisionRule(n_bootstrap=500), y, better, champion, seed=3)
+    # The other way round the champion is clearly better.
+    assert evaluate(
+        DecisionRule(n_bootstrap=500), y, champion, better, seed=3
+    ).decision.verdict == ("keep-champion")
+
+
+def test_evaluate_with_delong_and_point_methods() -> None:
+    y, a, b = _scores(gap=0.2, seed=11)
+    delong = evaluate(DecisionRule(method="delong"), y, a, b, report_metrics=())
+    assert delong.decision.verdict == "promote"
+    assert delong.decision.interval is not None
+    assert delong.decision.interval.method == "DeLong paired"
+    point = evaluate(DecisionRule(**POINT), y, a, b, report_metrics=())
+    assert point.decision.verdict == "promote" and point.decision.interval is None
+    assert point.intervals is None  # nothing bootstrapped when nothing needs it

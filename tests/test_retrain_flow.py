@@ -43,8 +43,13 @@ def test_two_runs_promote_then_keep(state_home: Path) -> None:
     assert _champion() == "1"
 
     second = retrain(RetrainParameters(period="2026-01", **FAST))
-    # Same data and seed: an identical challenger cannot beat the champion by the margin.
-    assert second.verdict == "keep-champion" and not second.promoted
+    # Same data and seed: the fair holdout is the first run's holdout (the only rows the
+    # champion never saw), so the challenger is trained on the same rows and ties exactly.
+    assert second.verdict == "tie" and not second.promoted
+    assert second.decision is not None and second.decision.interval is not None
+    assert second.decision.interval.lower == second.decision.interval.upper == 0.0
+    assert second.holdout_split is not None
+    assert second.holdout_split.excluded_rows == first.train_rows
     assert second.champion is not None and second.champion.version == "1"
     assert second.challenger.holdout["roc_auc"] == pytest.approx(second.champion.holdout["roc_auc"])
     assert second.data_digest == first.data_digest
@@ -54,7 +59,9 @@ def test_two_runs_promote_then_keep(state_home: Path) -> None:
     assert _champion() == "1"
 
     client = _client()
-    assert client.get_model_version(MODEL, "2").tags["verdict"] == "keep-champion"
+    assert client.get_model_version(MODEL, "2").tags["verdict"] == "tie"
+    assert client.get_model_version(MODEL, "2").tags["promoted"] == "false"
+    assert str(client.get_model_version_by_alias(MODEL, "challenger").version) == "2"
     for record in (first, second):
         run = client.get_run(record.mlflow_run_id)
         assert run.info.status == "FINISHED"

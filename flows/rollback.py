@@ -1,0 +1,56 @@
+"""Roll the champion back: to the previous champion, or to a named version."""
+
+from __future__ import annotations
+
+from prefect import flow
+from pydantic import BaseModel, ConfigDict, Field
+
+from tasks.registry import HistoryEvent, ensure_promotion_lock, rollback_champion
+from tasks.settings import Settings
+from tasks.tracking import configure_tracking
+
+
+class RollbackParameters(BaseModel):
+    """Parameters of a rollback (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_version: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]*$",
+        description="Registered version to make champion. Empty: the previous champion.",
+    )
+    reason: str = Field(
+        default="manual rollback",
+        max_length=300,
+        description="Why, for the promotion history.",
+    )
+    create_promotion_lock: bool = Field(
+        default=True,
+        description="Create the promotion lock if it is missing (off: fail instead).",
+    )
+
+
+@flow(name="rollback", log_prints=True)
+def rollback(params: RollbackParameters | None = None) -> HistoryEvent:
+    """Move `champion` back under the promotion lock; the move joins the promotion history."""
+    from prefect.artifacts import create_markdown_artifact
+
+    params = params or RollbackParameters()
+    tracking = configure_tracking(Settings())
+    ensure_promotion_lock(tracking.model_name, create=params.create_promotion_lock)
+    event = rollback_champion(
+        tracking.model_name, to_version=params.to_version, reason=params.reason
+    )
+    print(
+        f"{tracking.model_name}: champion rolled back from v{event.from_version} to "
+        f"v{event.to_version} (history #{event.seq}, by {event.by})"
+    )
+    create_markdown_artifact(
+        key="rollback",
+        markdown=f"## Rollback of `{tracking.model_name}`\n\nChampion moved from "
+        f"v{event.from_version} to **v{event.to_version}** by {event.by} at {event.at}: "
+        f"{event.reason}. History entry #{event.seq}.",
+        description="Champion rollback",
+    )
+    return event

@@ -1,0 +1,217 @@
+"""A fair comparison holdout: no customer the champion trained on, none the challenger trains on.
+
+Monthly snapshots share about 96% of their customers, so a plain random split would hand the
+champion rows it has already learned (it would be graded on its own homework). Each model
+therefore keeps, next to itself in its MLflow run, the set of customers it trained on, as
+salted 64-bit BLAKE2b hashes of `customerID` (a pseudonym, not the ID itself) and a digest of
+that set. Next month the holdout is drawn only from customers outside the champion's set; the
+challenger trains on everything else.
+
+A consequence worth knowing: the customers held out this month are, next month, exactly the
+ones the new champion has not seen, so the holdout tends to stay with the same customers (a
+persistent panel, refreshed by newcomers), and those customers are never trained on.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from tasks.schema import ID_COLUMN, TARGET
+
+#: The run artifact folder holding a model's training-customer hashes.
+TRAINING_IDS_DIR = "training_ids"
+_HASHES_FILE = "hashes.npy"
+_META_FILE = "meta.json"
+#: Changing the salt or the hash makes earlier models' sets unreadable: bump the scheme name.
+ID_HASH_SCHEME = "blake2b-64/churn-retrain-customer-v1"
+_SALT = b"churn-retrain/v1"  # blake2b salts are at most 16 bytes
+
+IdHashes = npt.NDArray[np.uint64]
+
+
+def hash_ids(ids: Iterable[object]) -> IdHashes:
+    """One salted 64-bit hash per customer ID, in input order."""
+    return np.fromiter(
+        (
+            int.from_bytes(
+                hashlib.blake2b(str(i).encode(), digest_size=8, salt=_SALT).digest(), "little"
+            )
+            for i in ids
+        ),
+        dtype=np.uint64,
+    )
+
+
+def id_set_digest(hashes: IdHashes) -> str:
+    """A digest of the set (order and duplicates ignored): same customers, same digest."""
+    unique = np.unique(hashes).astype("<u8")
+    return f"sha256:{hashlib.sha256(unique.tobytes()).hexdigest()[:32]}"
+
+
+class HoldoutSummary(BaseModel):
+    """How the comparison holdout was chosen; part of the decision record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows: int  # snapshot rows
+    requested_rows: int  # holdout_fraction of the snapshot
+    holdout_rows: int
+    train_rows: int
+    excluded_rows: int  # rows kept out of the holdout because the champion trained on them
+    unseen_rows: int | None  # rows the holdout could be drawn from
+    champion_ids_digest: str | None
+    note: str
+
+
+@dataclass(frozen=True)
+class HoldoutSplit:
+    """The challenger's training rows and the comparison holdout, disjoint."""
+
+    train: pd.DataFrame
+    holdout: pd.DataFrame
+    summary: HoldoutSummary
+
+
+def split_fair_holdout(
+    frame: pd.DataFrame,
+    *,
+    fraction: float,
+    seed: int,
+    champion_ids: IdHashes | None = None,
+    champion_ids_digest: str | None = None,
+    ids_unknown_reason: str | None = None,
+) -> HoldoutSplit:
+    """Hold out `fraction` of the rows, stratified and seeded, from customers the champion
+    never trained on (all customers when there is no champion, or its set is unknown).
+
+    If fewer unseen rows exist than requested, all of them form the holdout and the summary
+    says so. Both parts keep the snapshot's row order, so the same data gives the same split.
+    """
+    if not 0 < fraction < 1:
+        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
+    requested = max(1, round(fraction * len(frame)))
+    if champion_ids is None:
+        eligible = np.ones(len(frame), dtype=bool)
+        seen = None
+        note = (
+            f"{ids_unknown_reason}: stratified {fraction:.0%} split; the holdout may hold "
+            "customers the champion trained on"
+            if ids_unknown_reason
+            else f"no champion: stratified {fraction:.0%} split"
+        )
+    else:
+        eligible = ~np.isin(hash_ids(frame[ID_COLUMN]), champion_ids)
+        seen = int((~eligible).sum())
+        note = (
+            f"{seen:,} rows left out of the holdout because the champion trained on those "
+            f"customers; holdout drawn from the {int(eligible.sum()):,} rows it never saw"
+        )
+    pool = np.flatnonzero(eligible)
+    if pool.size <= requested:
+        chosen = pool
+        if champion_ids is not None:
+            note += f" (all of them: fewer than the {requested:,} requested)"
+    else:
+        chosen = _stratified_sample(frame[TARGET].to_numpy()[pool], pool, requested, seed)
+    in_holdout = np.zeros(len(frame), dtype=bool)
+    in_holdout[chosen] = True
+    holdout = frame.loc[in_holdout].reset_index(drop=True)
+    train = frame.loc[~in_holdout].reset_index(drop=True)
+    return HoldoutSplit(
+        train=train,
+        holdout=holdout,
+        summary=HoldoutSummary(
+            rows=len(frame),
+            requested_rows=requested,
+            holdout_rows=len(holdout),
+            train_rows=len(train),
+            excluded_rows=seen or 0,
+            unseen_rows=None if champion_ids is None else int(pool.size),
+            champion_ids_digest=champion_ids_digest,
+            note=note,
+        ),
+    )
+
+
+def _stratified_sample(
+    labels: npt.NDArray[np.object_], pool: npt.NDArray[np.intp], size: int, seed: int
+) -> npt.NDArray[np.intp]:
+    """`size` positions of `pool`, stratified by label when every class can be split."""
+    from sklearn.model_selection import train_test_split
+
+    _, counts = np.unique(labels, return_counts=True)
+    stratify = labels if counts.size > 1 and counts.min() >= 2 else None
+    _, chosen = train_test_split(pool, test_size=size, stratify=stratify, random_state=seed)
+    return np.sort(np.asarray(chosen))
+
+
+@task(name="log-training-ids", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+def log_training_ids(run_id: str, train: pd.DataFrame) -> str:
+    """Store the hashed IDs of the challenger's training customers in its run; returns the digest."""
+    from mlflow.tracking import MlflowClient
+
+    hashes = np.unique(hash_ids(train[ID_COLUMN]))
+    digest = id_set_digest(hashes)
+    client = MlflowClient()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / TRAINING_IDS_DIR
+        folder.mkdir()
+        np.save(folder / _HASHES_FILE, hashes.astype("<u8"))
+        (folder / _META_FILE).write_text(
+            json.dumps({"scheme": ID_HASH_SCHEME, "count": int(hashes.size), "digest": digest})
+        )
+        client.log_artifacts(run_id, str(folder), TRAINING_IDS_DIR)
+    client.set_tag(run_id, "training_ids.digest", digest)
+    client.set_tag(run_id, "training_ids.count", str(hashes.size))
+    return digest
+
+
+@dataclass(frozen=True)
+class TrainingIds:
+    """A model's training customers as read back from its run (or why they could not be)."""
+
+    hashes: IdHashes | None
+    digest: str | None
+    problem: str | None = None
+
+
+@task(name="load-training-ids", retries=2, retry_delay_seconds=3)
+def load_training_ids(run_id: str | None) -> TrainingIds:
+    """The champion's training-customer hashes, checked against their digest."""
+    import mlflow
+
+    if run_id is None:
+        return TrainingIds(None, None, "the champion has no MLflow run")
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm in logs
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(
+                mlflow.artifacts.download_artifacts(
+                    run_id=run_id, artifact_path=TRAINING_IDS_DIR, dst_path=tmp
+                )
+            )
+            meta = json.loads((local / _META_FILE).read_text())
+            hashes = np.load(local / _HASHES_FILE).astype(np.uint64)
+    except (OSError, ValueError, KeyError, mlflow.exceptions.MlflowException) as exc:
+        if isinstance(exc, ConnectionError | TimeoutError):
+            raise  # transient: let the task retry
+        return TrainingIds(None, None, f"the champion's training IDs are unavailable ({exc})"[:300])
+    if meta.get("scheme") != ID_HASH_SCHEME:
+        return TrainingIds(None, None, f"the champion's training IDs use {meta.get('scheme')!r}")
+    digest = id_set_digest(hashes)
+    if digest != meta.get("digest"):
+        return TrainingIds(None, None, "the champion's training IDs do not match their digest")
+    return TrainingIds(hashes, digest)

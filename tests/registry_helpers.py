@@ -1,0 +1,99 @@
+"""Registered versions without PyCaret: a scikit-learn pipeline in the real ChurnModel wrapper,
+logged, registered and promoted by the same tasks the flow runs (a second or two each)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlparse
+
+import mlflow
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from tasks.holdout import log_training_ids
+from tasks.model import ChurnModel, prepare_features
+from tasks.registry import (
+    champion_version,
+    ensure_promotion_lock,
+    promote_challenger,
+    register_challenger,
+)
+from tasks.schema import CATEGORICAL_DOMAINS, NUMERIC_COLUMNS, POSITIVE_LABEL, TARGET
+from tasks.settings import Settings
+from tasks.tracking import configure_tracking, log_challenger, open_run
+from tasks.training import Challenger
+
+MODEL = "telco-churn"
+
+
+def sklearn_model(train: pd.DataFrame, *, handle_unknown: str = "ignore") -> ChurnModel:
+    """One-hot logistic regression on the raw columns (0.1 s)."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline, make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    columns = ColumnTransformer(
+        [
+            ("cat", OneHotEncoder(handle_unknown=handle_unknown), list(CATEGORICAL_DOMAINS)),
+            ("num", make_pipeline(SimpleImputer(), StandardScaler()), list(NUMERIC_COLUMNS)),
+        ]
+    )
+    pipeline = Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=2000))])
+    pipeline.fit(prepare_features(train), (train[TARGET] == POSITIVE_LABEL).astype(int))
+    return ChurnModel(pipeline, algorithm="sklearn-lr")
+
+
+def make_version(
+    train: pd.DataFrame,
+    *,
+    promote: bool = True,
+    handle_unknown: str = "ignore",
+    period: str = "2026-01",
+) -> str:
+    """Log, register (and by default promote) a model trained on `train`; its version."""
+    tracking = configure_tracking.fn(Settings())
+    run_id = open_run.fn(tracking, run_name=f"helper-{period}", params={}, tags={})
+    model = sklearn_model(train, handle_unknown=handle_unknown)
+    challenger = Challenger(
+        model=model,
+        algorithm="sklearn-lr",
+        estimator="LogisticRegression",
+        cv_metrics={},
+        leaderboard=pd.DataFrame({"algorithm": ["sklearn-lr"]}),
+    )
+    uri = log_challenger.fn(run_id, challenger)
+    digest = log_training_ids.fn(run_id, train)
+    version = register_challenger.fn(
+        uri,
+        tracking.model_name,
+        tags={"verdict": "helper", "period": period, "training_ids.digest": digest},
+    )
+    if promote:
+        ensure_promotion_lock.fn(tracking.model_name, create=True)
+        client = MlflowClient()
+        outcome = promote_challenger.fn(
+            tracking.model_name,
+            version,
+            expected_champion=champion_version(client, tracking.model_name),
+            decision_run=run_id,
+            reason="test helper",
+        )
+        assert outcome.promoted, outcome.reason
+    MlflowClient().set_terminated(run_id, "FINISHED")
+    return version
+
+
+def model_artifact_dir(version: str, name: str = MODEL) -> Path:
+    """Local folder of a registered version's model files (local MLflow store only)."""
+    mv = MlflowClient().get_model_version(name, version)
+    model_id = mv.model_id or str(mv.source).removeprefix("models:/")
+    return Path(urlparse(mlflow.get_logged_model(model_id).artifact_location).path)
+
+
+def alias(name: str, alias_name: str) -> str | None:
+    try:
+        return str(MlflowClient().get_model_version_by_alias(name, alias_name).version)
+    except mlflow.exceptions.MlflowException:
+        return None

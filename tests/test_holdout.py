@@ -1,0 +1,136 @@
+"""The fair holdout: never a customer the champion trained on, never one the challenger trains on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tasks.generate import generate_snapshot
+from tasks.holdout import (
+    TRAINING_IDS_DIR,
+    hash_ids,
+    id_set_digest,
+    load_training_ids,
+    log_training_ids,
+    split_fair_holdout,
+)
+from tasks.schema import ID_COLUMN, TARGET
+from tasks.settings import Settings
+from tasks.tracking import configure_tracking, open_run
+
+ROWS = 3000
+
+
+def test_hashes_are_stable_salted_and_set_digests_ignore_order() -> None:
+    ids = ["7590-VHVEG", "5575-GNVDE", "3668-QPYBK"]
+    hashes = hash_ids(ids)
+    assert hashes.dtype == np.uint64 and len(set(hashes.tolist())) == 3
+    assert np.array_equal(hashes, hash_ids(ids))
+    assert (
+        id_set_digest(hashes)
+        == id_set_digest(hashes[::-1])
+        == id_set_digest(np.concatenate([hashes, hashes[:1]]))
+    )
+    assert id_set_digest(hashes) != id_set_digest(hashes[:2])
+    # Salted: not the plain BLAKE2b of the ID.
+    import hashlib
+
+    plain = int.from_bytes(hashlib.blake2b(ids[0].encode(), digest_size=8).digest(), "little")
+    assert int(hashes[0]) != plain
+
+
+def test_no_champion_gives_a_plain_stratified_split() -> None:
+    frame = generate_snapshot("2026-01", rows=ROWS)
+    split = split_fair_holdout(frame, fraction=0.2, seed=42)
+    assert len(split.holdout) == 600 and len(split.train) == 2400
+    assert split.summary.excluded_rows == 0 and split.summary.unseen_rows is None
+    assert "no champion" in split.summary.note
+    rate = (frame[TARGET] == "Yes").mean()
+    assert (split.holdout[TARGET] == "Yes").mean() == pytest.approx(rate, abs=0.005)
+    assert not set(split.holdout[ID_COLUMN]) & set(split.train[ID_COLUMN])
+    again = split_fair_holdout(frame, fraction=0.2, seed=42)
+    assert again.holdout.equals(split.holdout) and again.train.equals(split.train)
+
+
+def test_next_month_holdout_excludes_every_customer_the_champion_trained_on() -> None:
+    january = generate_snapshot("2026-01", rows=ROWS)
+    first = split_fair_holdout(january, fraction=0.2, seed=42)
+    champion_ids = np.unique(hash_ids(first.train[ID_COLUMN]))  # what the champion trained on
+
+    february = generate_snapshot("2026-02", rows=ROWS)
+    shared = set(january[ID_COLUMN]) & set(february[ID_COLUMN])
+    assert len(shared) / ROWS > 0.9  # the generator's customer continuity
+
+    split = split_fair_holdout(
+        february, fraction=0.2, seed=7, champion_ids=champion_ids, champion_ids_digest="d"
+    )
+    trained_on = set(first.train[ID_COLUMN])
+    assert not set(split.holdout[ID_COLUMN]) & trained_on  # zero overlap
+    assert not set(split.holdout[ID_COLUMN]) & set(split.train[ID_COLUMN])
+    assert len(split.holdout) + len(split.train) == ROWS
+    expected_excluded = int(february[ID_COLUMN].isin(trained_on).sum())
+    assert split.summary.excluded_rows == expected_excluded
+    assert split.summary.unseen_rows == ROWS - expected_excluded
+    # About 23% of February is unseen (January's holdout plus newcomers): enough for 20%.
+    assert split.summary.holdout_rows == split.summary.requested_rows == 600
+    assert f"{expected_excluded:,} rows left out" in split.summary.note
+    assert split.summary.champion_ids_digest == "d"
+
+
+def test_a_small_unseen_pool_becomes_the_whole_holdout_and_says_so() -> None:
+    frame = generate_snapshot("2026-01", rows=ROWS)
+    seen = np.unique(hash_ids(frame[ID_COLUMN].iloc[:2800]))
+    split = split_fair_holdout(frame, fraction=0.2, seed=1, champion_ids=seen)
+    assert split.summary.holdout_rows == 200 < split.summary.requested_rows
+    assert set(split.holdout[ID_COLUMN]) == set(frame[ID_COLUMN].iloc[2800:])
+    assert "fewer than the 600 requested" in split.summary.note
+
+
+def test_unknown_champion_ids_are_recorded() -> None:
+    frame = generate_snapshot("2026-01", rows=ROWS)
+    split = split_fair_holdout(
+        frame, fraction=0.2, seed=1, ids_unknown_reason="the champion's training IDs are gone"
+    )
+    assert split.summary.note.startswith("the champion's training IDs are gone")
+    assert "may hold customers the champion trained on" in split.summary.note
+
+
+def test_fraction_is_checked() -> None:
+    with pytest.raises(ValueError, match="fraction"):
+        split_fair_holdout(generate_snapshot("2026-01", rows=300), fraction=1.0, seed=1)
+
+
+def test_training_ids_round_trip_through_the_run(state_home: Path) -> None:
+    tracking = configure_tracking.fn(Settings())
+    run_id = open_run.fn(tracking, run_name="ids", params={}, tags={})
+    train = generate_snapshot("2026-01", rows=500)
+    digest = log_training_ids.fn(run_id, train)
+    run = MlflowClient().get_run(run_id)
+    assert run.data.tags["training_ids.digest"] == digest
+    assert run.data.tags["training_ids.count"] == "500"
+    loaded = load_training_ids.fn(run_id)
+    assert loaded.problem is None and loaded.digest == digest
+    assert loaded.hashes is not None
+    assert set(loaded.hashes.tolist()) == set(hash_ids(train[ID_COLUMN]).tolist())
+    # No raw customer ID is stored anywhere in the artifact.
+    folder = state_home / "mlartifacts"
+    stored = b"".join(
+        p.read_bytes() for p in folder.rglob("*") if TRAINING_IDS_DIR in str(p) and p.is_file()
+    )
+    assert not any(i.encode() in stored for i in train[ID_COLUMN].head(50))
+
+
+def test_tampered_or_missing_training_ids_are_a_recorded_problem(state_home: Path) -> None:
+    tracking = configure_tracking.fn(Settings())
+    run_id = open_run.fn(tracking, run_name="ids", params={}, tags={})
+    missing = load_training_ids.fn(run_id)
+    assert missing.hashes is None and "unavailable" in (missing.problem or "")
+
+    log_training_ids.fn(run_id, generate_snapshot("2026-01", rows=300))
+    hashes_file = next(state_home.rglob(f"{TRAINING_IDS_DIR}/hashes.npy"))
+    np.save(hashes_file, np.arange(10, dtype="<u8"))
+    tampered = load_training_ids.fn(run_id)
+    assert tampered.hashes is None and "do not match their digest" in (tampered.problem or "")

@@ -1,0 +1,323 @@
+"""Safe promotion: the lock, the re-read, the history, rollback and status (real MLflow in a temp
+dir, the session's real Prefect API for the global concurrency limit)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+from registry_helpers import MODEL, alias, make_version
+
+import tasks.registry as registry
+from flows.cli import main
+from tasks.generate import generate_snapshot
+from tasks.registry import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    PromotionLockMissing,
+    RollbackRefused,
+    ensure_promotion_lock,
+    find_missing_champion,
+    promote_challenger,
+    promotion_lock_name,
+    read_history,
+    registry_status,
+    rollback_champion,
+)
+from tasks.settings import Settings
+from tasks.tracking import configure_tracking
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def january(state_home: Path) -> object:
+    configure_tracking.fn(Settings())
+    return generate_snapshot("2026-01", rows=800)
+
+
+def _history() -> list[registry.HistoryEvent]:
+    return read_history(MlflowClient(), MODEL)
+
+
+def test_first_promotion_is_recorded(january: object) -> None:
+    version = make_version(january)
+    assert (version, alias(MODEL, CHAMPION), alias(MODEL, PREVIOUS_CHAMPION)) == ("1", "1", None)
+    tags = MlflowClient().get_model_version(MODEL, "1").tags
+    assert tags["promoted"] == "true"
+    [event] = _history()
+    assert (event.seq, event.action, event.from_version, event.to_version) == (
+        1,
+        "promote",
+        None,
+        "1",
+    )
+    assert event.by and event.at.endswith("+00:00") and event.decision_run
+    run = MlflowClient().get_run(event.decision_run)
+    assert run.data.tags["training_ids.digest"] == tags["training_ids.digest"]
+
+
+def test_promotion_refuses_when_the_champion_moved(january: object) -> None:
+    make_version(january)
+    v2 = make_version(january, promote=False)
+    outcome = promote_challenger.fn(MODEL, v2, expected_champion=None, decision_run="r2")
+    assert outcome.conflict and not outcome.promoted
+    assert "is v1 now, not none as when compared" in outcome.reason
+    assert alias(MODEL, CHAMPION) == "1" and alias(MODEL, CHALLENGER) == v2
+    tags = MlflowClient().get_model_version(MODEL, v2).tags
+    assert (tags["verdict"], tags["promoted"]) == ("conflict", "false")
+    assert len(_history()) == 1
+
+
+_RACER = """
+import json, sys, time
+from pathlib import Path
+from mlflow.tracking import MlflowClient
+from tasks.registry import promote_challenger
+from tasks.settings import Settings
+from tasks.tracking import configure_tracking
+
+configure_tracking.fn(Settings())
+real = MlflowClient.set_registered_model_alias
+def slow(self, *args, **kwargs):  # a slow registry: widens the window between read and write
+    time.sleep(0.8)
+    return real(self, *args, **kwargs)
+MlflowClient.set_registered_model_alias = slow
+go = Path(sys.argv[2])
+while not go.exists():
+    time.sleep(0.005)
+outcome = promote_challenger.fn("telco-churn", sys.argv[1], expected_champion="1",
+                                decision_run="run-" + sys.argv[1], reason="race")
+print(json.dumps(outcome.model_dump(mode="json")))
+"""
+
+
+def test_two_processes_racing_to_promote_move_the_alias_once(
+    january: object, tmp_path: Path
+) -> None:
+    """Two retrain runs compared against champion v1 and both won: exactly one may move it."""
+    from prefect.settings import PREFECT_API_URL
+
+    make_version(january)
+    racers = [make_version(january, promote=False) for _ in range(2)]
+    go = tmp_path / "go"
+    env = {**os.environ, "PREFECT_API_URL": str(PREFECT_API_URL.value())}
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", _RACER, version, str(go)],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for version in racers
+    ]
+    time.sleep(4)  # both imported and waiting
+    go.touch()
+    outcomes = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, err[-2000:]
+        outcomes.append(json.loads(out.strip().splitlines()[-1]))
+    winners = [o for o in outcomes if o["promoted"]]
+    losers = [o for o in outcomes if o["conflict"]]
+    assert len(winners) == 1 and len(losers) == 1
+    winner = winners[0]["champion_after"]
+    loser = next(v for v in racers if v != winner)
+    assert alias(MODEL, CHAMPION) == winner and alias(MODEL, PREVIOUS_CHAMPION) == "1"
+    assert alias(MODEL, CHALLENGER) == loser
+    assert f"is v{winner} now, not v1 as when compared" in losers[0]["reason"]
+    history = _history()
+    assert len(history) == 2  # the first promotion and exactly one move from the race
+    assert (history[1].from_version, history[1].to_version) == ("1", winner)
+    assert history[1].decision_run == f"run-{winner}"
+
+
+def test_control_without_the_lock_both_racers_move_the_alias(
+    january: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Why the lock exists: the same race with the lock removed moves the alias twice."""
+
+    @contextmanager
+    def no_lock(name: str, *, timeout_seconds: float = 0) -> Iterator[None]:
+        yield
+
+    make_version(january)
+    racers = [make_version(january, promote=False) for _ in range(2)]
+    real = MlflowClient.set_registered_model_alias
+
+    def slow(self: MlflowClient, *args: object, **kwargs: object) -> None:
+        time.sleep(0.5)
+        real(self, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(registry, "promotion_lock", no_lock)
+    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", slow)
+    results: list[registry.Promotion] = []
+    threads = [
+        threading.Thread(
+            target=lambda v=v: results.append(
+                promote_challenger.fn(MODEL, v, expected_champion="1", decision_run=v)
+            )
+        )
+        for v in racers
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert sum(r.promoted for r in results) == 2  # last writer wins, both think they won
+    assert alias(MODEL, CHAMPION) in racers
+    # The history may even lose one of the moves (both read "next is #2", both write it).
+    assert len(_history()) in (2, 3)
+
+
+def test_a_missing_lock_fails_before_anything_moves(january: object) -> None:
+    from prefect.client.orchestration import get_client
+
+    make_version(january)
+    v2 = make_version(january, promote=False)
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(promotion_lock_name(MODEL))
+    with pytest.raises(PromotionLockMissing, match="does not exist; create it with"):
+        ensure_promotion_lock.fn(MODEL, create=False)
+    with pytest.raises(Exception, match="must be created before acquiring"):
+        promote_challenger.fn(MODEL, v2, expected_champion="1")
+    assert alias(MODEL, CHAMPION) == "1" and len(_history()) == 1
+    assert MlflowClient().get_model_version(MODEL, v2).tags["verdict"] == "promotion-failed"
+    assert ensure_promotion_lock.fn(MODEL, create=True) == promotion_lock_name(MODEL)
+    assert ensure_promotion_lock.fn(MODEL, create=False) == promotion_lock_name(MODEL)
+
+
+def test_a_lock_with_more_than_one_slot_is_refused(state_home: Path) -> None:
+    from prefect.client.orchestration import get_client
+
+    name = "odd-model"
+    with get_client(sync_client=True) as client:
+        client.upsert_global_concurrency_limit_by_name(promotion_lock_name(name), limit=2)
+    try:
+        with pytest.raises(PromotionLockMissing, match="must be active with limit 1"):
+            ensure_promotion_lock.fn(name, create=True)
+    finally:
+        with get_client(sync_client=True) as client:
+            client.delete_global_concurrency_limit_by_name(promotion_lock_name(name))
+
+
+def test_a_failed_history_write_leaves_the_aliases_as_they_were(
+    january: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    make_version(january)
+    make_version(january)  # v2 champion, v1 previous
+    v3 = make_version(january, promote=False)
+
+    def broken(self: MlflowClient, *args: object) -> None:
+        raise OSError("registry went away")
+
+    monkeypatch.setattr(MlflowClient, "set_registered_model_tag", broken)
+    with pytest.raises(OSError, match="registry went away"):
+        promote_challenger.fn(MODEL, v3, expected_champion="2")
+    monkeypatch.undo()
+    assert (alias(MODEL, CHAMPION), alias(MODEL, PREVIOUS_CHAMPION)) == ("2", "1")
+    assert len(_history()) == 2
+
+
+def test_rollback_restores_the_previous_champion_and_records_both_moves(january: object) -> None:
+    make_version(january)
+    make_version(january)
+    assert (alias(MODEL, CHAMPION), alias(MODEL, PREVIOUS_CHAMPION)) == ("2", "1")
+
+    event = rollback_champion.fn(MODEL, reason="v2 misbehaves in production")
+    assert (event.action, event.from_version, event.to_version) == ("rollback", "2", "1")
+    assert (alias(MODEL, CHAMPION), alias(MODEL, PREVIOUS_CHAMPION)) == ("1", "2")
+    moves = [(e.action, e.from_version, e.to_version) for e in _history()]
+    assert moves == [("promote", None, "1"), ("promote", "1", "2"), ("rollback", "2", "1")]
+    assert _history()[-1].reason == "v2 misbehaves in production"
+
+    make_version(january, promote=False)  # v3, never promoted
+    named = rollback_champion.fn(MODEL, to_version="3")
+    assert (named.from_version, named.to_version) == ("1", "3")
+    assert alias(MODEL, CHAMPION) == "3" and len(_history()) == 4
+
+
+def test_rollback_refusals_change_nothing(january: object) -> None:
+    make_version(january)
+    with pytest.raises(RollbackRefused, match="no previous champion to roll back to"):
+        rollback_champion.fn(MODEL)
+    with pytest.raises(RollbackRefused, match="has no version 9"):
+        rollback_champion.fn(MODEL, to_version="9")
+    with pytest.raises(RollbackRefused, match="already the champion"):
+        rollback_champion.fn(MODEL, to_version="1")
+    assert alias(MODEL, CHAMPION) == "1" and len(_history()) == 1
+
+
+def test_a_deleted_champion_is_named_from_the_history(january: object) -> None:
+    make_version(january)
+    assert find_missing_champion.fn(MODEL) is None
+    MlflowClient().delete_model_version(MODEL, "1")
+    assert alias(MODEL, CHAMPION) is None  # MLflow drops the alias silently
+    assert "champion v1 (last in the promotion history) was deleted" in (
+        find_missing_champion.fn(MODEL) or ""
+    )
+
+
+def test_rollback_and_status_commands(
+    january: object,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    monkeypatch.setenv("CHURN_RETRAIN_ACTOR", "ops-oncall")
+    make_version(january)
+    make_version(january)
+    assert main(["rollback", "--reason", "bad week", "--json"]) == 0
+    event = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert (event["from_version"], event["to_version"], event["by"]) == ("2", "1", "ops-oncall")
+    assert alias(MODEL, CHAMPION) == "1"
+
+    assert main(["rollback", "--to", "7"]) == 2
+    assert "has no version 7" in capsys.readouterr().err
+
+    assert main(["status"]) == 0
+    text = capsys.readouterr().out
+    assert "champion           v1" in text and "previous-champion  v2" in text
+    assert "rollback" in text and "ops-oncall" in text
+    rows = [line for line in text.splitlines() if line.strip()[:1].isdigit()]
+    assert len(rows) == 3  # promote, promote, rollback
+
+    assert main(["status", "--json"]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["champion"]["version"] == "1" and len(status["history"]) == 3
+    assert registry_status(MODEL) is not None
+
+
+def test_status_is_fast_to_import_and_never_loads_pycaret(january: object) -> None:
+    make_version(january)
+    code = (
+        "import sys; from flows.cli import main; rc = main(['status']); "
+        "print('PYCARET' if 'pycaret' in sys.modules else 'NO-PYCARET', rc)"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=ROOT,
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "champion           v1" in done.stdout
+    assert done.stdout.strip().endswith("NO-PYCARET 0")
