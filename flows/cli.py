@@ -264,21 +264,10 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from flows.score import ScoreParameters, score
 
-    given = {
-        "data": args.data,
-        "period": args.period,
-        "output": args.output,
-        "chunk_rows": args.chunk_rows,
-    }
-    try:
-        params = ScoreParameters.model_validate({k: v for k, v in given.items() if v is not None})
-    except ValidationError as exc:
-        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    given = {"data": args.data, "period": args.period, "output": args.output}
+    params = _validated(ScoreParameters, {**given, "chunk_rows": args.chunk_rows})
     print(score(params).describe())
     return EXIT_OK
 
@@ -352,15 +341,9 @@ def _ver(version: str | None) -> str:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from flows.rollback import RollbackParameters, rollback
 
-    try:
-        params = RollbackParameters(to_version=args.to_version, reason=args.reason)
-    except ValidationError as exc:
-        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    params = _validated(RollbackParameters, {"to_version": args.to_version, "reason": args.reason})
     event = rollback(params)
     if args.json:
         print(json.dumps(event.model_dump(mode="json")))
@@ -372,28 +355,23 @@ def _simulate(args: argparse.Namespace) -> int:
 
     # The month table is the output; the flows' own logs still reach the Prefect API.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    from pydantic import ValidationError
-
     from flows.simulate import HEADER, SimulateParameters, month_line, simulate
 
-    try:
-        params = SimulateParameters.model_validate(
-            dict(
-                months=args.months,
-                start=args.start,
-                scenario=args.scenario,
-                drift_from=args.drift_from,
-                max_drift=args.max_drift,
-                rows=args.rows,
-                models=args.models.split(","),
-                folds=args.folds,
-                seed=args.seed,
-                rule={"metric": args.metric},
-            )
-        )
-    except ValidationError as exc:
-        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    params = _validated(
+        SimulateParameters,
+        dict(
+            months=args.months,
+            start=args.start,
+            scenario=args.scenario,
+            drift_from=args.drift_from,
+            max_drift=args.max_drift,
+            rows=args.rows,
+            models=args.models.split(","),
+            folds=args.folds,
+            seed=args.seed,
+            rule={"metric": args.metric},
+        ),
+    )
     from tasks.settings import Settings
 
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -444,8 +422,6 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from pydantic import ValidationError
-
     from flows.validate import ValidateParameters, validate
     from tasks.errors import SnapshotRejected
     from tasks.gate_report import REPORT_JSON, report_directory
@@ -457,13 +433,7 @@ def _validate(args: argparse.Namespace) -> int:
     if args.drift_fail is not None:
         drift["fail"] = args.drift_fail
     given = {"data": args.data, "period": args.period, "suite": args.suite, "drift_gate": drift}
-    try:
-        params = ValidateParameters.model_validate(
-            {k: v for k, v in given.items() if v is not None}
-        )
-    except ValidationError as exc:
-        print(f"churn-retrain: invalid parameters: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+    params = _validated(ValidateParameters, given)
     state = validate(params, return_state=True)
     outcome = state.result(raise_on_failure=False)
     report_dir = report_directory(Settings(), str(state.state_details.flow_run_id))
