@@ -43,6 +43,8 @@ def _prepare_environment(settings: Settings) -> None:
     # No usage statistics: GX and the temporary Prefect server would otherwise try to send some.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # The temporary server's 20 s start timeout was hit on a busy 2-core machine (load ~5).
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 
 def _import_training_stack() -> None:
