@@ -53,8 +53,14 @@ def score(params: ScoreParameters) -> ScoreSummary:
             f"no champion registered for {tracking.model_name!r} on {tracking.tracking_uri}: "
             "run a retrain first"
         )
-    loaded: Any = load_champion(champion)
-    model = loaded.unwrap_python_model()  # the ChurnModel: skips per-chunk schema enforcement
+    loaded = load_champion(champion)
+    if loaded.model is None:
+        raise TrackingUnavailable(
+            f"champion version {champion.version} of {tracking.model_name!r} cannot be used: "
+            f"{loaded.problem}"
+        )
+    # The ChurnModel inside the pyfunc: skips MLflow's schema enforcement on every chunk.
+    model: Any = loaded.model.unwrap_python_model()
     output = Path(params.output or settings.home / "scores" / f"{period}-v{champion.version}.csv")
     summary = write_scores(
         model, snapshot.frame, output=output, version=champion.version, chunk_rows=params.chunk_rows

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.data import PERIOD_PATTERN
+from tasks.drift import DriftThresholds
 from tasks.evaluation import DecisionRule
 from tasks.generate import DRIFT_SCENARIOS
 from tasks.report import DecisionRecord
@@ -44,6 +45,11 @@ class SimulateParameters(BaseModel):
     folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
     seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed of data and training.")
     rule: DecisionRule = Field(default_factory=DecisionRule, description="The promotion rule.")
+    drift_gate: DriftThresholds = Field(
+        # The drift is the point of a simulation: the gate reports it instead of rejecting.
+        default_factory=lambda: DriftThresholds(fail=10.0),
+        description="Drift thresholds; by default drift is reported (warn), never rejected.",
+    )
 
     @field_validator("scenario")
     @classmethod
@@ -164,6 +170,7 @@ def simulate(
                 generated_rows=params.rows,
                 drift=drift,
                 scenario=params.scenario if drift > 0 else "none",
+                drift_gate=params.drift_gate,
             )
         )
         months.append(_month(record, drift))

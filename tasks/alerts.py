@@ -34,7 +34,7 @@ from tasks.gate_report import (
     rejection_failures,
     report_directory,
 )
-from tasks.settings import Settings, redact_uri
+from tasks.settings import Settings, redact_endpoint, redact_uri
 
 if TYPE_CHECKING:
     from prefect import Flow
@@ -193,7 +193,7 @@ def deliver_alert(alert: Alert, settings: Settings) -> list[Delivery]:
         send = _post_json if url.startswith(("http://", "https://")) else _send_apprise
         deliveries.append(
             _deliver(
-                redact_uri(url),
+                redact_endpoint(url),
                 lambda: send(url, alert, timeout),
                 timeout=timeout,
                 retries=retries,
@@ -321,7 +321,7 @@ def _describe_error(exc: BaseException, timeout: float) -> str:
 def _scrub(text: str, secrets: tuple[str, ...]) -> str:
     for secret in secrets:
         if secret:
-            text = text.replace(secret, redact_uri(secret))
+            text = text.replace(secret, redact_endpoint(secret))
     return text
 
 

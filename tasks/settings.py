@@ -211,3 +211,12 @@ def redact_uri(uri: str) -> str:
     if parts.port:
         host = f"{host}:{parts.port}"
     return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+def redact_endpoint(uri: str) -> str:
+    """Scheme and host only, for webhooks: their path and query are the secret (e.g. Slack's)."""
+    parts = urlsplit(uri)
+    host = parts.hostname or ""
+    if parts.port:
+        host = f"{host}:{parts.port}"
+    return f"{parts.scheme}://{host}/…" if parts.scheme else "(alert destination)"

@@ -30,6 +30,10 @@ REMOTE_TRACKING_VARS = (
     "CHURN_RETRAIN_DAGSHUB_HOST",
     "DAGSHUB_USER_TOKEN",
     "DAGSHUB_CLIENT_HOST",
+    # What a run exports for MLflow's HTTP client; a later test must read its own settings.
+    "MLFLOW_HTTP_REQUEST_TIMEOUT",
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR",
 )
 
 

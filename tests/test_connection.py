@@ -80,6 +80,7 @@ def test_dagshub_settings_give_its_mlflow_uri_and_credentials_without_network() 
 
 
 @pytest.mark.usefixtures("state_home")
+@pytest.mark.usefixtures("state_home")  # no MLFLOW_HTTP_* left over from an earlier run
 def test_dagshub_settings_come_from_the_environment_or_a_dotenv(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -146,10 +146,9 @@ def test_same_period_twice_runs_one_at_a_time_and_promotes_once(
 ) -> None:
     from prefect.client.orchestration import get_client
 
-    # With a zero margin a tie promotes, so only the idempotency key stops a second promotion.
-    first, second = (
-        _run(prefect_stack, "2025-08", timeout=0, rule={"min_improvement": 0.0}) for _ in range(2)
-    )
+    # Naive Bayes beats last month's constant-score champion; the identical second run ties.
+    weak = {"models": ["nb"], "rule": {"method": "point", "min_improvement": 0.0}}
+    first, second = (_run(prefect_stack, "2025-08", timeout=0, **weak) for _ in range(2))
     states: dict[str, set[str]] = {str(first.id): set(), str(second.id): set()}
     overlap = waited = False
     deadline = time.monotonic() + 600
@@ -175,12 +174,20 @@ def test_same_period_twice_runs_one_at_a_time_and_promotes_once(
         [client.get_experiment_by_name("churn-retrain").experiment_id],
         filter_string="tags.`data.period` = '2025-08'",
     )
-    verdicts = sorted(r.data.tags["decision.verdict"] for r in runs)
-    assert verdicts == ["already-promoted", "promote"]
+    assert sorted(r.data.tags["decision.verdict"] for r in runs) == ["promote", "tie"]
+
+    # A clearly better model for the same month would win, but the month already promoted once.
+    better = _run(prefect_stack, "2025-08", timeout=600, rule=weak["rule"])
+    assert better.state.is_completed(), better.state
+    runs = client.search_runs(
+        [client.get_experiment_by_name("churn-retrain").experiment_id],
+        filter_string=f"tags.`prefect.flow_run_id` = '{better.id}'",
+    )
+    assert [r.data.tags["decision.verdict"] for r in runs] == ["already-promoted"]
     versions = client.search_model_versions(
         f"name = '{MODEL}' and tags.idempotency_key = '{MODEL}:2025-08'"
     )
-    assert sorted(v.tags["promoted"] for v in versions) == ["false", "true"]
+    assert sorted(v.tags["promoted"] for v in versions) == ["false", "false", "true"]
 
 
 @pytest.mark.slow

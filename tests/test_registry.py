@@ -7,10 +7,7 @@ import json
 import os
 import subprocess
 import sys
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -144,44 +141,6 @@ def test_two_processes_racing_to_promote_move_the_alias_once(
     assert len(history) == 2  # the first promotion and exactly one move from the race
     assert (history[1].from_version, history[1].to_version) == ("1", winner)
     assert history[1].decision_run == f"run-{winner}"
-
-
-def test_control_without_the_lock_both_racers_move_the_alias(
-    january: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Why the lock exists: the same race with the lock removed moves the alias twice."""
-
-    @contextmanager
-    def no_lock(name: str, *, timeout_seconds: float = 0) -> Iterator[None]:
-        yield
-
-    make_version(january)
-    racers = [make_version(january, promote=False) for _ in range(2)]
-    real = MlflowClient.set_registered_model_alias
-
-    def slow(self: MlflowClient, *args: object, **kwargs: object) -> None:
-        time.sleep(0.5)
-        real(self, *args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(registry, "promotion_lock", no_lock)
-    monkeypatch.setattr(MlflowClient, "set_registered_model_alias", slow)
-    results: list[registry.Promotion] = []
-    threads = [
-        threading.Thread(
-            target=lambda v=v: results.append(
-                promote_challenger.fn(MODEL, v, expected_champion="1", decision_run=v)
-            )
-        )
-        for v in racers
-    ]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert sum(r.promoted for r in results) == 2  # last writer wins, both think they won
-    assert alias(MODEL, CHAMPION) in racers
-    # The history may even lose one of the moves (both read "next is #2", both write it).
-    assert len(_history()) in (2, 3)
 
 
 def test_a_missing_lock_fails_before_anything_moves(january: object) -> None:
