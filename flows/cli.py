@@ -291,6 +291,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     # The month table is the output; the flows' own logs still reach the Prefect API.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     from pydantic import ValidationError
 
     from flows.simulate import HEADER, SimulateParameters, month_line, simulate

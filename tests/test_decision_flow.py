@@ -208,6 +208,7 @@ def test_simulate_command_runs_the_flow_month_after_month(
 
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "ERROR")
     monkeypatch.setenv("CHURN_RETRAIN_HOME", str(state_home))  # restored after the test
     home = tmp_path / "sim"
     code = main(
