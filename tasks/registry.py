@@ -28,6 +28,7 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import ChurnRetrainError, is_transient
+from tasks.evaluation import Decision
 from tasks.model import keep_pycaret_quiet
 
 CHAMPION = "champion"
@@ -443,6 +444,19 @@ def promote_challenger(
         reason=f"v{version} is champion (was {_v(current)})",
         event=event,
     )
+
+
+def settle_decision(
+    decision: Decision, promotion: Promotion | None, champion_before: str | None
+) -> tuple[str, bool, str, str | None]:
+    """Verdict, promoted, reason and champion after the promotion step: the comparison's own,
+    unless the promotion was refused (then `conflict`, and the champion is whoever holds it)."""
+    if promotion is None:
+        return decision.verdict, False, decision.reason, champion_before
+    if promotion.conflict:
+        reason = f"{promotion.reason} (the comparison said: {decision.reason})"
+        return "conflict", False, reason, promotion.champion_after
+    return decision.verdict, promotion.promoted, decision.reason, promotion.champion_after
 
 
 def _v(version: str | None) -> str:

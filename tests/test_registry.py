@@ -321,3 +321,30 @@ def test_status_is_fast_to_import_and_never_loads_pycaret(january: object) -> No
     assert done.returncode == 0, done.stderr[-2000:]
     assert "champion           v1" in done.stdout
     assert done.stdout.strip().endswith("NO-PYCARET 0")
+
+
+def test_settle_decision_reports_a_refused_promotion_as_a_conflict() -> None:
+    from tasks.evaluation import Decision
+    from tasks.registry import Promotion, settle_decision
+
+    won = Decision(
+        verdict="promote",
+        promote=True,
+        reason="better",
+        metric="roc_auc",
+        challenger_score=0.85,
+        champion_score=0.83,
+        improvement=0.02,
+    )
+    moved = Promotion(
+        promoted=True, conflict=False, champion_before="1", champion_after="3", reason="ok"
+    )
+    refused = Promotion(
+        promoted=False, conflict=True, champion_before="2", champion_after="2", reason="moved"
+    )
+    assert settle_decision(won, moved, "1") == ("promote", True, "better", "3")
+    verdict, promoted, reason, after = settle_decision(won, refused, "1")
+    assert (verdict, promoted, after) == ("conflict", False, "2")
+    assert reason == "moved (the comparison said: better)"
+    kept = won.model_copy(update={"verdict": "tie", "promote": False, "reason": "tie"})
+    assert settle_decision(kept, None, "1") == ("tie", False, "tie", "1")
