@@ -238,5 +238,14 @@ def test_simulate_command_runs_the_flow_month_after_month(
     months = summary["months"]
     assert [m["drift"] for m in months] == [0.0, 0.5, 1.0]
     promotions = sum(m["promoted"] for m in months)
-    assert out.count(" promote ") + 1 == promotions + 1  # one history row per promotion
+    history = [
+        line.split()
+        for line in out.splitlines()
+        if line.startswith("  ") and line.split() and line.split()[0].isdigit()
+    ]
+    assert len(history) == promotions >= 1  # one history row per promotion, the first included
+    assert [row[2] for row in history] == ["promote"] * promotions
+    assert months[0]["verdict"] == "promote-first"
+    for line, month in zip(lines, months, strict=True):
+        assert month["verdict"] in line and month["period"] == line[:7]
     assert (home / "mlflow.db").is_file() and not (state_home / "mlflow.db").exists()

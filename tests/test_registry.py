@@ -96,6 +96,7 @@ def slow(self, *args, **kwargs):  # a slow registry: widens the window between r
     return real(self, *args, **kwargs)
 MlflowClient.set_registered_model_alias = slow
 go = Path(sys.argv[2])
+(go.parent / ("ready-" + sys.argv[1])).touch()
 while not go.exists():
     time.sleep(0.005)
 outcome = promote_challenger.fn("telco-churn", sys.argv[1], expected_champion="1",
@@ -125,8 +126,11 @@ def test_two_processes_racing_to_promote_move_the_alias_once(
         )
         for version in racers
     ]
-    time.sleep(4)  # both imported and waiting
-    go.touch()
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{v}").exists() for v in racers):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.05)
+    go.touch()  # both imported and waiting: release them together
     outcomes = []
     for proc in procs:
         out, err = proc.communicate(timeout=180)
