@@ -318,6 +318,16 @@ def status_text(status: RegistryStatus, where: str) -> str:
 
     lines = [f"{status.model_name} on {where}: {status.versions} version(s)"]
     lines += side("champion", status.champion)
+    latest = status.latest_comparison
+    if latest and latest["scores"]:
+        scores = " ".join(
+            f"{k}={latest['scores'][k]:.4f}"
+            for k in ("roc_auc", "pr_auc", "brier", "recall")
+            if k in latest["scores"]
+        )
+        lines.append(
+            f"  {'':<18} latest retrain {latest['period']} ({latest['verdict']}): {scores}"
+        )
     if status.missing_champion:
         lines.append(f"  {'':<18} ({status.missing_champion})")
     lines += side("previous-champion", status.previous_champion)
@@ -357,6 +367,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
     # The month table is the output; the flows' own logs still reach the Prefect API.
     os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     from flows.simulate import HEADER, SimulateParameters, month_line, simulate
 
     params = _validated(

@@ -37,6 +37,7 @@ from tasks.registry import (
     mark_not_promoted,
     promote_challenger,
     register_challenger,
+    settle_decision,
 )
 from tasks.report import DecisionRecord, ModelScores, log_comparison_report, record_decision
 from tasks.settings import Settings
@@ -194,21 +195,22 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             champion_ids_digest=champion_ids.digest if champion_ids else None,
             ids_unknown_reason=champion_ids.problem if champion_ids else None,
         )
+        train, holdout = split.train, split.holdout
         with clock("train"):
             challenger = train_challenger(
-                split.train,
+                train,
                 seed=params.seed,
                 models=params.models,
                 folds=params.folds,
                 budget_minutes=params.budget_minutes,
             )
-            log_reference_profile(run_id, split.train)  # next month's drift is measured against it
+            log_reference_profile(run_id, train)  # next month's drift is measured against it
         with clock("compare"):
             loaded = load_champion(champion) if champion else None
             comparison = compare_with_champion(
                 challenger.model,
                 loaded.model if loaded else None,
-                split.holdout,
+                holdout,
                 params.rule,
                 seed=params.seed,
                 champion_problem=champion_problem or (loaded.problem if loaded else None),
@@ -219,7 +221,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             )
         with clock("promote"):
             model_uri = log_challenger(run_id, challenger)
-            ids_digest = log_training_ids(run_id, split.train)
+            ids_digest = log_training_ids(run_id, train)
             version = register_challenger(
                 model_uri,
                 tracking.model_name,
@@ -244,13 +246,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
                 )
             else:
                 mark_not_promoted(tracking.model_name, version, verdict=decision.verdict)
-        verdict, promoted, reason = decision.verdict, decision.promote, decision.reason
-        after = before
-        if promotion is not None:
-            after = promotion.champion_after
-            if promotion.conflict:
-                verdict, promoted = "conflict", False
-                reason = f"{promotion.reason} (the comparison said: {decision.reason})"
+        verdict, promoted, reason, after = settle_decision(decision, promotion, before)
         with clock("report"):
             artifacts = log_comparison_report(
                 run_id,
@@ -266,7 +262,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             data_digest=snapshot.digest,
             idempotency_key=key,
             rows=snapshot.rows,
-            train_rows=len(split.train),
+            train_rows=len(train),
             holdout_rows=comparison.holdout_rows,
             validation=validation.summary(),
             drift=drift.summary(),

@@ -28,6 +28,7 @@ from prefect import task
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import ChurnRetrainError, is_transient
+from tasks.evaluation import Decision
 from tasks.model import keep_pycaret_quiet
 
 CHAMPION = "champion"
@@ -453,6 +454,19 @@ def promote_challenger(
     )
 
 
+def settle_decision(
+    decision: Decision, promotion: Promotion | None, champion_before: str | None
+) -> tuple[str, bool, str, str | None]:
+    """Verdict, promoted, reason and champion after the promotion step: the comparison's own,
+    unless the promotion was refused (then `conflict`, and the champion is whoever holds it)."""
+    if promotion is None:
+        return decision.verdict, False, decision.reason, champion_before
+    if promotion.conflict:
+        reason = f"{promotion.reason} (the comparison said: {decision.reason})"
+        return "conflict", False, reason, promotion.champion_after
+    return decision.verdict, promotion.promoted, decision.reason, promotion.champion_after
+
+
 def _v(version: str | None) -> str:
     return "none" if version is None else f"v{version}"
 
@@ -581,6 +595,9 @@ class RegistryStatus(BaseModel):
     challenger: VersionSummary | None
     missing_champion: str | None
     history: list[HistoryEvent]
+    #: The champion's scores in the latest retrain that compared against it (same holdout as
+    #: that month's challenger): period, run id and metrics.
+    latest_comparison: dict[str, Any] | None = None
 
 
 def _summary(client: MlflowClient, name: str, version: str | None) -> VersionSummary | None:
@@ -626,6 +643,26 @@ def registry_status(name: str) -> RegistryStatus | None:
             return None
         raise
     champion = champion_version(client, name)
+    latest = None
+    if champion is not None:
+        runs = client.search_runs(
+            [e.experiment_id for e in client.search_experiments()],
+            filter_string=f"tags.`decision.champion_version_before` = '{champion}'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if runs:
+            run = runs[0]
+            latest = {
+                "period": run.data.tags.get("data.period"),
+                "run_id": run.info.run_id,
+                "verdict": run.data.tags.get("decision.verdict"),
+                "scores": {
+                    k.removeprefix("champion_holdout_"): v
+                    for k, v in run.data.metrics.items()
+                    if k.startswith("champion_holdout_")
+                },
+            }
     return RegistryStatus(
         model_name=name,
         versions=len(client.search_model_versions(f"name='{name}'")),
@@ -634,4 +671,5 @@ def registry_status(name: str) -> RegistryStatus | None:
         challenger=_summary(client, name, alias_version(client, name, CHALLENGER)),
         missing_champion=None if champion else find_missing_champion.fn(name),
         history=read_history(client, name),
+        latest_comparison=latest,
     )

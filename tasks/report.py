@@ -162,9 +162,7 @@ class DecisionRecord(BaseModel):
         if self.holdout_split is not None:
             h = self.holdout_split
             lines.append(
-                f"Holdout: {h.holdout_rows:,} rows (requested {h.requested_rows:,}); "
-                f"{h.excluded_rows:,} rows excluded because the champion trained on them. "
-                f"{h.note}."
+                f"Holdout: {h.holdout_rows:,} rows (requested {h.requested_rows:,}); {h.note}."
             )
         if self.champion_problem:
             lines.append(f"Champion problem: {self.champion_problem}.")

@@ -91,6 +91,32 @@ def test_a_clearly_better_challenger_is_promoted_with_its_evidence(january: obje
     assert tags["holdout.excluded_rows"] == str(split.excluded_rows)
 
 
+def test_a_champion_that_moved_during_the_run_is_a_conflict(
+    january: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another run promotes while this one logs its challenger: this one must not overwrite it."""
+    import flows.retrain
+
+    make_version(january.sample(120, random_state=0))  # type: ignore[attr-defined]
+    real_log = flows.retrain.log_challenger
+
+    def log_then_someone_else_promotes(run_id: str, challenger: object) -> str:
+        uri = real_log(run_id, challenger)
+        make_version(january, period="elsewhere")  # v2, promoted under the lock meanwhile
+        return str(uri)
+
+    monkeypatch.setattr(flows.retrain, "log_challenger", log_then_someone_else_promotes)
+    record = retrain(RetrainParameters(period="2026-02", **FAST))
+    assert record.decision is not None and record.decision.verdict == "promote"
+    assert record.verdict == "conflict" and not record.promoted
+    assert "is v2 now, not v1 as when compared" in record.reason
+    assert record.champion_version_after == "2" == alias(MODEL, CHAMPION)
+    assert alias(MODEL, CHALLENGER) == "3" and alias(MODEL, PREVIOUS_CHAMPION) == "1"
+    assert MlflowClient().get_model_version(MODEL, "3").tags["verdict"] == "conflict"
+    assert _moves() == [("promote", None, "1"), ("promote", "1", "2")]
+    assert _run_status(record.mlflow_run_id) == "FINISHED"
+
+
 def test_a_deleted_champion_is_replaced_and_named(january: object) -> None:
     make_version(january)
     MlflowClient().delete_model_version(MODEL, "1")
@@ -182,6 +208,7 @@ def test_simulate_command_runs_the_flow_month_after_month(
 
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     monkeypatch.setenv("PREFECT_LOGGING_LEVEL", "WARNING")
+    monkeypatch.setenv("MLFLOW_LOGGING_LEVEL", "ERROR")
     monkeypatch.setenv("CHURN_RETRAIN_HOME", str(state_home))  # restored after the test
     home = tmp_path / "sim"
     code = main(
@@ -211,5 +238,14 @@ def test_simulate_command_runs_the_flow_month_after_month(
     months = summary["months"]
     assert [m["drift"] for m in months] == [0.0, 0.5, 1.0]
     promotions = sum(m["promoted"] for m in months)
-    assert out.count(" promote ") + 1 == promotions + 1  # one history row per promotion
+    history = [
+        line.split()
+        for line in out.splitlines()
+        if line.startswith("  ") and line.split() and line.split()[0].isdigit()
+    ]
+    assert len(history) == promotions >= 1  # one history row per promotion, the first included
+    assert [row[2] for row in history] == ["promote"] * promotions
+    assert months[0]["verdict"] == "promote-first"
+    for line, month in zip(lines, months, strict=True):
+        assert month["verdict"] in line and month["period"] == line[:7]
     assert (home / "mlflow.db").is_file() and not (state_home / "mlflow.db").exists()

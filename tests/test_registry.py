@@ -93,6 +93,7 @@ def slow(self, *args, **kwargs):  # a slow registry: widens the window between r
     return real(self, *args, **kwargs)
 MlflowClient.set_registered_model_alias = slow
 go = Path(sys.argv[2])
+(go.parent / ("ready-" + sys.argv[1])).touch()
 while not go.exists():
     time.sleep(0.005)
 outcome = promote_challenger.fn("telco-churn", sys.argv[1], expected_champion="1",
@@ -122,8 +123,11 @@ def test_two_processes_racing_to_promote_move_the_alias_once(
         )
         for version in racers
     ]
-    time.sleep(4)  # both imported and waiting
-    go.touch()
+    deadline = time.monotonic() + 120
+    while not all((tmp_path / f"ready-{v}").exists() for v in racers):
+        assert time.monotonic() < deadline and all(p.poll() is None for p in procs)
+        time.sleep(0.05)
+    go.touch()  # both imported and waiting: release them together
     outcomes = []
     for proc in procs:
         out, err = proc.communicate(timeout=180)
@@ -280,3 +284,30 @@ def test_status_is_fast_to_import_and_never_loads_pycaret(january: object) -> No
     assert done.returncode == 0, done.stderr[-2000:]
     assert "champion           v1" in done.stdout
     assert done.stdout.strip().endswith("NO-PYCARET 0")
+
+
+def test_settle_decision_reports_a_refused_promotion_as_a_conflict() -> None:
+    from tasks.evaluation import Decision
+    from tasks.registry import Promotion, settle_decision
+
+    won = Decision(
+        verdict="promote",
+        promote=True,
+        reason="better",
+        metric="roc_auc",
+        challenger_score=0.85,
+        champion_score=0.83,
+        improvement=0.02,
+    )
+    moved = Promotion(
+        promoted=True, conflict=False, champion_before="1", champion_after="3", reason="ok"
+    )
+    refused = Promotion(
+        promoted=False, conflict=True, champion_before="2", champion_after="2", reason="moved"
+    )
+    assert settle_decision(won, moved, "1") == ("promote", True, "better", "3")
+    verdict, promoted, reason, after = settle_decision(won, refused, "1")
+    assert (verdict, promoted, after) == ("conflict", False, "2")
+    assert reason == "moved (the comparison said: better)"
+    kept = won.model_copy(update={"verdict": "tie", "promote": False, "reason": "tie"})
+    assert settle_decision(kept, None, "1") == ("tie", False, "tie", "1")
