@@ -49,10 +49,11 @@ typecheck: install ## mypy on flows/ and tasks/
 
 check: lint typecheck test ## everything CI runs
 
-bench: install ## stage times and AUC of a retrain on the real Telco CSV; data gate costs at 1M rows
+bench: install ## retrain stage times and AUC (real CSV), gate and 1M-row validation/scoring, Prefect overhead
 	$(RUN) python benchmarks/bench_retrain.py
 	$(RUN) python benchmarks/bench_gate.py
 	$(RUN) python benchmarks/bench_throughput.py
+	$(RUN) python benchmarks/bench_overhead.py
 
 bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
 	$(RUN) python benchmarks/bench_scale.py
