@@ -206,8 +206,15 @@ def load_training_ids(run_id: str | None) -> TrainingIds:
             meta = json.loads((local / _META_FILE).read_text())
             hashes = np.load(local / _HASHES_FILE).astype(np.uint64)
     except (OSError, ValueError, KeyError, mlflow.exceptions.MlflowException) as exc:
-        if isinstance(exc, ConnectionError | TimeoutError):
+        from tasks.registry import is_unreachable
+
+        if is_unreachable(exc):
             raise  # transient: let the task retry
+        try:  # a tracking server that does not answer is an outage, not a missing artifact
+            mlflow.tracking.MlflowClient().get_run(run_id)
+        except mlflow.exceptions.MlflowException as lookup:
+            if "RESOURCE_DOES_NOT_EXIST" not in str(lookup.error_code):
+                raise exc from None
         return TrainingIds(None, None, f"the champion's training IDs are unavailable ({exc})"[:300])
     if meta.get("scheme") != ID_HASH_SCHEME:
         return TrainingIds(None, None, f"the champion's training IDs use {meta.get('scheme')!r}")

@@ -42,10 +42,6 @@ LOCK_TIMEOUT_SECONDS = 120.0
 LOCK_LEASE_SECONDS = 60.0
 
 
-class PromotionConflict(RuntimeError):
-    """The champion alias moved between the comparison and the promotion."""
-
-
 class PromotionLockMissing(ChurnRetrainError):
     """The Prefect global concurrency limit that serialises promotions does not exist."""
 
@@ -313,11 +309,22 @@ def load_champion(champion: ChampionRef) -> LoadedChampion:
     keep_pycaret_quiet()
     try:
         model = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
-    except (ConnectionError, TimeoutError):
-        raise
     except Exception as exc:
+        if is_unreachable(exc):
+            raise
+        try:  # a registry that does not answer is an outage, not a broken champion
+            MlflowClient().get_model_version(champion.name, champion.version)
+        except Exception:
+            raise exc from None
         return LoadedChampion(None, f"champion v{champion.version} will not load: {_brief(exc)}")
     return LoadedChampion(model)
+
+
+def is_unreachable(exc: BaseException) -> bool:
+    """Network trouble (retry or fail the run), as opposed to a broken artifact."""
+    import requests
+
+    return isinstance(exc, ConnectionError | TimeoutError | requests.RequestException)
 
 
 def _brief(exc: BaseException) -> str:

@@ -311,3 +311,24 @@ def test_settle_decision_reports_a_refused_promotion_as_a_conflict() -> None:
     assert reason == "moved (the comparison said: better)"
     kept = won.model_copy(update={"verdict": "tie", "promote": False, "reason": "tie"})
     assert settle_decision(kept, None, "1") == ("tie", False, "tie", "1")
+
+
+def test_an_unreachable_registry_is_an_outage_not_an_unusable_champion(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A champion that cannot be fetched because the server is down must not be 'replaced'."""
+    import mlflow
+
+    from tasks.registry import ChampionRef, load_champion
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")
+    tracking, registry_uri = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    mlflow.set_tracking_uri("http://127.0.0.1:9")  # nothing listens on the discard port
+    mlflow.set_registry_uri("http://127.0.0.1:9")
+    try:
+        with pytest.raises(Exception, match=r"127\.0\.0\.1|[Cc]onnect"):
+            load_champion.fn(ChampionRef(name=MODEL, version="1", run_id=None))
+    finally:
+        mlflow.set_tracking_uri(tracking)
+        mlflow.set_registry_uri(registry_uri)
