@@ -374,7 +374,7 @@ def _assemble(
 
 
 def _customer_ids(seed: int, keys: NDArray[np.int64]) -> NDArray[np.object_]:
-    """IDs like "7590-VHVEG": a seeded bijection of the key, so distinct keys never collide."""
+    """IDs like "0042-QWXYZ" (the public format): a seeded bijection of the key, so distinct keys never collide."""
     x = (keys % _ID_SPACE * _ID_MULTIPLIER + _stream_key(seed, _Stream.ID) % _ID_SPACE) % _ID_SPACE
     digits, letters = x % _ID_DIGITS, x // _ID_DIGITS
     # Three Feistel rounds: each adds a hash of one half to the other, so the map stays one-to-one
