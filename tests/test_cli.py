@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ from flows.cli import _parser, _run_parameters, main, summary
 from tasks.evaluation import DecisionRule
 from tasks.generate import generate_snapshot
 from tasks.report import DecisionRecord, ModelScores
+from tests.servers import clean_env
 
 FAST_ARGS = ["--rows", "1500", "--models", "lr", "--folds", "3"]
 
@@ -22,8 +22,7 @@ def test_cold_run_in_a_fresh_process_prints_one_json_record(tmp_path: Path) -> N
     """The main job as a user runs it: no Prefect server, no MLflow server, fresh state."""
     home, cwd = tmp_path / "state", tmp_path / "cwd"
     cwd.mkdir()
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    env["CHURN_RETRAIN_HOME"] = str(home)
+    env = clean_env(CHURN_RETRAIN_HOME=str(home))
     done = subprocess.run(
         [sys.executable, "-m", "flows.cli", "run", "--period", "2026-03", "--json", *FAST_ARGS],
         cwd=cwd,

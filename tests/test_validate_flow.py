@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ from flows.cli import main
 from flows.validate import ValidateParameters, validate
 from tasks.errors import SnapshotRejected
 from tasks.generate import generate_snapshot
+from tests.servers import clean_env
 
 
 def _shuffled_real(real_frame: pd.DataFrame, path: Path) -> Path:
@@ -31,8 +31,7 @@ def test_cold_command_passes_real_data_without_importing_pycaret(
 ) -> None:
     """As a data engineer runs it: a fresh process, no servers; `-X importtime` lists imports."""
     data = _shuffled_real(real_frame, tmp_path / "delivery.csv")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "MLFLOW_"))}
-    env["CHURN_RETRAIN_HOME"] = str(tmp_path / "state")
+    env = clean_env(CHURN_RETRAIN_HOME=str(tmp_path / "state"))
     done = subprocess.run(
         [sys.executable, "-X", "importtime", "-m", "flows.cli", "validate", "--data", str(data)],
         cwd=tmp_path,
