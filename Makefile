@@ -86,8 +86,8 @@ clean-state: ## delete the local state (MLflow store, registry, Prefect DB) unde
 	rm -rf "$(HOME_DIR)"
 
 # --- Prefect server deployments (see prefect.yaml) ---------------------------------------------
-PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
-export PREFECT_API_URL
+# Only the server-side targets talk to a server: `make run` must keep its temporary one.
+deploy worker automation: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
 prefect-server: install ## a local Prefect server + UI on 127.0.0.1:$(PREFECT_PORT), SQLite under the state dir
 	mkdir -p "$(HOME_DIR)/prefect"
