@@ -11,7 +11,7 @@ PREFECT_PORT ?= 4200
 
 .PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
 	prefect-server deploy worker bench-scale validate automation \
-	status rollback simulate bench-decision promotion-lock
+	status rollback simulate bench-decision promotion-lock bench-models
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -51,9 +51,13 @@ check: lint typecheck test ## everything CI runs
 
 bench: install ## retrain stage times and AUC (real CSV), gate and 1M-row validation/scoring, Prefect overhead
 	$(RUN) python benchmarks/bench_retrain.py
+	$(RUN) python benchmarks/bench_models.py --seeds 42
 	$(RUN) python benchmarks/bench_gate.py
 	$(RUN) python benchmarks/bench_throughput.py
 	$(RUN) python benchmarks/bench_overhead.py
+
+bench-models: install ## quality per second of candidate model sets on the real CSV, 3 seeds (~3 min)
+	$(RUN) python benchmarks/bench_models.py
 
 bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
 	$(RUN) python benchmarks/bench_scale.py

@@ -15,12 +15,14 @@ import sys
 import threading
 import traceback
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
     from pydantic import BaseModel
 
+    from flows.temporary_server import TemporaryServer
     from tasks.registry import RegistryStatus, VersionSummary
     from tasks.report import DecisionRecord
     from tasks.settings import Settings
@@ -32,11 +34,15 @@ EXIT_CRASH = 1
 EXIT_USAGE = 2
 
 
-def _prepare_environment(settings: Settings) -> None:
+def _prepare_environment(settings: Settings, command: str) -> None:
     """Keep Prefect's local state under the project's home unless the user chose otherwise.
 
     Runs before Prefect is imported: Prefect reads its settings once, at import.
     """
+    if command == "simulate":
+        # The month table is the output; the flows' own logs still reach the Prefect API.
+        os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
         settings.prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the leaf
         os.environ["PREFECT_HOME"] = str(settings.prefect_home)
@@ -56,7 +62,7 @@ def _import_training_stack() -> None:
 
 
 def _warm_imports() -> None:
-    """Import GX and PyCaret (~6 s) while Prefect's temporary server starts in its own process.
+    """Import GX and PyCaret (~6 s) while the temporary Prefect server boots in its own process.
 
     The two overlap on a 2-core machine; Python's import locks make a later import of the same
     module in the flow simply wait for this one.
@@ -77,10 +83,22 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--period", help="month to retrain for, YYYY-MM (default: this month, UTC)")
     run.add_argument("--seed", type=int, default=42, help="seed for split and training (42)")
     run.add_argument(
-        "--models", help="comma-separated PyCaret model ids (default lr,ada,lightgbm), or all"
+        "--models", help="comma-separated PyCaret model ids (default lr,lightgbm), or all"
     )
     run.add_argument("--folds", type=int, help="cross-validation folds (default 5)")
     run.add_argument("--budget-minutes", type=float, help="time budget for model comparison")
+    run.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="run the flow's submitted tasks (training) on a Dask cluster through prefect-dask's "
+        "DaskTaskRunner: a scheduler address (tcp://host:8786), or 'local' for a LocalCluster",
+    )
+    run.add_argument(
+        "--distributed-training",
+        action="store_true",
+        default=None,
+        help="with --dask: cross-validate the candidate models in parallel on the cluster",
+    )
     run.add_argument("--holdout-fraction", type=float, help="share held out for the comparison")
     run.add_argument("--min-improvement", type=float, help="required gain over the champion")
     run.add_argument("--floor", type=float, help="absolute minimum of the metric")
@@ -182,6 +200,7 @@ def _run_parameters(args: argparse.Namespace) -> dict[str, Any]:
         "drift": args.drift,
         "scenario": args.scenario,
         "models": args.models.split(",") if args.models else None,
+        "distributed_training": args.distributed_training,
     }
     rule = {
         "min_improvement": args.min_improvement,
@@ -256,8 +275,16 @@ def _run(args: argparse.Namespace) -> int:
     from flows.retrain import RetrainParameters, retrain
 
     params = _validated(RetrainParameters, _run_parameters(args))
-    _warm_imports()
-    record = retrain(params)
+    flow = retrain
+    if args.dask:
+        from prefect_dask import DaskTaskRunner
+
+        runner = DaskTaskRunner() if args.dask == "local" else DaskTaskRunner(address=args.dask)
+        # Its futures subclass PrefectFuture; `with_options` is typed invariantly.
+        flow = retrain.with_options(task_runner=runner)  # type: ignore[arg-type]
+    _prepare_local_store()
+    _ready(args)
+    record = flow(params)
     if args.json:
         print(json.dumps(record.model_dump(mode="json")))
     else:
@@ -270,6 +297,7 @@ def _score(args: argparse.Namespace) -> int:
 
     given = {"data": args.data, "period": args.period, "output": args.output}
     params = _validated(ScoreParameters, {**given, "chunk_rows": args.chunk_rows})
+    _ready(args)
     print(score(params).describe())
     return EXIT_OK
 
@@ -356,6 +384,7 @@ def _rollback(args: argparse.Namespace) -> int:
     from flows.rollback import RollbackParameters, rollback
 
     params = _validated(RollbackParameters, {"to_version": args.to_version, "reason": args.reason})
+    _ready(args)
     event = rollback(params)
     if args.json:
         print(json.dumps(event.model_dump(mode="json")))
@@ -365,9 +394,6 @@ def _rollback(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    # The month table is the output; the flows' own logs still reach the Prefect API.
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
-    os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
     from flows.simulate import HEADER, SimulateParameters, month_line, simulate
 
     params = _validated(
@@ -404,6 +430,8 @@ def _simulate(args: argparse.Namespace) -> int:
         f"{','.join(params.models)}; state in {home}\n\n{HEADER}",
         flush=True,
     )
+    _prepare_local_store()
+    _ready(args)
     months, plot = simulate(
         params, out_dir=home, on_month=lambda m: print(month_line(m), flush=True)
     )
@@ -447,6 +475,7 @@ def _validate(args: argparse.Namespace) -> int:
         drift["fail"] = args.drift_fail
     given = {"data": args.data, "period": args.period, "suite": args.suite, "drift_gate": drift}
     params = _validated(ValidateParameters, given)
+    _ready(args)
     state = validate(params, return_state=True)
     outcome = state.result(raise_on_failure=False)
     report_dir = report_directory(Settings(), str(state.state_details.flow_run_id))
@@ -487,13 +516,93 @@ def _automation(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+#: Commands that run a flow (each calls `_ready` before it does).
+_FLOW_COMMANDS = frozenset({"run", "score", "rollback", "simulate", "validate"})
+#: Commands that train, so GX and PyCaret are worth importing ahead of time.
+_TRAINING_COMMANDS = frozenset({"run", "simulate"})
+
+
+def _start_temporary_server(command: str) -> TemporaryServer | None:
+    """With no Prefect API configured (environment, profile, or a test harness), start a server
+    for this process now, so it boots while the command imports its flow; else None."""
+    if command not in _FLOW_COMMANDS:
+        return None
+    from prefect.settings import get_current_settings
+
+    if get_current_settings().api.url:
+        return None
+    from flows.temporary_server import TemporaryServer
+
+    timeout = float(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90"))
+    server = TemporaryServer(timeout=timeout)
+    server.start()
+    if command in _TRAINING_COMMANDS:
+        _warm_imports()
+    return server
+
+
+def _ready(args: argparse.Namespace) -> None:
+    """Right before the flow runs: wait for the temporary server, if this process started one."""
+    server: TemporaryServer | None = getattr(args, "server", None)
+    if server is not None:
+        server.wait()
+
+
+def _prepare_local_store() -> None:
+    """Create the local MLflow store while the server boots (a first run migrates ~2 s)."""
+    from tasks.settings import Settings
+    from tasks.tracking import configure_tracking
+
+    settings = Settings()
+    if settings.is_local:  # a remote server is checked inside the flow, where failures alert
+        configure_tracking.fn(settings)
+
+
+def _using(server: TemporaryServer | None) -> AbstractContextManager[object]:
+    """Prefect settings while the command runs: this process's temporary server, if any, and no
+    flow-run heartbeats. They let a long-lived server spot crashed runs; this one dies with the
+    process, and stopping the heartbeat thread costs each flow up to 1 s."""
+    if server is None:
+        return nullcontext()
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
+        temporary_settings,
+    )
+
+    return temporary_settings(
+        updates={PREFECT_API_URL: server.api_url, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}
+    )
+
+
+def _stop_temporary_server(server: TemporaryServer | None) -> None:
+    """Send Prefect's queued logs and events, then end the server (they would fail after)."""
+    if server is None:
+        return
+    try:
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=5)
+        EventsWorker.drain_all(timeout=5)
+    except Exception as exc:  # a lost log line must not turn a finished run into a crash
+        print(f"churn-retrain: could not flush Prefect logs: {exc}", file=sys.stderr)
+    server.stop()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if getattr(args, "distributed_training", None) and not args.dask:
+        parser.error("--distributed-training needs --dask ADDRESS (or --dask local)")
+    from flows.temporary_server import ServerStartFailed
     from tasks.errors import ChurnRetrainError
     from tasks.settings import Settings
 
-    _prepare_environment(Settings())
+    _prepare_environment(Settings(), args.command)
+    server = None
     try:
+        server = args.server = _start_temporary_server(args.command)
         commands = {
             "run": _run,
             "score": _score,
@@ -504,10 +613,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             "validate": _validate,
             "automation": _automation,
         }
-        return commands[args.command](args)
+        with _using(server):
+            return commands[args.command](args)
     except _UsageError as exc:
         print(f"churn-retrain: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except ServerStartFailed as exc:
+        print(f"churn-retrain: {exc}", file=sys.stderr)
+        return EXIT_CRASH
     except ChurnRetrainError as exc:
         print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -515,6 +628,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         traceback.print_exc()
         print("churn-retrain: the run crashed (see the traceback above)", file=sys.stderr)
         return EXIT_CRASH
+    finally:
+        _stop_temporary_server(server)
 
 
 if __name__ == "__main__":

@@ -86,6 +86,12 @@ class RetrainParameters(BaseModel):
         le=600,
         description="Time budget for model comparison (PyCaret stops trying models after it).",
     )
+    distributed_training: bool = Field(
+        default=False,
+        description="Cross-validate the candidate models in parallel on the flow's Dask "
+        "cluster (PyCaret's FugueBackend). Needs the flow to run on prefect-dask's "
+        "DaskTaskRunner (`churn-retrain run --dask ADDRESS`).",
+    )
     rule: DecisionRule = Field(
         default_factory=DecisionRule, description="When the challenger replaces the champion."
     )
@@ -197,13 +203,15 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
         )
         train, holdout = split.train, split.holdout
         with clock("train"):
-            challenger = train_challenger(
+            # Submitted, not called: under a DaskTaskRunner it trains on the cluster.
+            challenger = train_challenger.submit(
                 train,
                 seed=params.seed,
                 models=params.models,
                 folds=params.folds,
                 budget_minutes=params.budget_minutes,
-            )
+                distributed=params.distributed_training,
+            ).result()
             log_reference_profile(run_id, train)  # next month's drift is measured against it
         with clock("compare"):
             loaded = load_champion(champion) if champion else None

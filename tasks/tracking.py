@@ -171,6 +171,7 @@ def log_challenger(run_id: str, challenger: Challenger) -> str:
         metrics=[
             mlflow.entities.Metric(f"cv_{k}", v, 0, 0) for k, v in challenger.cv_metrics.items()
         ],
+        tags=[mlflow.entities.RunTag("training.worker", challenger.worker)],
     )
     with tempfile.TemporaryDirectory() as tmp:
         board = Path(tmp) / "leaderboard.csv"

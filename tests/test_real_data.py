@@ -17,5 +17,5 @@ def test_real_telco_retrain_meets_the_quality_bar(state_home: Path, real_csv: Pa
     assert record.validation.startswith("passed")
     assert record.verdict == "promote-first" and record.champion_version_after == "1"
     assert record.challenger.holdout["roc_auc"] >= 0.84
-    assert record.challenger.cv["roc_auc"] >= 0.84
+    assert record.challenger.cv["roc_auc"] >= 0.845  # issue #7's bar, seed 42
     assert record.data_source == str(real_csv)
