@@ -84,7 +84,7 @@ def main() -> None:
             )
         ],
     }
-    stages = ["load", "validate", "train", "compare", "promote"]
+    stages = ["load", "validate", "train", "compare", "promote", "report"]
     print(f"Retrain on {args.csv.name}: {results['rows']:,} rows, 2 runs in fresh processes")
     print(
         f"{'run':<22}{'CLI wall':>9}"
