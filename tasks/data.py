@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import SnapshotRejected, is_transient
 from tasks.parsing import check_csv_layout, decode_snapshot
@@ -149,7 +150,13 @@ def split_holdout(
     return train.reset_index(drop=True), holdout.reset_index(drop=True)
 
 
-@task(name="load-snapshot", retries=2, retry_delay_seconds=5, retry_condition_fn=is_transient)
+@task(
+    name="load-snapshot",
+    retries=2,
+    retry_delay_seconds=5,
+    retry_condition_fn=is_transient,
+    cache_policy=NO_CACHE,
+)
 def load_snapshot(
     source: str | None,
     *,

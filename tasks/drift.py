@@ -283,7 +283,7 @@ class Reference(BaseModel):
     reason: str = ""
 
 
-@task(name="find-reference-profile", retries=2, retry_delay_seconds=3)
+@task(name="find-reference-profile", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def find_reference_profile(settings: Settings) -> Reference:
     """The current champion's reference profile from its MLflow run, if there is a champion."""
     if settings.is_local and not (settings.home / "mlflow.db").is_file():

@@ -188,7 +188,7 @@ class TrainingIds:
     problem: str | None = None
 
 
-@task(name="load-training-ids", retries=2, retry_delay_seconds=3)
+@task(name="load-training-ids", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def load_training_ids(run_id: str | None) -> TrainingIds:
     """The champion's training-customer hashes, checked against their digest."""
     import mlflow

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from mlflow.tracking import MlflowClient
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.evaluation import Decision
 
@@ -30,7 +31,7 @@ def hold_if_already_promoted(decision: Decision, promoted_version: str | None) -
     )
 
 
-@task(name="find-period-promotion", retries=2, retry_delay_seconds=3)
+@task(name="find-period-promotion", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def find_period_promotion(model_name: str, key: str) -> str | None:
     """The version already promoted under `key`, if any."""
     versions = MlflowClient().search_model_versions(

@@ -25,6 +25,7 @@ from typing import Any, Literal
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import ChurnRetrainError, is_transient
@@ -90,7 +91,7 @@ def _model_exists(client: MlflowClient, name: str) -> bool:
     return bool(client.search_registered_models(filter_string=f"name='{name}'", max_results=1))
 
 
-@task(name="find-champion", retries=2, retry_delay_seconds=3)
+@task(name="find-champion", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def find_champion(name: str) -> ChampionRef | None:
     """The current champion, or None before the first promotion."""
     client = MlflowClient()
@@ -216,7 +217,11 @@ def promotion_lock_name(model_name: str) -> str:
 
 
 @task(
-    name="ensure-promotion-lock", retries=2, retry_delay_seconds=3, retry_condition_fn=is_transient
+    name="ensure-promotion-lock",
+    retries=2,
+    retry_delay_seconds=3,
+    retry_condition_fn=is_transient,
+    cache_policy=NO_CACHE,
 )
 def ensure_promotion_lock(model_name: str, *, create: bool) -> str:
     """Check the promotion lock exists with one slot (creating it if `create`); its name.
@@ -272,7 +277,7 @@ def promotion_lock(
 # Champion lookup and loading
 
 
-@task(name="find-missing-champion", retries=2, retry_delay_seconds=3)
+@task(name="find-missing-champion", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def find_missing_champion(name: str) -> str | None:
     """With no `champion` alias: why, if the history says there was one (None if never)."""
     client = MlflowClient()
@@ -297,7 +302,13 @@ class LoadedChampion:
     problem: str | None = None
 
 
-@task(name="load-champion", retries=2, retry_delay_seconds=3, retry_condition_fn=is_transient)
+@task(
+    name="load-champion",
+    retries=2,
+    retry_delay_seconds=3,
+    retry_condition_fn=is_transient,
+    cache_policy=NO_CACHE,
+)
 def load_champion(champion: ChampionRef) -> LoadedChampion:
     """The champion as a pyfunc, pinned to the version found (not whatever the alias says now).
 
@@ -337,7 +348,7 @@ def _brief(exc: BaseException) -> str:
 # Registration and alias moves
 
 
-@task(name="register-challenger", retries=2, retry_delay_seconds=3)
+@task(name="register-challenger", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def register_challenger(model_uri: str, name: str, *, tags: dict[str, str]) -> str:
     """Register the challenger's model as a new version, tagged with its verdict from birth.
 
@@ -398,7 +409,13 @@ def _move_champion(
     return event
 
 
-@task(name="promote-challenger", retries=2, retry_delay_seconds=3, retry_condition_fn=is_transient)
+@task(
+    name="promote-challenger",
+    retries=2,
+    retry_delay_seconds=3,
+    retry_condition_fn=is_transient,
+    cache_policy=NO_CACHE,
+)
 def promote_challenger(
     name: str,
     version: str,
@@ -508,13 +525,19 @@ def _mark(client: MlflowClient, name: str, version: str, *, verdict: str) -> Non
     client.set_registered_model_alias(name, CHALLENGER, version)
 
 
-@task(name="mark-not-promoted", retries=2, retry_delay_seconds=3)
+@task(name="mark-not-promoted", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def mark_not_promoted(name: str, version: str, *, verdict: str) -> None:
     """Tag the version with its verdict and point the `challenger` alias at it."""
     _mark(MlflowClient(), name, version, verdict=verdict)
 
 
-@task(name="roll-back-champion", retries=2, retry_delay_seconds=3, retry_condition_fn=is_transient)
+@task(
+    name="roll-back-champion",
+    retries=2,
+    retry_delay_seconds=3,
+    retry_condition_fn=is_transient,
+    cache_policy=NO_CACHE,
+)
 def rollback_champion(
     name: str,
     *,

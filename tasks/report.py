@@ -215,7 +215,7 @@ def _fmt(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
 
-@task(name="record-decision", retries=2, retry_delay_seconds=3)
+@task(name="record-decision", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def record_decision(record: DecisionRecord) -> None:
     """Write the record to its MLflow run (tags, metrics, JSON) and as a Prefect artifact."""
     from mlflow.entities import Metric, RunTag

@@ -11,6 +11,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.model import LABEL_COLUMN, PROBABILITY_COLUMN
 from tasks.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
@@ -58,7 +59,7 @@ def score_chunk(model: Any, rows: pd.DataFrame, *, version: str, scored_at: str)
     )
 
 
-@task(name="write-scores", retries=1, retry_delay_seconds=3)
+@task(name="write-scores", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def write_scores(
     model: Any,
     frame: pd.DataFrame,

@@ -18,6 +18,7 @@ from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.connection import check_tracking as check_tracking  # the flow's first task
 from tasks.connection import connect_tracking, tracking_lost
@@ -53,7 +54,7 @@ class Tracking:
         return f"{self.ui_url}/#/models/{self.model_name}/versions/{version}"
 
 
-@task(name="configure-tracking", retries=2, retry_delay_seconds=3)
+@task(name="configure-tracking", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def configure_tracking(settings: Settings) -> Tracking:
     """Point MLflow at the configured store and make sure the experiment exists."""
     if settings.is_local:
@@ -77,7 +78,7 @@ def configure_tracking(settings: Settings) -> Tracking:
     )
 
 
-@task(name="open-run", retries=2, retry_delay_seconds=3)
+@task(name="open-run", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def open_run(
     tracking: Tracking, *, run_name: str, params: dict[str, Any], tags: dict[str, str]
 ) -> str:
@@ -146,7 +147,7 @@ def _pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in _MODEL_PACKAGES]
 
 
-@task(name="log-challenger", retries=2, retry_delay_seconds=5)
+@task(name="log-challenger", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
 def log_challenger(run_id: str, challenger: Challenger) -> str:
     """Log the challenger's params, CV metrics, leaderboard and pyfunc model; returns its URI."""
     import cloudpickle

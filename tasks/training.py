@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 from prefect import task
+from prefect.cache_policies import NO_CACHE
 
 from tasks.errors import TrainingFailed
 from tasks.model import ChurnModel, keep_pycaret_quiet, prepare_features
@@ -108,7 +109,7 @@ def check_trainable(frame: pd.DataFrame, *, folds: int) -> None:
             raise TrainingFailed(f"column {column!r} is entirely missing")
 
 
-@task(name="train-challenger")
+@task(name="train-challenger", cache_policy=NO_CACHE)
 def train_challenger(
     train: pd.DataFrame,
     *,
