@@ -149,6 +149,7 @@ def train_challenger(
         fold=plan.folds,
         fold_strategy="stratifiedkfold",
         normalize=True,  # z-scores: lbfgs converges in fewer steps, and LR's penalty is fair
+        imputation_type=None,  # prepare_features fills the one nullable column; no imputers
         n_jobs=1,  # LightGBM's threads fight joblib's: n_jobs=-1 is 2-18x slower on 2 cores
         html=False,
         verbose=False,

@@ -22,8 +22,10 @@ def test_derived_features_from_raw_rows() -> None:
     assert list(features.columns) == [*FEATURES, "log_tenure", "services", "avg_monthly_charge"]
     assert features["log_tenure"].tolist() == pytest.approx(np.log1p([0, 1, 24]).tolist())
     assert features["services"].tolist() == [4.0, 3.0, 3.0]
-    assert np.isnan(features["avg_monthly_charge"].iloc[0])  # blank total: imputed later
-    assert features["avg_monthly_charge"].iloc[1:].tolist() == pytest.approx([50.5, 100.0])
+    # A blank total is a first-month customer's: nothing billed yet at tenure 0.
+    assert features["TotalCharges"].tolist() == pytest.approx([0.0, 50.5, 2400.0])
+    assert features["avg_monthly_charge"].tolist() == pytest.approx([0.0, 50.5, 100.0])
+    assert not features.isna().any().any()  # the pipeline has no imputers
 
 
 def test_version_1_is_the_raw_columns() -> None:
