@@ -80,7 +80,11 @@ def write_scores(
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
     fmt = output_format(output)
-    writer = None
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
     churners = 0
     try:
         for start in range(0, len(frame), chunk_rows):
@@ -88,17 +92,15 @@ def write_scores(
                 model, frame.iloc[start : start + chunk_rows], version=version, scored_at=scored_at
             )
             churners += int((scores[LABEL_COLUMN] == POSITIVE_LABEL).sum())
-            if fmt == "csv":
-                scores.to_csv(
-                    partial, mode="w" if start == 0 else "a", header=start == 0, index=False
+            # Arrow writes both formats: its CSV writer is ~5x faster than pandas' to_csv.
+            table = pa.Table.from_pandas(scores, preserve_index=False)
+            if writer is None:
+                writer = (
+                    pacsv.CSVWriter(partial, table.schema)
+                    if fmt == "csv"
+                    else pq.ParquetWriter(partial, table.schema)
                 )
-            else:
-                import pyarrow as pa
-                import pyarrow.parquet as pq
-
-                table = pa.Table.from_pandas(scores, preserve_index=False)
-                writer = writer or pq.ParquetWriter(partial, table.schema)
-                writer.write_table(table)
+            writer.write_table(table)
         if writer is not None:
             writer.close()
             writer = None
