@@ -116,7 +116,7 @@ class TemporaryServer:
                 pass
             time.sleep(0.1)
         raise ServerStartFailed(
-            f"the temporary Prefect server did not answer within {self.timeout:.0f} s "
+            f"the temporary Prefect server did not answer within {self.timeout:g} s "
             f"(PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS); see {self.log}"
         )
 

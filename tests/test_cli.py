@@ -105,3 +105,28 @@ def test_summary_names_verdict_scores_version_and_where_to_look() -> None:
     text = summary(record)
     for needle in ("PROMOTE", "0.8512", "0.8431", "passed 66/66", "v3", "r123", "@champion"):
         assert needle in text
+
+
+def test_no_temporary_server_when_an_api_is_configured(prefect_server: None) -> None:
+    from flows.cli import _start_temporary_server
+
+    assert _start_temporary_server("run") is None  # the session's server is used
+    assert _start_temporary_server("status") is None  # and status runs no flow at all
+
+
+def test_a_temporary_server_that_does_not_answer_is_a_named_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from flows.temporary_server import ServerStartFailed, TemporaryServer
+
+    monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
+    server = TemporaryServer(timeout=0.2)  # far less than its boot takes
+    server.start()
+    try:
+        with pytest.raises(
+            ServerStartFailed, match=r"did not answer within 0.2 s.*temporary-server"
+        ):
+            server.wait()
+    finally:
+        server.stop()
+    assert server.process is None and (tmp_path / "prefect" / "temporary-server.log").is_file()
