@@ -192,10 +192,8 @@ def train_challenger(
 
 def _dask_worker() -> str | None:
     """The address of the Dask worker running this task, or None outside Dask."""
-    try:
-        from distributed import get_worker
-    except ImportError:  # pragma: no cover - distributed is a dependency
-        return None
+    from distributed import get_worker
+
     try:
         return str(get_worker().address)
     except ValueError:  # not inside a Dask task
