@@ -98,10 +98,12 @@ def resampled_metrics(
     *,
     threshold: float,
     metrics: Sequence[str] = METRICS,
+    placements: _Placements | None = None,
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Every metric in `metrics` for each row of `counts` (row weights), as arrays of length B.
 
-    With `counts` all ones this equals `holdout_metrics` (the tests check it).
+    With `counts` all ones this equals `holdout_metrics` (the tests check it). `placements` of
+    (y, p) can be passed in so that many chunks of resamples share one sort of the scores.
     """
     yf = y.astype(float)
     total = counts.sum(axis=1)
@@ -109,12 +111,16 @@ def resampled_metrics(
     predicted = (p >= threshold).astype(float)
     tp = counts @ (predicted * yf)
     flagged = counts @ predicted
+    ranked: tuple[_Placements, npt.NDArray[np.float64], npt.NDArray[np.float64]] | None = None
+    if {"roc_auc", "pr_auc"} & set(metrics):
+        at = placements if placements is not None else _Placements(y, p)
+        ranked = (at, *at.weights(counts))
     out: dict[str, npt.NDArray[np.float64]] = {}
     for name in metrics:
-        if name == "roc_auc":
-            out[name] = _resampled_auc(y, p, counts)
-        elif name == "pr_auc":
-            out[name] = _resampled_average_precision(y, p, counts)
+        if name == "roc_auc" and ranked is not None:
+            out[name] = _resampled_auc(*ranked)
+        elif name == "pr_auc" and ranked is not None:
+            out[name] = _resampled_average_precision(*ranked)
         elif name == "brier":
             out[name] = counts @ (p - yf) ** 2 / total
         elif name == "log_loss":
@@ -141,14 +147,16 @@ class _Placements:
     """Where each positive's score falls among the negatives' and the positives' scores.
 
     With these, weighted ROC-AUC and average precision are cumulative sums and gathers: one
-    sort per model, not one per resample.
+    sort per model, not one per resample. Build it once per model and pass it to every chunk
+    of resamples (at 140k holdout rows, re-sorting per chunk cost most of the bootstrap).
     """
 
     def __init__(self, y: npt.NDArray[np.int64], p: npt.NDArray[np.float64]) -> None:
-        self.pos, self.neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
-        self.neg_order = np.argsort(p[self.neg], kind="mergesort")
+        self.pos, neg = np.flatnonzero(y == 1), np.flatnonzero(y == 0)
+        neg_order = np.argsort(p[neg], kind="mergesort")
         self.pos_order = np.argsort(p[self.pos], kind="mergesort")
-        neg_sorted, pos_sorted = p[self.neg][self.neg_order], p[self.pos][self.pos_order]
+        self.neg_by_score = neg[neg_order]  # row indices, so a chunk needs one gather
+        neg_sorted, pos_sorted = p[self.neg_by_score], p[self.pos][self.pos_order]
         scores = p[self.pos]
         self.neg_below = np.searchsorted(neg_sorted, scores, side="left")
         self.neg_not_above = np.searchsorted(neg_sorted, scores, side="right")
@@ -158,22 +166,20 @@ class _Placements:
         self, counts: npt.NDArray[np.float64]
     ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64]]:
         """Positive weights (B, P) and cumulative weights of the negatives by score (B, N+1)."""
-        zero = np.zeros((counts.shape[0], 1))
-        neg_cum = np.hstack([zero, np.cumsum(counts[:, self.neg][:, self.neg_order], axis=1)])
-        return counts[:, self.pos], neg_cum
+        return counts[:, self.pos], _cumulative(counts[:, self.neg_by_score])
 
-    def positive_cumulative(self, pos_w: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-        """Cumulative weights of the positives by score (B, P+1)."""
-        zero = np.zeros((pos_w.shape[0], 1))
-        return np.hstack([zero, np.cumsum(pos_w[:, self.pos_order], axis=1)])
+
+def _cumulative(weights: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
+    """Row-wise cumulative sums after a 0 column: (B, K) -> (B, K+1)."""
+    out = np.zeros((weights.shape[0], weights.shape[1] + 1))
+    np.cumsum(weights, axis=1, out=out[:, 1:])
+    return out
 
 
 def _resampled_auc(
-    y: npt.NDArray[np.int64], p: npt.NDArray[np.float64], counts: npt.NDArray[np.float64]
+    at: _Placements, pos_w: npt.NDArray[np.float64], neg_cum: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """Mann-Whitney AUC with row weights: P(score of a positive > a negative), ties count half."""
-    at = _Placements(y, p)
-    pos_w, neg_cum = at.weights(counts)
     below = neg_cum[:, at.neg_below]
     tied = neg_cum[:, at.neg_not_above] - below
     wins = (pos_w * (below + 0.5 * tied)).sum(axis=1)
@@ -181,12 +187,10 @@ def _resampled_auc(
 
 
 def _resampled_average_precision(
-    y: npt.NDArray[np.int64], p: npt.NDArray[np.float64], counts: npt.NDArray[np.float64]
+    at: _Placements, pos_w: npt.NDArray[np.float64], neg_cum: npt.NDArray[np.float64]
 ) -> npt.NDArray[np.float64]:
     """Average precision as sklearn defines it: each positive weighs the precision at its score."""
-    at = _Placements(y, p)
-    pos_w, neg_cum = at.weights(counts)
-    pos_cum = at.positive_cumulative(pos_w)
+    pos_cum = _cumulative(pos_w[:, at.pos_order])
     pos_at_or_above = pos_cum[:, -1:] - pos_cum[:, at.pos_below]
     neg_at_or_above = neg_cum[:, -1:] - neg_cum[:, at.neg_below]
     flagged = np.asarray(pos_at_or_above + neg_at_or_above, dtype=float)
@@ -264,10 +268,16 @@ def paired_bootstrap(
     rng = np.random.default_rng(seed)
     draws: dict[str, list[npt.NDArray[np.float64]]] = {}
     per_chunk = max(1, _CHUNK_CELLS // y.size)
+    ranked = bool({"roc_auc", "pr_auc"} & set(metrics))
+    at_a, at_b = (_Placements(y, pa), _Placements(y, pb)) if ranked else (None, None)
     for size in _chunks(n_resamples, per_chunk):
         counts = _stratified_counts(y, size, rng)
-        ours = resampled_metrics(y, pa, counts, threshold=thresholds[0], metrics=metrics)
-        theirs = resampled_metrics(y, pb, counts, threshold=thresholds[1], metrics=metrics)
+        ours = resampled_metrics(
+            y, pa, counts, threshold=thresholds[0], metrics=metrics, placements=at_a
+        )
+        theirs = resampled_metrics(
+            y, pb, counts, threshold=thresholds[1], metrics=metrics, placements=at_b
+        )
         for name in metrics:
             draws.setdefault(f"a.{name}", []).append(ours[name])
             draws.setdefault(f"b.{name}", []).append(theirs[name])

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from tasks import evaluation
 from tasks.evaluation import (
     METRICS,
     DecisionRule,
@@ -126,12 +127,51 @@ def test_resampled_metrics_with_unit_weights_equal_sklearn() -> None:
 
 def test_resampled_metrics_with_counts_equal_repeated_rows() -> None:
     y, p, _ = _scores(n=400, seed=3)
-    counts = np.random.default_rng(1).integers(0, 4, size=y.size).astype(float)
-    rows = np.repeat(np.arange(y.size), counts.astype(int))
-    expected = holdout_metrics(y[rows], p[rows])
-    got = resampled_metrics(y, p, counts[None, :], threshold=0.5)
+    p = np.round(p, 2)
+    counts = np.random.default_rng(1).integers(0, 4, size=(3, y.size)).astype(float)
+    got = resampled_metrics(y, p, counts, threshold=0.5)
+    for b in range(3):  # several resamples at once share one ranking of the scores
+        rows = np.repeat(np.arange(y.size), counts[b].astype(int))
+        expected = holdout_metrics(y[rows], p[rows])
+        for name in METRICS:
+            assert got[name][b] == pytest.approx(expected[name], abs=1e-12), (b, name)
+
+
+def test_chunked_bootstrap_equals_resampling_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Many chunks of resamples share each model's ranking; every resample must still score
+    exactly as its rows drawn out and scored from scratch would."""
+    y, a, b = _scores(n=200, seed=5)
+    a, b = np.round(a, 2), np.round(b, 2)  # ties
+    drawn: list[np.ndarray] = []
+
+    def _recorded(*args: object) -> np.ndarray:
+        counts = draw(*args)
+        drawn.append(counts)
+        return counts
+
+    draw = evaluation._stratified_counts
+    monkeypatch.setattr(evaluation, "_stratified_counts", _recorded)
+    monkeypatch.setattr(evaluation, "_CHUNK_CELLS", 4 * y.size)  # 8 chunks, the last short
+    got = paired_bootstrap(y, a, b, n_resamples=30, seed=2, confidence=0.9)
+    counts = np.vstack(drawn)
+    assert len(drawn) == 8 and counts.shape == (30, y.size)
     for name in METRICS:
-        assert got[name][0] == pytest.approx(expected[name], abs=1e-12), name
+        values = {"challenger": [], "champion": [], "difference": []}
+        for row in counts:
+            rows = np.repeat(np.arange(y.size), row.astype(int))
+            ours = holdout_metrics(y[rows], a[rows])[name]
+            theirs = holdout_metrics(y[rows], b[rows])[name]
+            values["challenger"].append(ours)
+            values["champion"].append(theirs)
+            values["difference"].append(ours - theirs)
+        for side, interval in (
+            ("challenger", got.challenger[name]),
+            ("champion", got.champion[name]),
+            ("difference", got.difference[name]),
+        ):
+            lower, upper = np.quantile(values[side], [0.05, 0.95])
+            assert interval.lower == pytest.approx(lower, abs=1e-12), (name, side)
+            assert interval.upper == pytest.approx(upper, abs=1e-12), (name, side)
 
 
 def test_bootstrap_is_seeded_and_paired() -> None:
