@@ -246,6 +246,53 @@ class PairedIntervals(BaseModel):
     difference: dict[str, Interval]  # challenger - champion, raw (not sign-adjusted)
 
 
+def _resampled_draws(
+    y: npt.NDArray[np.int64],
+    probas: Sequence[npt.NDArray[np.float64]],
+    thresholds: Sequence[float],
+    *,
+    metrics: Sequence[str],
+    n_resamples: int,
+    seed: int,
+) -> list[dict[str, npt.NDArray[np.float64]]]:
+    """Each model's metrics on the same `n_resamples` stratified resamples (one dict per model).
+
+    Resamples are drawn in chunks of about `_CHUNK_CELLS` counts, which bounds memory; each
+    model's scores are ranked once for all chunks.
+    """
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
+    rng = np.random.default_rng(seed)
+    ranked = bool({"roc_auc", "pr_auc"} & set(metrics))
+    placements = [_Placements(y, p) if ranked else None for p in probas]
+    draws: list[dict[str, list[npt.NDArray[np.float64]]]] = [{} for _ in probas]
+    for size in _chunks(n_resamples, max(1, _CHUNK_CELLS // y.size)):
+        counts = _stratified_counts(y, size, rng)
+        for p, threshold, at, model_draws in zip(
+            probas, thresholds, placements, draws, strict=True
+        ):
+            chunk = resampled_metrics(
+                y, p, counts, threshold=threshold, metrics=metrics, placements=at
+            )
+            for name in metrics:
+                model_draws.setdefault(name, []).append(chunk[name])
+    return [{name: np.concatenate(d[name]) for name in metrics} for d in draws]
+
+
+def _percentile_interval(
+    estimate: float, values: npt.NDArray[np.float64], confidence: float, method: str
+) -> Interval:
+    tail = (1 - confidence) / 2
+    lower, upper = np.quantile(values, [tail, 1 - tail])
+    return Interval(
+        estimate=float(estimate),
+        lower=float(lower),
+        upper=float(upper),
+        confidence=confidence,
+        method=method,
+    )
+
+
 def paired_bootstrap(
     y_true: npt.ArrayLike,
     challenger: npt.ArrayLike,
@@ -263,45 +310,21 @@ def paired_bootstrap(
     """
     y, pa = _labels_and_proba(y_true, challenger)
     _, pb = _labels_and_proba(y_true, champion)
-    if n_resamples < 1:
-        raise ValueError(f"n_resamples must be positive, got {n_resamples}")
-    rng = np.random.default_rng(seed)
-    draws: dict[str, list[npt.NDArray[np.float64]]] = {}
-    per_chunk = max(1, _CHUNK_CELLS // y.size)
-    ranked = bool({"roc_auc", "pr_auc"} & set(metrics))
-    at_a, at_b = (_Placements(y, pa), _Placements(y, pb)) if ranked else (None, None)
-    for size in _chunks(n_resamples, per_chunk):
-        counts = _stratified_counts(y, size, rng)
-        ours = resampled_metrics(
-            y, pa, counts, threshold=thresholds[0], metrics=metrics, placements=at_a
-        )
-        theirs = resampled_metrics(
-            y, pb, counts, threshold=thresholds[1], metrics=metrics, placements=at_b
-        )
-        for name in metrics:
-            draws.setdefault(f"a.{name}", []).append(ours[name])
-            draws.setdefault(f"b.{name}", []).append(theirs[name])
+    ours, theirs = _resampled_draws(
+        y, (pa, pb), thresholds, metrics=metrics, n_resamples=n_resamples, seed=seed
+    )
     ones = np.ones((1, y.size))
     point_a = resampled_metrics(y, pa, ones, threshold=thresholds[0], metrics=metrics)
     point_b = resampled_metrics(y, pb, ones, threshold=thresholds[1], metrics=metrics)
-
-    def _interval(estimate: float, values: npt.NDArray[np.float64]) -> Interval:
-        tail = (1 - confidence) / 2
-        lower, upper = np.quantile(values, [tail, 1 - tail])
-        return Interval(
-            estimate=float(estimate),
-            lower=float(lower),
-            upper=float(upper),
-            confidence=confidence,
-            method=f"paired stratified bootstrap, {n_resamples} resamples, seed {seed}",
-        )
-
+    method = f"paired stratified bootstrap, {n_resamples} resamples, seed {seed}"
     result: dict[str, dict[str, Interval]] = {"challenger": {}, "champion": {}, "difference": {}}
     for name in metrics:
-        a, b = np.concatenate(draws[f"a.{name}"]), np.concatenate(draws[f"b.{name}"])
-        result["challenger"][name] = _interval(point_a[name][0], a)
-        result["champion"][name] = _interval(point_b[name][0], b)
-        result["difference"][name] = _interval(point_a[name][0] - point_b[name][0], a - b)
+        a, b = point_a[name][0], point_b[name][0]
+        result["challenger"][name] = _percentile_interval(a, ours[name], confidence, method)
+        result["champion"][name] = _percentile_interval(b, theirs[name], confidence, method)
+        result["difference"][name] = _percentile_interval(
+            a - b, ours[name] - theirs[name], confidence, method
+        )
     return PairedIntervals(**result)
 
 
@@ -315,17 +338,18 @@ def bootstrap_intervals(
     n_resamples: int = 2000,
     seed: int = 0,
 ) -> dict[str, Interval]:
-    """Intervals of one model's metrics (no champion to compare with)."""
-    return paired_bootstrap(
-        y_true,
-        proba,
-        proba,
-        metrics=metrics,
-        thresholds=(threshold, threshold),
-        confidence=confidence,
-        n_resamples=n_resamples,
-        seed=seed,
-    ).challenger
+    """Intervals of one model's metrics (no champion to compare with): the same resamples as
+    `paired_bootstrap` draws for the challenger, without scoring a second model."""
+    y, p = _labels_and_proba(y_true, proba)
+    (draws,) = _resampled_draws(
+        y, (p,), (threshold,), metrics=metrics, n_resamples=n_resamples, seed=seed
+    )
+    point = resampled_metrics(y, p, np.ones((1, y.size)), threshold=threshold, metrics=metrics)
+    method = f"stratified bootstrap, {n_resamples} resamples, seed {seed}"
+    return {
+        name: _percentile_interval(point[name][0], draws[name], confidence, method)
+        for name in metrics
+    }
 
 
 def delong_difference(
