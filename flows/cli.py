@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import threading
@@ -279,6 +280,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.dask:
         from prefect_dask import DaskTaskRunner
 
+        # The scheduler, nannies and client log every connection at INFO, 30-odd lines a run
+        # that bury the run's own log; their warnings and errors still show.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
         runner = DaskTaskRunner() if args.dask == "local" else DaskTaskRunner(address=args.dask)
         # Its futures subclass PrefectFuture; `with_options` is typed invariantly.
         flow = retrain.with_options(task_runner=runner)  # type: ignore[arg-type]

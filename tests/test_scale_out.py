@@ -3,6 +3,9 @@ PyCaret's own distributed compare_models (FugueBackend) on the same cluster."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,6 +15,7 @@ import pytest
 from flows.retrain import RetrainParameters, retrain
 from tasks.errors import TrainingFailed
 from tasks.training import train_challenger
+from tests.servers import clean_env
 
 
 def test_distributed_training_outside_dask_is_refused() -> None:
@@ -58,3 +62,39 @@ def test_the_flow_runs_unchanged_on_a_dask_cluster(
     assert record.challenger.algorithm == serial.challenger.algorithm
     assert record.challenger.cv == pytest.approx(serial.challenger.cv, abs=1e-4)
     assert record.challenger.holdout == pytest.approx(serial.challenger.holdout, abs=1e-9)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_command_line_trains_on_a_local_dask_cluster_and_keeps_its_log_readable(
+    tmp_path: Path,
+) -> None:
+    """`churn-retrain run --dask local` as a user runs it, with INFO logging on."""
+    import mlflow
+    from prefect.settings import PREFECT_API_URL
+
+    home = tmp_path / "state"
+    env = clean_env(
+        CHURN_RETRAIN_HOME=str(home),
+        PREFECT_API_URL=str(PREFECT_API_URL.value()),
+        PREFECT_LOGGING_LEVEL="INFO",
+    )
+    args = ["--period", "2026-02", "--rows", "1500", "--models", "lr", "--folds", "3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "flows.cli", "run", "--dask", "local", "--json", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = json.loads(done.stdout)
+    assert record["verdict"] == "promote-first" and record["rows"] == 1500
+    run = mlflow.MlflowClient(tracking_uri=record["tracking_uri"]).get_run(record["mlflow_run_id"])
+    worker = run.data.tags["training.worker"]
+    assert worker.startswith("tcp://127.0.0.1:"), worker  # trained on a worker, not in-process
+    assert "Task run 'train-challenger" in done.stderr  # the run's own log is there ...
+    # ... and not buried under the scheduler's and nannies' connection chatter.
+    assert "distributed.scheduler" not in done.stderr, done.stderr[-2000:]
+    assert "distributed.nanny" not in done.stderr, done.stderr[-2000:]
