@@ -30,7 +30,7 @@ run: install ## retrain for this month on generated data (ARGS="--period 2026-01
 validate: install ## check a snapshot with the data gate, no training (ARGS="--data PATH --period 2026-01")
 	$(RUN) churn-retrain validate $(ARGS)
 
-automation: install ## create the "retrain failed" alert automation on PREFECT_API_URL (BLOCK=TYPE/NAME)
+automation: install ## create the failed-run alert and unresponsive-run automations on PREFECT_API_URL (BLOCK=TYPE/NAME)
 	@test -n "$(BLOCK)" || { echo 'usage: make automation BLOCK=slack-webhook/churn-alerts' >&2; exit 2; }
 	$(RUN) churn-retrain automation --block "$(BLOCK)"
 

@@ -128,6 +128,8 @@ def main() -> None:
         os.environ["CHURN_RETRAIN_HOME"] = str(Path(tmp) / "state")
         os.environ["PREFECT_HOME"] = str(Path(tmp) / "prefect")
         os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+        # The server's telemetry writes race the flow runs' on SQLite ("database is locked").
+        os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
         Path(tmp, "prefect").mkdir()
         from prefect.settings import (
             PREFECT_API_URL,

@@ -176,13 +176,14 @@ def _parser() -> argparse.ArgumentParser:
 
     auto = commands.add_parser(
         "automation",
-        help="create the 'retrain failed' Prefect automation on the server in PREFECT_API_URL",
+        help="create the Prefect automations on the server in PREFECT_API_URL: alert when a "
+        "retrain fails, crashes or times out, and mark a run Crashed when its heartbeats stop",
     )
     auto.add_argument(
         "--block", required=True, help="notification block as TYPE/NAME, e.g. slack-webhook/alerts"
     )
     auto.add_argument(
-        "--file", type=Path, help="automation YAML (default: automations/retrain-failed.yaml)"
+        "--file", type=Path, help="one automation YAML (default: both files in automations/)"
     )
     auto.add_argument("--print", action="store_true", help="print the JSON instead of creating it")
     return parser
@@ -509,14 +510,17 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _automation(args: argparse.Namespace) -> int:
-    from tasks.alerts import AUTOMATION_FILE, automation_definition, install_automation
+    from tasks.alerts import AUTOMATION_FILES, automation_definition, install_automation
 
-    path = args.file or AUTOMATION_FILE
+    paths = [args.file] if args.file else list(AUTOMATION_FILES)
     if args.print:
-        print(automation_definition(path, block=args.block).model_dump_json(indent=2))
+        for path in paths:
+            print(automation_definition(path, block=args.block).model_dump_json(indent=2))
         return EXIT_OK
-    automation_id = install_automation(path, block=args.block)
-    print(f"created automation from {path} (id {automation_id}), notifying {args.block}")
+    for path in paths:
+        automation_id = install_automation(path, block=args.block)
+        print(f"created automation from {path} (id {automation_id})")
+    print(f"notifications go through the block {args.block}")
     return EXIT_OK
 
 

@@ -412,7 +412,11 @@ def _flow_run_url(flow_run_id: str) -> str | None:
 
 # --- the server-side automation ----------------------------------------------------------------
 
-AUTOMATION_FILE = Path(__file__).resolve().parents[1] / "automations" / "retrain-failed.yaml"
+_AUTOMATIONS = Path(__file__).resolve().parents[1] / "automations"
+AUTOMATION_FILE = _AUTOMATIONS / "retrain-failed.yaml"
+#: Marks a run whose heartbeats stopped Crashed, which AUTOMATION_FILE then alerts on.
+UNRESPONSIVE_AUTOMATION_FILE = _AUTOMATIONS / "retrain-unresponsive.yaml"
+AUTOMATION_FILES = (AUTOMATION_FILE, UNRESPONSIVE_AUTOMATION_FILE)
 #: The id in the committed YAML, replaced by the chosen block's when the automation is created.
 PLACEHOLDER_BLOCK_ID = UUID(int=0)
 
