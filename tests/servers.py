@@ -78,3 +78,23 @@ def clean_env(**extra: str) -> dict[str, str]:
     )
     env.update(extra)
     return env
+
+
+def run_cli(
+    *args: str,
+    env: Mapping[str, str],
+    cwd: Path | None = None,
+    timeout: float = 300,
+    python_flags: tuple[str, ...] = (),
+) -> subprocess.CompletedProcess[str]:
+    """`churn-retrain ARGS` in a fresh process, as a user runs it; output captured, no raise."""
+    return subprocess.run(
+        [sys.executable, *python_flags, "-m", "flows.cli", *args],
+        cwd=cwd,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )

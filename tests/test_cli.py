@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ from flows.cli import _parser, _run_parameters, main, summary
 from tasks.evaluation import DecisionRule
 from tasks.generate import generate_snapshot
 from tasks.report import DecisionRecord, ModelScores
-from tests.servers import clean_env
+from tests.servers import clean_env, run_cli
 
 FAST_ARGS = ["--rows", "1500", "--models", "lr", "--folds", "3"]
 
@@ -23,15 +21,7 @@ def test_cold_run_in_a_fresh_process_prints_one_json_record(tmp_path: Path) -> N
     home, cwd = tmp_path / "state", tmp_path / "cwd"
     cwd.mkdir()
     env = clean_env(CHURN_RETRAIN_HOME=str(home))
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--period", "2026-03", "--json", *FAST_ARGS],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_cli("run", "--period", "2026-03", "--json", *FAST_ARGS, cwd=cwd, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(done.stdout)
     assert record["verdict"] == "promote-first" and record["champion_version_after"] == "1"

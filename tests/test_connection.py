@@ -10,8 +10,6 @@ from __future__ import annotations
 import json
 import os
 import socket
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -33,6 +31,7 @@ from tasks.connection import (
 )
 from tasks.errors import TrackingMisconfigured, TrackingUnavailable, TrainingFailed
 from tasks.settings import Settings, redact_uri
+from tests.servers import run_cli
 
 TOKEN = "dagshub-token-4b1d"
 
@@ -140,16 +139,7 @@ def test_cli_without_a_dagshub_token_exits_5_with_stdin_closed(tmp_path: Path) -
         "NO_PROXY": "127.0.0.1,localhost",  # the Prefect API is local
     }
     started = time.perf_counter()
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--period", "2026-01"],
-        cwd=tmp_path,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = run_cli("run", "--period", "2026-01", cwd=tmp_path, env=env, timeout=120)
     took = time.perf_counter() - started
     assert done.returncode == 5, done.stderr[-3000:]
     assert "TrackingMisconfigured: DagsHub tracking on https://dagshub.com/acme/churn.mlflow" in (

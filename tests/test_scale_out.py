@@ -4,8 +4,6 @@ PyCaret's own distributed compare_models (FugueBackend) on the same cluster."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import pytest
 from flows.retrain import RetrainParameters, retrain
 from tasks.errors import TrainingFailed
 from tasks.training import train_challenger
-from tests.servers import clean_env
+from tests.servers import clean_env, run_cli
 
 
 def test_distributed_training_outside_dask_is_refused() -> None:
@@ -80,14 +78,7 @@ def test_command_line_trains_on_a_local_dask_cluster_and_keeps_its_log_readable(
         PREFECT_LOGGING_LEVEL="INFO",
     )
     args = ["--period", "2026-02", "--rows", "1500", "--models", "lr", "--folds", "3"]
-    done = subprocess.run(
-        [sys.executable, "-m", "flows.cli", "run", "--dask", "local", "--json", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+    done = run_cli("run", "--dask", "local", "--json", *args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(done.stdout)
     assert record["verdict"] == "promote-first" and record["rows"] == 1500

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +12,7 @@ from flows.cli import main
 from flows.validate import ValidateParameters, validate
 from tasks.errors import SnapshotRejected
 from tasks.generate import generate_snapshot
-from tests.servers import clean_env
+from tests.servers import clean_env, run_cli
 
 
 def _shuffled_real(real_frame: pd.DataFrame, path: Path) -> Path:
@@ -32,14 +30,8 @@ def test_cold_command_passes_real_data_without_importing_pycaret(
     """As a data engineer runs it: a fresh process, no servers; `-X importtime` lists imports."""
     data = _shuffled_real(real_frame, tmp_path / "delivery.csv")
     env = clean_env(CHURN_RETRAIN_HOME=str(tmp_path / "state"))
-    done = subprocess.run(
-        [sys.executable, "-X", "importtime", "-m", "flows.cli", "validate", "--data", str(data)],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    done = run_cli(
+        "validate", "--data", str(data), cwd=tmp_path, env=env, python_flags=("-X", "importtime")
     )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.splitlines()[0].endswith(": PASSED")
