@@ -38,14 +38,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tasks.data import parse_snapshot  # noqa: E402
-from tasks.evaluation import (  # noqa: E402
-    DecisionRule,
-    decide,
-    delong_difference,
-    evaluate,
-)
-from tasks.schema import CATEGORICAL_DOMAINS, FEATURES, POSITIVE_LABEL, TARGET  # noqa: E402
+from tasks.data.schema import CATEGORICAL_DOMAINS, FEATURES, POSITIVE_LABEL, TARGET  # noqa: E402
+from tasks.decision.compare import evaluate  # noqa: E402
+from tasks.decision.intervals import delong_difference  # noqa: E402
+from tasks.decision.rule import DecisionRule  # noqa: E402
+from tasks.decision.verdict import decide  # noqa: E402
+from tasks.gate.parse import parse_snapshot  # noqa: E402
 
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "telco_customer_churn.csv"
 SMALL_SAMPLE = 300
@@ -190,7 +188,8 @@ def run_scenario(
 
 def _bootstrap_speed(y: npt.NDArray[np.int64], rule: DecisionRule) -> dict[str, float]:
     """Wall time of one decision's bootstrap on a Telco-sized holdout."""
-    from tasks.evaluation import METRICS, paired_bootstrap
+    from tasks.decision.intervals import paired_bootstrap
+    from tasks.decision.rule import METRICS
 
     rng = np.random.default_rng(0)
     holdout = rng.choice(y.size, round(0.2 * y.size), replace=False)

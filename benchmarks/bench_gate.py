@@ -15,10 +15,10 @@ from collections.abc import Callable
 
 import pandas as pd
 
-from tasks.data import parse_snapshot
-from tasks.drift import DriftThresholds, compare_with_profile, profile_frame
-from tasks.generate import generate_snapshot
-from tasks.parsing import check_csv_layout, decode_snapshot
+from tasks.data.generate import generate_snapshot
+from tasks.gate.drift import compare_with_profile, profile_frame
+from tasks.gate.parse import check_csv_layout, decode_snapshot, parse_snapshot
+from tasks.gate.thresholds import DriftThresholds
 
 
 def _best(fn: Callable[[], object], repeat: int) -> float:

@@ -38,11 +38,11 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from sklearn.metrics import roc_auc_score
 
-    from tasks.data import parse_snapshot
-    from tasks.holdout import split_fair_holdout
-    from tasks.model import keep_pycaret_quiet
-    from tasks.schema import POSITIVE_LABEL, TARGET
-    from tasks.training import train_challenger
+    from tasks.data.schema import POSITIVE_LABEL, TARGET
+    from tasks.decision.holdout import split_fair_holdout
+    from tasks.gate.parse import parse_snapshot
+    from tasks.training.model import keep_pycaret_quiet
+    from tasks.training.train import train_challenger
 
     keep_pycaret_quiet()
     import pycaret.classification  # noqa: F401  (imported before any clock starts)

@@ -33,11 +33,11 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-    from tasks.data import split_holdout
-    from tasks.generate import generate_snapshot
-    from tasks.scoring import write_scores
-    from tasks.training import train_challenger
-    from tasks.validation import check_snapshot
+    from tasks.data.generate import generate_snapshot
+    from tasks.decision.holdout import split_holdout
+    from tasks.gate.suite import check_snapshot
+    from tasks.scoring.batch import write_scores
+    from tasks.training.train import train_challenger
 
     figures: dict[str, object] = {"rows": args.rows}
     started = time.perf_counter()

@@ -77,8 +77,8 @@ def _timed(call: Callable[[], object]) -> tuple[float, str]:
 
 
 def _check(uri: str, **env: str) -> Callable[[], object]:
-    from tasks.connection import check_tracking
     from tasks.settings import Settings
+    from tasks.tracking.check import check_tracking
 
     def call() -> object:
         return check_tracking.fn(Settings(_env_file=None, tracking_uri=uri, **env))  # type: ignore[call-arg]
@@ -89,8 +89,8 @@ def _check(uri: str, **env: str) -> Callable[[], object]:
 def _client_call(uri: str, *, bounded: bool) -> Callable[[], object]:
     from mlflow.tracking import MlflowClient
 
-    from tasks.connection import connection_for
     from tasks.settings import Settings
+    from tasks.tracking.connection import connection_for
 
     def call() -> object:
         names = ("MLFLOW_HTTP_REQUEST_TIMEOUT", "MLFLOW_HTTP_REQUEST_MAX_RETRIES")

@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import sys
-import threading
 import traceback
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -24,8 +23,8 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from flows.temporary_server import TemporaryServer
-    from tasks.registry import RegistryStatus, VersionSummary
-    from tasks.report import DecisionRecord
+    from tasks.decision.record import DecisionRecord
+    from tasks.registry.status import RegistryStatus, VersionSummary
     from tasks.settings import Settings
 
 _Params = TypeVar("_Params", bound="BaseModel")
@@ -55,7 +54,7 @@ def _prepare_environment(settings: Settings, command: str) -> None:
 
 
 def _import_training_stack() -> None:
-    from tasks.model import keep_pycaret_quiet
+    from tasks.training.model import keep_pycaret_quiet
 
     keep_pycaret_quiet()
     import great_expectations  # noqa: F401
@@ -65,10 +64,11 @@ def _import_training_stack() -> None:
 def _warm_imports() -> None:
     """Import GX and PyCaret (~6 s) while the temporary Prefect server boots in its own process.
 
-    The two overlap on a 2-core machine; Python's import locks make a later import of the same
-    module in the flow simply wait for this one.
+    In the main thread, not a helper thread: two threads importing numpy/MLflow at once
+    deadlock on partially initialised modules or race on `os.environ` (numpy sets and deletes
+    OPENBLAS_MAIN_FREE while Prefect copies the environment). The server process still overlaps.
     """
-    threading.Thread(target=_import_training_stack, name="warm-imports", daemon=True).start()
+    _import_training_stack()
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -308,9 +308,9 @@ def _score(args: argparse.Namespace) -> int:
 
 
 def _status(args: argparse.Namespace) -> int:
-    from tasks.registry import registry_status
+    from tasks.registry.status import registry_status
     from tasks.settings import Settings
-    from tasks.tracking import configure_tracking
+    from tasks.tracking.runs import configure_tracking
 
     settings = Settings()
     if settings.is_local and not (settings.home / "mlflow.db").is_file():
@@ -440,8 +440,8 @@ def _simulate(args: argparse.Namespace) -> int:
     months, plot = simulate(
         params, out_dir=home, on_month=lambda m: print(month_line(m), flush=True)
     )
-    from tasks.registry import registry_status
-    from tasks.tracking import configure_tracking
+    from tasks.registry.status import registry_status
+    from tasks.tracking.runs import configure_tracking
 
     tracking = configure_tracking.fn(Settings())
     status = registry_status(tracking.model_name)
@@ -456,7 +456,7 @@ def _simulate(args: argparse.Namespace) -> int:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from tasks.generate import generate_snapshot
+    from tasks.data.generate import generate_snapshot
 
     frame = generate_snapshot(
         args.period, seed=args.seed, rows=args.rows, drift=args.drift, scenario=args.scenario
@@ -470,7 +470,7 @@ def _generate(args: argparse.Namespace) -> int:
 def _validate(args: argparse.Namespace) -> int:
     from flows.validate import ValidateParameters, validate
     from tasks.errors import SnapshotRejected
-    from tasks.gate_report import REPORT_JSON, report_directory
+    from tasks.gate.report import REPORT_JSON, report_directory
     from tasks.settings import Settings
 
     drift: dict[str, Any] = {"enabled": not args.no_drift}
@@ -510,7 +510,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _automation(args: argparse.Namespace) -> int:
-    from tasks.alerts import AUTOMATION_FILES, automation_definition, install_automation
+    from tasks.alerts.automations import AUTOMATION_FILES, automation_definition, install_automation
 
     paths = [args.file] if args.file else list(AUTOMATION_FILES)
     if args.print:
@@ -559,7 +559,7 @@ def _ready(args: argparse.Namespace) -> None:
 def _prepare_local_store() -> None:
     """Create the local MLflow store while the server boots (a first run migrates ~2 s)."""
     from tasks.settings import Settings
-    from tasks.tracking import configure_tracking
+    from tasks.tracking.runs import configure_tracking
 
     settings = Settings()
     if settings.is_local:  # a remote server is checked inside the flow, where failures alert

@@ -10,46 +10,37 @@ from datetime import UTC, datetime
 from prefect import flow, runtime
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.alerts import alert_on_failure
-from tasks.compare import compare_with_champion
-from tasks.data import PERIOD_PATTERN, current_period, load_snapshot
-from tasks.drift import (
-    DriftThresholds,
-    check_drift,
-    find_reference_profile,
-    log_reference_profile,
-)
-from tasks.evaluation import DecisionRule
-from tasks.gate_report import log_gate_report, reporting_gate
-from tasks.holdout import load_training_ids, log_training_ids, split_fair_holdout
-from tasks.idempotency import (
+from tasks.alerts.hook import alert_on_failure
+from tasks.data.request import PERIOD_PATTERN, current_period
+from tasks.data.snapshot import load_snapshot
+from tasks.decision.compare import compare_with_champion
+from tasks.decision.holdout import load_training_ids, log_training_ids, split_fair_holdout
+from tasks.decision.publish import log_comparison_report, record_decision
+from tasks.decision.record import DecisionRecord, ModelScores
+from tasks.decision.rule import DecisionRule
+from tasks.decision.verdict import hold_if_already_promoted, settle_decision
+from tasks.gate.drift import check_drift, find_reference_profile, log_reference_profile
+from tasks.gate.report import log_gate_report, reporting_gate
+from tasks.gate.suite import validate_snapshot
+from tasks.gate.thresholds import DriftThresholds
+from tasks.registry.aliases import find_champion
+from tasks.registry.champion import find_missing_champion, load_champion
+from tasks.registry.lock import ensure_promotion_lock
+from tasks.registry.promote import promote_challenger
+from tasks.registry.versions import (
     IDEMPOTENCY_TAG,
     PROMOTED_TAG,
     find_period_promotion,
-    hold_if_already_promoted,
     idempotency_key,
-)
-from tasks.registry import (
-    ensure_promotion_lock,
-    find_champion,
-    find_missing_champion,
-    load_champion,
     mark_not_promoted,
-    promote_challenger,
     register_challenger,
-    settle_decision,
 )
-from tasks.report import DecisionRecord, ModelScores, log_comparison_report, record_decision
 from tasks.settings import Settings
-from tasks.tracking import (
-    check_tracking,
-    configure_tracking,
-    finishing_run,
-    log_challenger,
-    open_run,
-)
-from tasks.training import DEFAULT_FOLDS, DEFAULT_MODELS, train_challenger
-from tasks.validation import validate_snapshot
+from tasks.tracking.check import check_tracking
+from tasks.tracking.models import log_challenger
+from tasks.tracking.runs import configure_tracking, finishing_run, open_run
+from tasks.training.plan import DEFAULT_FOLDS, DEFAULT_MODELS
+from tasks.training.train import train_challenger
 
 
 class RetrainParameters(BaseModel):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.registry import HistoryEvent, ensure_promotion_lock, rollback_champion
+from tasks.registry.history import HistoryEvent
+from tasks.registry.lock import ensure_promotion_lock
+from tasks.registry.promote import rollback_champion
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking
+from tasks.tracking.runs import configure_tracking
 
 
 class RollbackParameters(BaseModel):

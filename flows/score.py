@@ -8,13 +8,15 @@ from typing import Any
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.data import PERIOD_PATTERN, current_period, load_snapshot
+from tasks.data.request import PERIOD_PATTERN, current_period
+from tasks.data.snapshot import load_snapshot
 from tasks.errors import TrackingUnavailable
-from tasks.registry import find_champion, load_champion
-from tasks.scoring import ScoreSummary, write_scores
+from tasks.gate.suite import validate_snapshot
+from tasks.registry.aliases import find_champion
+from tasks.registry.champion import load_champion
+from tasks.scoring.batch import ScoreSummary, write_scores
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking
-from tasks.validation import validate_snapshot
+from tasks.tracking.runs import configure_tracking
 
 
 class ScoreParameters(BaseModel):

@@ -16,11 +16,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tasks.data import PERIOD_PATTERN
-from tasks.drift import DriftThresholds
-from tasks.evaluation import DecisionRule
-from tasks.generate import DRIFT_SCENARIOS
-from tasks.report import DecisionRecord
+from tasks.data.generate import DRIFT_SCENARIOS
+from tasks.data.request import PERIOD_PATTERN
+from tasks.decision.record import DecisionRecord
+from tasks.decision.rule import DecisionRule
+from tasks.gate.thresholds import DriftThresholds
 
 
 class SimulateParameters(BaseModel):
@@ -155,7 +155,7 @@ def simulate(
     fresh directory). `on_month` is called after each month (the CLI prints a line).
     """
     from flows.retrain import RetrainParameters, retrain
-    from tasks.plots import simulation_figure
+    from tasks.decision.plots import simulation_figure
 
     drifts = drift_schedule(params.months, params.drift_from, params.max_drift)
     months: list[SimulatedMonth] = []

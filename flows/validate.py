@@ -12,11 +12,13 @@ from pathlib import Path
 from prefect import flow
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.data import PERIOD_PATTERN, current_period, load_snapshot
-from tasks.drift import DriftThresholds, check_drift, find_reference_profile
-from tasks.gate_report import reporting_gate
+from tasks.data.request import PERIOD_PATTERN, current_period
+from tasks.data.snapshot import load_snapshot
+from tasks.gate.drift import check_drift, find_reference_profile
+from tasks.gate.report import reporting_gate
+from tasks.gate.suite import DEFAULT_SUITE_PATH, validate_snapshot
+from tasks.gate.thresholds import DriftThresholds
 from tasks.settings import Settings
-from tasks.validation import DEFAULT_SUITE_PATH, validate_snapshot
 
 
 class ValidateParameters(BaseModel):

@@ -10,18 +10,17 @@ import mlflow
 import pandas as pd
 from mlflow.tracking import MlflowClient
 
-from tasks.holdout import log_training_ids
-from tasks.model import ChurnModel, prepare_features
-from tasks.registry import (
-    champion_version,
-    ensure_promotion_lock,
-    promote_challenger,
-    register_challenger,
-)
-from tasks.schema import CATEGORICAL_DOMAINS, NUMERIC_COLUMNS, POSITIVE_LABEL, TARGET
+from tasks.data.schema import CATEGORICAL_DOMAINS, NUMERIC_COLUMNS, POSITIVE_LABEL, TARGET
+from tasks.decision.holdout import log_training_ids
+from tasks.registry.aliases import champion_version
+from tasks.registry.lock import ensure_promotion_lock
+from tasks.registry.promote import promote_challenger
+from tasks.registry.versions import register_challenger
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking, log_challenger, open_run
-from tasks.training import Challenger
+from tasks.tracking.models import log_challenger
+from tasks.tracking.runs import configure_tracking, open_run
+from tasks.training.model import ChurnModel, prepare_features
+from tasks.training.train import Challenger
 
 MODEL = "telco-churn"
 

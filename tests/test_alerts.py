@@ -12,10 +12,12 @@ import pytest
 from alert_receivers import AlertReceiver, closed_port_url, receiver, silent_receiver
 
 from flows.retrain import RetrainParameters, retrain
-from tasks.alerts import NOT_DELIVERED, Alert, build_alert, deliver_alert
+from tasks.alerts.delivery import NOT_DELIVERED, deliver_alert
+from tasks.alerts.message import Alert, build_alert
 from tasks.errors import SnapshotRejected, TrainingFailed
+from tasks.gate.failures import FailedCheck
+from tasks.gate.suite import ValidationReport
 from tasks.settings import Settings
-from tasks.validation import FailedCheck, ValidationReport
 
 FAST = {"models": ["lr"], "folds": 3, "generated_rows": 1500}
 

@@ -19,7 +19,7 @@ import pytest
 from alert_receivers import AlertReceiver, receiver
 
 from flows.retrain import RetrainParameters, retrain
-from tasks.alerts import (
+from tasks.alerts.automations import (
     AUTOMATION_FILE,
     PLACEHOLDER_BLOCK_ID,
     UNRESPONSIVE_AUTOMATION_FILE,

@@ -29,11 +29,11 @@ from mlflow.tracking import MlflowClient
 
 from flows.retrain import RetrainParameters, retrain
 from flows.validate import ValidateParameters, validate
-from tasks.drift import PROFILE_ARTIFACT
+from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected
-from tasks.gate_report import ARTIFACT_KEY
-from tasks.generate import generate_snapshot
-from tasks.registry import CHAMPION
+from tasks.gate.drift import PROFILE_ARTIFACT
+from tasks.gate.report import ARTIFACT_KEY
+from tasks.registry.aliases import CHAMPION
 
 pytestmark = pytest.mark.slow
 

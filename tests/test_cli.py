@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from flows.cli import _parser, _run_parameters, main, summary
-from tasks.evaluation import DecisionRule
-from tasks.generate import generate_snapshot
-from tasks.report import DecisionRecord, ModelScores
+from tasks.data.generate import generate_snapshot
+from tasks.decision.record import DecisionRecord, ModelScores
+from tasks.decision.rule import DecisionRule
 from tests.servers import clean_env, run_cli
 
 FAST_ARGS = ["--rows", "1500", "--models", "lr", "--folds", "3"]

@@ -22,15 +22,10 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from tasks.connection import (
-    check_tracking,
-    connect_tracking,
-    connection_for,
-    resolve_dagshub_token,
-    unreachable_reason,
-)
 from tasks.errors import TrackingMisconfigured, TrackingUnavailable, TrainingFailed
 from tasks.settings import Settings, redact_uri
+from tasks.tracking.check import check_tracking, unreachable_reason
+from tasks.tracking.connection import connect_tracking, connection_for, resolve_dagshub_token
 from tests.servers import run_cli
 
 TOKEN = "dagshub-token-4b1d"

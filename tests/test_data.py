@@ -12,16 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.data import (
-    check_period,
-    current_period,
-    digest_frame,
-    parse_snapshot,
-    read_source_bytes,
-    resolve_source,
-    split_holdout,
-)
+from tasks.data.request import check_period, current_period, resolve_source
+from tasks.data.snapshot import digest_frame
+from tasks.data.sources import read_source_bytes
+from tasks.decision.holdout import split_holdout
 from tasks.errors import SnapshotRejected
+from tasks.gate.parse import parse_snapshot
 from tasks.settings import redact_uri
 
 HEADER = "customerID,SeniorCitizen,tenure,MonthlyCharges,TotalCharges,Contract,Churn\n"

@@ -19,12 +19,13 @@ from registry_helpers import MODEL, alias, make_version, model_artifact_dir
 from flows.cli import main
 from flows.retrain import RetrainParameters, retrain
 from flows.simulate import drift_schedule, periods
-from tasks.generate import generate_snapshot
-from tasks.holdout import split_fair_holdout
-from tasks.registry import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, read_history
-from tasks.schema import TARGET
+from tasks.data.generate import generate_snapshot
+from tasks.data.schema import TARGET
+from tasks.decision.holdout import split_fair_holdout
+from tasks.registry.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
+from tasks.registry.history import read_history
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking
+from tasks.tracking.runs import configure_tracking
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

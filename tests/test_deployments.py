@@ -201,7 +201,7 @@ def test_validate_deployment_checks_a_delivery_without_training(
     """The data engineers' path from the UI: a bad delivery fails the run with the problem."""
     from prefect.deployments import run_deployment
 
-    from tasks.generate import generate_snapshot
+    from tasks.data.generate import generate_snapshot
 
     deployment = _deployments()["validate"]
     assert deployment["entrypoint"] == "flows/validate.py:validate"

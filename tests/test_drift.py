@@ -7,17 +7,17 @@ import json
 import pandas as pd
 import pytest
 
-from tasks.data import split_holdout
-from tasks.drift import (
-    DriftThresholds,
+from tasks.data.generate import generate_snapshot
+from tasks.decision.holdout import split_holdout
+from tasks.errors import SnapshotRejected
+from tasks.gate.drift import (
     Reference,
     check_drift,
     compare_with_profile,
     population_stability,
     profile_frame,
 )
-from tasks.errors import SnapshotRejected
-from tasks.generate import generate_snapshot
+from tasks.gate.thresholds import DriftThresholds
 
 ROWS = 1500
 

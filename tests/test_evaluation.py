@@ -6,21 +6,12 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from tasks import evaluation
-from tasks.evaluation import (
-    METRICS,
-    DecisionRule,
-    Guardrail,
-    Interval,
-    decide,
-    delong_difference,
-    evaluate,
-    holdout_metrics,
-    holdout_shortfall,
-    insufficient_holdout,
-    paired_bootstrap,
-    resampled_metrics,
-)
+from tasks.decision import intervals as evaluation
+from tasks.decision.compare import evaluate
+from tasks.decision.intervals import Interval, delong_difference, paired_bootstrap
+from tasks.decision.metrics import holdout_metrics, resampled_metrics
+from tasks.decision.rule import METRICS, DecisionRule, Guardrail
+from tasks.decision.verdict import decide, holdout_shortfall, insufficient_holdout
 
 POINT = {"method": "point", "guardrails": ()}
 

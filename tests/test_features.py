@@ -6,9 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.generate import generate_snapshot
-from tasks.model import FEATURE_VERSION, ChurnModel, prepare_features
-from tasks.schema import FEATURES
+from tasks.data.generate import generate_snapshot
+from tasks.data.schema import FEATURES
+from tasks.training.model import FEATURE_VERSION, ChurnModel, prepare_features
 
 
 def test_derived_features_from_raw_rows() -> None:

@@ -4,16 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.drift import ColumnDrift, DriftReport, DriftThresholds
 from tasks.errors import SnapshotRejected
-from tasks.gate_report import (
+from tasks.gate.drift import ColumnDrift, DriftReport
+from tasks.gate.failures import FailedCheck
+from tasks.gate.report import (
     Gate,
     failures_by_column,
     rejection_failures,
     render_html,
     render_markdown,
 )
-from tasks.validation import FailedCheck, ValidationReport
+from tasks.gate.suite import ValidationReport
+from tasks.gate.thresholds import DriftThresholds
 
 FAILURES = (
     FailedCheck(None, "expect_table_columns_to_match_set", "missing column Contract", None),

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 
-from tasks.generate import generate_snapshot
-from tasks.holdout import (
+from tasks.data.generate import generate_snapshot
+from tasks.data.schema import ID_COLUMN, TARGET
+from tasks.decision.holdout import (
     TRAINING_IDS_DIR,
     hash_ids,
     id_set_digest,
@@ -17,9 +18,8 @@ from tasks.holdout import (
     log_training_ids,
     split_fair_holdout,
 )
-from tasks.schema import ID_COLUMN, TARGET
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking, open_run
+from tasks.tracking.runs import configure_tracking, open_run
 
 ROWS = 3000
 

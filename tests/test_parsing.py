@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tasks.data import parse_snapshot
 from tasks.errors import SnapshotRejected
-from tasks.parsing import check_csv_layout, decode_snapshot, describe_names
+from tasks.gate.parse import check_csv_layout, decode_snapshot, describe_names, parse_snapshot
 
 HEADER = "customerID,SeniorCitizen,tenure,MonthlyCharges,TotalCharges,Contract,Churn"
 ROW = "0001-AAAAA,0,5,20.5,100,Two year,No"

@@ -14,25 +14,17 @@ import pytest
 from mlflow.tracking import MlflowClient
 from registry_helpers import MODEL, alias, make_version
 
-import tasks.registry as registry
 from flows.cli import main
-from tasks.generate import generate_snapshot
-from tasks.registry import (
-    CHALLENGER,
-    CHAMPION,
-    PREVIOUS_CHAMPION,
-    PromotionLockMissing,
-    RollbackRefused,
-    ensure_promotion_lock,
-    find_missing_champion,
-    promote_challenger,
-    promotion_lock_name,
-    read_history,
-    registry_status,
-    rollback_champion,
-)
+from tasks.data.generate import generate_snapshot
+from tasks.registry import history as registry
+from tasks.registry.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
+from tasks.registry.champion import find_missing_champion
+from tasks.registry.history import read_history
+from tasks.registry.lock import PromotionLockMissing, ensure_promotion_lock, promotion_lock_name
+from tasks.registry.promote import RollbackRefused, promote_challenger, rollback_champion
+from tasks.registry.status import registry_status
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking
+from tasks.tracking.runs import configure_tracking
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -82,9 +74,9 @@ _RACER = """
 import json, sys, time
 from pathlib import Path
 from mlflow.tracking import MlflowClient
-from tasks.registry import promote_challenger
+from tasks.registry.promote import promote_challenger
 from tasks.settings import Settings
-from tasks.tracking import configure_tracking
+from tasks.tracking.runs import configure_tracking
 
 configure_tracking.fn(Settings())
 real = MlflowClient.set_registered_model_alias
@@ -287,8 +279,8 @@ def test_status_is_fast_to_import_and_never_loads_pycaret(january: object) -> No
 
 
 def test_settle_decision_reports_a_refused_promotion_as_a_conflict() -> None:
-    from tasks.evaluation import Decision
-    from tasks.registry import Promotion, settle_decision
+    from tasks.decision.verdict import Decision, settle_decision
+    from tasks.registry.promote import Promotion
 
     won = Decision(
         verdict="promote",
@@ -319,7 +311,8 @@ def test_an_unreachable_registry_is_an_outage_not_an_unusable_champion(
     """A champion that cannot be fetched because the server is down must not be 'replaced'."""
     import mlflow
 
-    from tasks.registry import ChampionRef, load_champion
+    from tasks.registry.aliases import ChampionRef
+    from tasks.registry.champion import load_champion
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "3")

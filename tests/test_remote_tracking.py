@@ -22,9 +22,9 @@ from tracking_server import TrackingServer, free_port
 import flows.retrain
 from flows.cli import main
 from flows.retrain import RetrainParameters, retrain
+from tasks.data.generate import generate_snapshot
 from tasks.errors import TrackingUnavailable
-from tasks.generate import generate_snapshot
-from tasks.training import train_challenger
+from tasks.training.train import train_challenger
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

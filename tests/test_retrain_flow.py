@@ -10,9 +10,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from flows.retrain import RetrainParameters, retrain
+from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected
-from tasks.generate import generate_snapshot
-from tasks.registry import CHAMPION, PREVIOUS_CHAMPION
+from tasks.registry.aliases import CHAMPION, PREVIOUS_CHAMPION
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

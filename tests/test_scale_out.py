@@ -12,7 +12,7 @@ import pytest
 
 from flows.retrain import RetrainParameters, retrain
 from tasks.errors import TrainingFailed
-from tasks.training import train_challenger
+from tasks.training.train import train_challenger
 from tests.servers import clean_env, run_cli
 
 

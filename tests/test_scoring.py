@@ -13,11 +13,11 @@ from sklearn.preprocessing import OneHotEncoder
 
 from flows.retrain import RetrainParameters, retrain
 from flows.score import ScoreParameters, score
+from tasks.data.generate import generate_snapshot
+from tasks.data.schema import CATEGORICAL_DOMAINS, TARGET
 from tasks.errors import SnapshotRejected, TrackingUnavailable
-from tasks.generate import generate_snapshot
-from tasks.model import ChurnModel, prepare_features
-from tasks.schema import CATEGORICAL_DOMAINS, TARGET
-from tasks.scoring import write_scores
+from tasks.scoring.batch import write_scores
+from tasks.training.model import ChurnModel, prepare_features
 
 
 @pytest.fixture(scope="module")

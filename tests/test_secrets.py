@@ -22,8 +22,8 @@ import pytest
 from tracking_server import TrackingServer
 
 from flows.retrain import RetrainParameters, retrain
+from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected, TrackingUnavailable
-from tasks.generate import generate_snapshot
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -7,12 +7,7 @@ import pandas as pd
 import pytest
 
 from tasks.errors import TrainingFailed
-from tasks.training import (
-    LARGE_MONTH_ROWS,
-    SCALABLE_MODELS,
-    check_trainable,
-    plan_training,
-)
+from tasks.training.plan import LARGE_MONTH_ROWS, SCALABLE_MODELS, check_trainable, plan_training
 
 
 def _frame(rows: int, churn: list[str] | None = None) -> pd.DataFrame:

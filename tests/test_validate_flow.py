@@ -10,8 +10,8 @@ import pytest
 
 from flows.cli import main
 from flows.validate import ValidateParameters, validate
+from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected
-from tasks.generate import generate_snapshot
 from tests.servers import clean_env, run_cli
 
 

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from tasks.errors import SnapshotRejected
-from tasks.validation import (
+from tasks.gate.suite import (
     DEFAULT_SUITE_PATH,
     ValidationReport,
     check_snapshot,

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
 
-from tasks.schema import FEATURES, FLOAT_COLUMNS, INTEGER_COLUMNS, POSITIVE_LABEL
+from tasks.data.schema import FEATURES, FLOAT_COLUMNS, INTEGER_COLUMNS, POSITIVE_LABEL
 
 PROBABILITY_COLUMN = "churn_probability"
 LABEL_COLUMN = "churn_prediction"

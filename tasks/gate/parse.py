@@ -17,8 +17,17 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
+
+from tasks.data.schema import (
+    COLUMNS,
+    FLOAT_COLUMNS,
+    INTEGER_COLUMNS,
+    STRING_COLUMNS,
+)
 from tasks.errors import SnapshotRejected
-from tasks.schema import COLUMNS
+from tasks.settings import redact_uri
 
 #: Signatures of files people export by mistake instead of CSV.
 _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
@@ -107,9 +116,6 @@ def describe_names(names: Iterable[object]) -> str:
     return ", ".join(parts) or "unnamed"
 
 
-# --- helpers -------------------------------------------------------------------------------------
-
-
 def _split_header(line: str, *, source: str, line_number: int) -> list[str]:
     try:
         return next(csv.reader([line]))
@@ -187,3 +193,48 @@ def _plural(n: int, noun: str) -> str:
 
 def _rejected(source: str, problem: str) -> SnapshotRejected:
     return SnapshotRejected(f"Snapshot {source}: {problem}")
+
+
+def parse_snapshot(payload: bytes, *, source: str) -> pd.DataFrame:
+    """Parse CSV bytes with explicit dtypes; blank `TotalCharges` becomes missing.
+
+    The parse guards (tasks/parsing.py) run first: pandas would read a wrong delimiter,
+    duplicated headers or short rows without complaint. Numbers are coerced column by column
+    so that text in a numeric column stays visible to the expectation suite (as object dtype)
+    instead of failing the whole read.
+    """
+    shown = redact_uri(source)
+    text = decode_snapshot(payload, source=shown)
+    check_csv_layout(text, source=shown)
+    try:
+        frame = pd.read_csv(
+            io.StringIO(text),
+            dtype=str,
+            keep_default_na=False,
+            na_values=[""],
+        )
+    except pd.errors.ParserError as exc:
+        raise SnapshotRejected(f"Snapshot {shown}: malformed CSV: {exc}") from exc
+    return coerce_types(frame)
+
+
+def coerce_types(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast known columns to their schema types; leave uncastable text for validation to report."""
+    frame = frame.copy()
+    for column in STRING_COLUMNS:
+        if column in frame:
+            frame[column] = frame[column].astype(object).str.strip()
+    for column in (*INTEGER_COLUMNS, *FLOAT_COLUMNS):
+        if column not in frame:
+            continue
+        raw = frame[column]
+        if raw.dtype == object:
+            raw = raw.str.strip().replace("", np.nan)
+        numbers = pd.to_numeric(raw, errors="coerce")
+        if numbers.isna().sum() > raw.isna().sum():
+            continue  # text in a numeric column: keep it, the suite reports the type problem
+        if column in INTEGER_COLUMNS and numbers.notna().all() and (numbers % 1 == 0).all():
+            frame[column] = numbers.astype("int64")
+        else:
+            frame[column] = numbers.astype("float64")
+    return frame

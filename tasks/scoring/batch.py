@@ -13,8 +13,8 @@ import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.model import LABEL_COLUMN, PROBABILITY_COLUMN
-from tasks.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.data.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.training.model import LABEL_COLUMN, PROBABILITY_COLUMN
 
 OutputFormat = Literal["csv", "parquet"]
 SCORE_COLUMNS = (ID_COLUMN, PROBABILITY_COLUMN, LABEL_COLUMN, "model_version", "scored_at")

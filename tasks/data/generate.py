@@ -35,7 +35,8 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from tasks.schema import (
+from tasks.data.counter_hash import hash_below, hash_keys, stream_key
+from tasks.data.schema import (
     CATEGORICAL_DOMAINS,
     COLUMNS,
     ID_COLUMN,
@@ -61,8 +62,6 @@ _CYCLES: tuple[tuple[float, int, int], ...] = ((0.06, 4, 6), (0.12, 7, 18), (0.8
 _GENERATION_RANGE = 4096
 _GENERATION_OFFSET = 2048
 
-_MASK64 = (1 << 64) - 1
-_GOLDEN = 0x9E3779B97F4A7C15
 
 _ID_DIGITS = 10_000
 _ID_LETTERS = 26**5
@@ -375,16 +374,16 @@ def _assemble(
 
 def _customer_ids(seed: int, keys: NDArray[np.int64]) -> NDArray[np.object_]:
     """IDs like "0042-QWXYZ" (the public format): a seeded bijection of the key, so distinct keys never collide."""
-    x = (keys % _ID_SPACE * _ID_MULTIPLIER + _stream_key(seed, _Stream.ID) % _ID_SPACE) % _ID_SPACE
+    x = (keys % _ID_SPACE * _ID_MULTIPLIER + stream_key(seed, _Stream.ID) % _ID_SPACE) % _ID_SPACE
     digits, letters = x % _ID_DIGITS, x // _ID_DIGITS
     # Three Feistel rounds: each adds a hash of one half to the other, so the map stays one-to-one
     # while neighbouring keys get unrelated-looking IDs.
     for round_ in range(3):
-        salt = _stream_key(seed, _Stream.ID, salt=round_ + 1)
+        salt = stream_key(seed, _Stream.ID, salt=round_ + 1)
         if round_ % 2 == 0:
-            digits = (digits + _hash_below(letters, salt, _ID_DIGITS)) % _ID_DIGITS
+            digits = (digits + hash_below(letters, salt, _ID_DIGITS)) % _ID_DIGITS
         else:
-            letters = (letters + _hash_below(digits, salt, _ID_LETTERS)) % _ID_LETTERS
+            letters = (letters + hash_below(digits, salt, _ID_LETTERS)) % _ID_LETTERS
     chars = np.empty((keys.size, 10), dtype=np.uint8)
     for position in range(4):
         chars[:, 3 - position] = ord("0") + digits % 10
@@ -405,7 +404,7 @@ class _Draws:
 
     def uniform(self, stream: int, salt: int = 0) -> NDArray[np.float64]:
         """Uniforms in [0, 1), one per key."""
-        bits = _hash(self.keys, _stream_key(self.seed, stream, salt))
+        bits = hash_keys(self.keys, stream_key(self.seed, stream, salt))
         return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
 
     def normal(self, stream_1: int, stream_2: int) -> NDArray[np.float64]:
@@ -413,24 +412,3 @@ class _Draws:
         u1 = 1.0 - self.uniform(stream_1)  # in (0, 1], so the log is finite
         u2 = self.uniform(stream_2)
         return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)
-
-
-def _stream_key(seed: int, stream: int, salt: int = 0) -> int:
-    """A 64-bit key for (seed, stream, salt), mixed in Python ints to avoid scalar overflow."""
-    x = (seed * _GOLDEN + stream * 0xD1B54A32D192ED03 + salt * 0x8CB92BA72F3D8DD7) & _MASK64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
-    return x ^ (x >> 31)
-
-
-def _hash_below(keys: NDArray[np.int64], stream_key: int, bound: int) -> NDArray[np.int64]:
-    """Hash values reduced to [0, bound), as int64 so they mix with signed arithmetic."""
-    return (_hash(keys, stream_key) % np.uint64(bound)).astype(np.int64)
-
-
-def _hash(keys: NDArray[np.int64], stream_key: int) -> NDArray[np.uint64]:
-    """splitmix64 of each key offset by a stream key (uint64 arithmetic wraps, as intended)."""
-    x = keys.astype(np.int64).view(np.uint64) * np.uint64(_GOLDEN) + np.uint64(stream_key)
-    x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
-    x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))

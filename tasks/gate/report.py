@@ -21,10 +21,11 @@ from typing import Any, Protocol, TypeVar
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.drift import DriftReport
 from tasks.errors import SnapshotRejected
+from tasks.gate.drift import DriftReport
+from tasks.gate.failures import TABLE_KEY, FailedCheck
+from tasks.gate.suite import ValidationReport
 from tasks.settings import Settings
-from tasks.validation import TABLE_KEY, FailedCheck, ValidationReport
 
 REPORT_HTML = "validation.html"
 REPORT_JSON = "validation.json"
@@ -165,9 +166,6 @@ def reporting_gate(settings: Settings, period: str) -> Iterator[Gate]:
     publish_gate_report(gate)
 
 
-# --- rendering: pure ---------------------------------------------------------------------------
-
-
 def render_markdown(gate: Gate) -> str:
     """The Prefect artifact: verdict, then failures by column with counts."""
     verdict = "passed" if gate.passed else "REJECTED"
@@ -254,9 +252,6 @@ _CSS = (
     ".passed{color:#1a7f37}.rejected{color:#cf222e}"
     "tr.fail td{background:#ffebe9}tr.warn td{background:#fff8c5}"
 )
-
-
-# --- publishing --------------------------------------------------------------------------------
 
 
 @task(name="publish-gate-report", cache_policy=NO_CACHE)

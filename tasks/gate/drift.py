@@ -22,12 +22,13 @@ import numpy as np
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
+from tasks.data.schema import CATEGORICAL_DOMAINS, FEATURES
 from tasks.errors import SnapshotRejected
-from tasks.schema import CATEGORICAL_DOMAINS, FEATURES
+from tasks.gate.failures import FailedCheck
+from tasks.gate.thresholds import DriftThresholds, Status
 from tasks.settings import Settings
-from tasks.validation import FailedCheck
 
 PROFILE_ARTIFACT = "reference_profile.json"
 #: Numeric features binned by the reference's quantiles; every other feature is categorical
@@ -40,35 +41,6 @@ OTHER = "(other)"
 _EPSILON = 1e-4
 
 logger = logging.getLogger(__name__)
-
-Status = Literal["ok", "warn", "fail"]
-
-
-class DriftThresholds(BaseModel):
-    """When drift only warns and when it rejects the snapshot (PSI per column)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    enabled: bool = Field(
-        default=True, description="Compare the snapshot with the champion's training data."
-    )
-    warn: float = Field(
-        default=0.1, ge=0.0, le=10.0, description="PSI at or above which a column is reported."
-    )
-    fail: float = Field(
-        default=0.25, ge=0.0, le=10.0, description="PSI at or above which the run is rejected."
-    )
-
-    @model_validator(mode="after")
-    def _ordered(self) -> DriftThresholds:
-        if self.fail < self.warn:
-            raise ValueError(f"fail threshold {self.fail} is below warn threshold {self.warn}")
-        return self
-
-    def status(self, psi: float) -> Status:
-        if psi >= self.fail:
-            return "fail"
-        return "warn" if psi >= self.warn else "ok"
 
 
 class NumericProfile(BaseModel):
@@ -155,9 +127,6 @@ class DriftReport(BaseModel):
 
     def to_dict(self) -> dict[str, object]:
         return self.model_dump(mode="json")
-
-
-# --- pure functions ------------------------------------------------------------------------------
 
 
 def profile_frame(frame: pd.DataFrame, *, bins: int = 10) -> ReferenceProfile:
@@ -259,9 +228,6 @@ def _category_shares(series: pd.Series) -> dict[str, float]:
     return dict(sorted(shares.items()))
 
 
-# --- tasks: the I/O at the edges -----------------------------------------------------------------
-
-
 @task(name="log-reference-profile", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
 def log_reference_profile(run_id: str, train: pd.DataFrame) -> ReferenceProfile:
     """Store the training data's profile in the challenger's MLflow run, for next month's drift."""
@@ -292,7 +258,7 @@ def find_reference_profile(settings: Settings) -> Reference:
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
-    from tasks.registry import champion_version
+    from tasks.registry.aliases import champion_version
 
     mlflow.set_tracking_uri(settings.resolved_tracking_uri)
     mlflow.set_registry_uri(settings.resolved_registry_uri)

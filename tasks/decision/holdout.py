@@ -1,16 +1,4 @@
-"""A fair comparison holdout: no customer the champion trained on, none the challenger trains on.
-
-Monthly snapshots share about 96% of their customers, so a plain random split would hand the
-champion rows it has already learned (it would be graded on its own homework). Each model
-therefore keeps, next to itself in its MLflow run, the set of customers it trained on, as
-salted 64-bit BLAKE2b hashes of `customerID` (a pseudonym, not the ID itself) and a digest of
-that set. Next month the holdout is drawn only from customers outside the champion's set; the
-challenger trains on everything else.
-
-A consequence worth knowing: the customers held out this month are, next month, exactly the
-ones the new champion has not seen, so the holdout tends to stay with the same customers (a
-persistent panel, refreshed by newcomers), and those customers are never trained on.
-"""
+"""Load the month's snapshot (path, URL or generator), digest it, and split off the holdout."""
 
 from __future__ import annotations
 
@@ -29,7 +17,22 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from tasks.schema import ID_COLUMN, TARGET
+from tasks.data.schema import ID_COLUMN, TARGET
+
+
+def split_holdout(
+    frame: pd.DataFrame, *, fraction: float, seed: int
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """A stratified, seeded split into (train, holdout). The holdout is never trained on."""
+    from sklearn.model_selection import train_test_split
+
+    if not 0 < fraction < 1:
+        raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
+    train, holdout = train_test_split(
+        frame, test_size=fraction, stratify=frame[TARGET], random_state=seed
+    )
+    return train.reset_index(drop=True), holdout.reset_index(drop=True)
+
 
 #: The run artifact folder holding a model's training-customer hashes.
 TRAINING_IDS_DIR = "training_ids"
@@ -206,7 +209,7 @@ def load_training_ids(run_id: str | None) -> TrainingIds:
             meta = json.loads((local / _META_FILE).read_text())
             hashes = np.load(local / _HASHES_FILE).astype(np.uint64)
     except (OSError, ValueError, KeyError, mlflow.exceptions.MlflowException) as exc:
-        from tasks.registry import is_unreachable
+        from tasks.registry.champion import is_unreachable
 
         if is_unreachable(exc):
             raise  # transient: let the task retry

@@ -1,7 +1,8 @@
-"""Score challenger and champion on the same holdout and apply the decision rule."""
+"""Score the challenger and the champion on the same holdout and decide between them."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,18 +11,97 @@ import numpy.typing as npt
 import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
 
-from tasks.evaluation import (
-    Decision,
-    DecisionRule,
+from tasks.data.schema import POSITIVE_LABEL, TARGET
+from tasks.decision.intervals import (
+    Interval,
     PairedIntervals,
-    evaluate,
-    holdout_metrics,
-    holdout_shortfall,
-    insufficient_holdout,
+    bootstrap_intervals,
+    delong_difference,
+    paired_bootstrap,
 )
-from tasks.model import PROBABILITY_COLUMN, ChurnModel
-from tasks.schema import POSITIVE_LABEL, TARGET
+from tasks.decision.metrics import holdout_metrics
+from tasks.decision.rule import METRICS, DecisionRule
+from tasks.decision.verdict import Decision, decide, holdout_shortfall, insufficient_holdout
+from tasks.training.model import PROBABILITY_COLUMN, ChurnModel
+
+
+class Evaluation(BaseModel):
+    """Both models' holdout metrics, their intervals and the decision taken on them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    challenger: dict[str, float]
+    champion: dict[str, float] | None
+    intervals: PairedIntervals | None
+    decision: Decision
+
+
+def evaluate(
+    rule: DecisionRule,
+    y_true: npt.ArrayLike,
+    challenger_proba: npt.ArrayLike,
+    champion_proba: npt.ArrayLike | None,
+    *,
+    thresholds: tuple[float, float] = (0.5, 0.5),
+    seed: int = 0,
+    champion_problem: str | None = None,
+    report_metrics: Sequence[str] = METRICS,
+) -> Evaluation:
+    """Score both models on the same holdout, compute the intervals the rule needs, decide.
+
+    `report_metrics` are bootstrapped too (for the comparison report); pass () to compute only
+    what the rule needs. Deterministic in `seed`.
+    """
+    y = np.asarray(y_true).astype(np.int64)
+    ours = holdout_metrics(y, challenger_proba, threshold=thresholds[0])
+    theirs = (
+        None
+        if champion_proba is None
+        else holdout_metrics(y, champion_proba, threshold=thresholds[1])
+    )
+    needed = rule.metrics if rule.method == "bootstrap" and theirs is not None else ()
+    wanted = tuple(dict.fromkeys([*report_metrics, *needed]))
+    intervals: PairedIntervals | None = None
+    if wanted and champion_proba is not None:
+        intervals = paired_bootstrap(
+            y,
+            challenger_proba,
+            champion_proba,
+            metrics=wanted,
+            thresholds=thresholds,
+            confidence=rule.confidence,
+            n_resamples=rule.n_bootstrap,
+            seed=seed,
+        )
+    elif report_metrics:
+        alone = bootstrap_intervals(
+            y,
+            challenger_proba,
+            metrics=report_metrics,
+            threshold=thresholds[0],
+            confidence=rule.confidence,
+            n_resamples=rule.n_bootstrap,
+            seed=seed,
+        )
+        intervals = PairedIntervals(challenger=alone, champion={}, difference={})
+    difference: Interval | None = None
+    if champion_proba is not None and rule.method == "delong":
+        difference = delong_difference(
+            y, challenger_proba, champion_proba, confidence=rule.confidence
+        )
+    elif intervals is not None and rule.method == "bootstrap":
+        difference = intervals.difference.get(rule.metric)
+    decision = decide(
+        rule,
+        ours,
+        theirs,
+        difference=difference,
+        guardrail_intervals=None if intervals is None else intervals.difference,
+        champion_problem=champion_problem,
+    )
+    return Evaluation(challenger=ours, champion=theirs, intervals=intervals, decision=decision)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,30 @@
+"""Which month, from where: the period and the source of a snapshot."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+
+PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+#: Files above this are refused before parsing (a month of even a large base is far smaller).
+DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+
+
+def current_period(now: datetime | None = None) -> str:
+    """The calendar month of `now` (default: the present) in UTC, as YYYY-MM."""
+    return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m")
+
+
+def check_period(period: str) -> str:
+    if not re.match(PERIOD_PATTERN, period or ""):
+        raise ValueError(f"period must be YYYY-MM (e.g. 2026-11), got {period!r}")
+    return period
+
+
+def resolve_source(source: str, period: str) -> str:
+    """Fill a `{period}` placeholder, so one location serves every month."""
+    return source.replace("{period}", period)
+
+
+def is_url(source: str) -> bool:
+    return source.startswith(("http://", "https://"))

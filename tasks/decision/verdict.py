@@ -1,0 +1,262 @@
+"""The verdict: one `Decision` from the rule, the scores and everything else that can change it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+from tasks.decision.intervals import Interval
+from tasks.decision.metrics import EPS
+from tasks.decision.rule import DecisionRule, Guardrail, metric_sign
+from tasks.registry.promote import Promotion
+
+Verdict = Literal[
+    "promote-first",
+    "promote",
+    "replace-unusable-champion",
+    "keep-champion",
+    "tie",
+    "reject-below-floor",
+    "reject-guardrail",
+    "reject-leakage-suspected",
+    "champion-unusable",
+    "insufficient-holdout",
+    "conflict",
+    "already-promoted",
+]
+#: Verdicts that move the champion alias (if the promotion is not refused as a conflict).
+PROMOTING: frozenset[str] = frozenset({"promote-first", "promote", "replace-unusable-champion"})
+
+
+class GuardrailResult(BaseModel):
+    """One guardrail's numbers and verdict."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    metric: str
+    challenger: float
+    champion: float
+    worsening: float  # positive = the challenger is worse
+    max_worsening: float
+    passed: bool
+    interval: Interval | None = None  # of challenger - champion, when computed
+
+    def text(self) -> str:
+        mark = "ok" if self.passed else "FAILED"
+        return (
+            f"{self.metric} {self.challenger:.4f} vs {self.champion:.4f}: worsens by "
+            f"{self.worsening:+.4f} (allowed {self.max_worsening:.4f}) {mark}"
+        )
+
+
+def check_guardrails(
+    guardrails: Sequence[Guardrail],
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float],
+    differences: Mapping[str, Interval] | None = None,
+) -> tuple[GuardrailResult, ...]:
+    """Each guardrail against the champion's point estimates."""
+    results = []
+    for guard in guardrails:
+        ours, theirs = challenger[guard.metric], champion[guard.metric]
+        worsening = metric_sign(guard.metric) * (theirs - ours)
+        results.append(
+            GuardrailResult(
+                metric=guard.metric,
+                challenger=ours,
+                champion=theirs,
+                worsening=worsening,
+                max_worsening=guard.max_worsening,
+                passed=worsening <= guard.max_worsening + EPS,
+                interval=(differences or {}).get(guard.metric),
+            )
+        )
+    return tuple(results)
+
+
+class Decision(BaseModel):
+    """The verdict of one comparison and the numbers behind it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    verdict: Verdict
+    promote: bool
+    reason: str
+    metric: str
+    challenger_score: float | None  # None when the holdout could not be scored
+    champion_score: float | None
+    improvement: float | None  # sign-adjusted: positive = the challenger is better
+    interval: Interval | None = None  # of challenger - champion on `metric`, raw
+    guardrails: tuple[GuardrailResult, ...] = ()
+
+
+def decide(
+    rule: DecisionRule,
+    challenger: Mapping[str, float],
+    champion: Mapping[str, float] | None,
+    *,
+    difference: Interval | None = None,
+    guardrail_intervals: Mapping[str, Interval] | None = None,
+    champion_problem: str | None = None,
+) -> Decision:
+    """Apply `rule` to the challenger's and (if any) champion's holdout numbers.
+
+    Checks, in order: leakage ceiling, floor, unusable or absent champion, the interval (or point estimate) against the margin, then the guardrails. `difference` is the
+    interval of challenger - champion on `rule.metric`; required unless `rule.method` is point.
+    `champion_problem` says why a champion that exists could not be scored.
+    """
+    name = rule.metric
+    ours = challenger[name]
+    sign = metric_sign(name)
+    theirs = None if champion is None else champion[name]
+    gain = None if theirs is None else sign * (ours - theirs)
+    measured = champion is not None and all(
+        g.metric in challenger and g.metric in champion for g in rule.guardrails
+    )
+    guards = (
+        check_guardrails(rule.guardrails, challenger, champion, guardrail_intervals)
+        if measured and champion is not None
+        else ()
+    )
+
+    def _decision(verdict: Verdict, reason: str) -> Decision:
+        return Decision(
+            verdict=verdict,
+            promote=verdict in PROMOTING,
+            reason=reason,
+            metric=name,
+            challenger_score=ours,
+            champion_score=theirs,
+            improvement=gain,
+            interval=difference,
+            guardrails=guards,
+        )
+
+    auc = challenger.get("roc_auc")
+    if rule.leakage_ceiling is not None and auc is not None and auc > rule.leakage_ceiling:
+        return _decision(
+            "reject-leakage-suspected",
+            f"challenger roc_auc {auc:.4f} is above the leakage ceiling "
+            f"{rule.leakage_ceiling:.4f}: a feature probably gives the label away; not promoted",
+        )
+    if sign * (ours - rule.floor) < 0:
+        bound = "minimum" if rule.higher_is_better else "maximum"
+        return _decision(
+            "reject-below-floor",
+            f"challenger {name} {ours:.4f} misses the {bound} of {rule.floor:.4f}",
+        )
+    if champion_problem is not None:
+        if rule.replace_unusable_champion:
+            return _decision(
+                "replace-unusable-champion",
+                f"{champion_problem}; challenger {name} {ours:.4f} meets the floor "
+                f"{rule.floor:.4f} and replaces it",
+            )
+        return _decision(
+            "champion-unusable",
+            f"{champion_problem}; the rule keeps it for a person to act on "
+            "(replace_unusable_champion is off)",
+        )
+    if theirs is None or gain is None:
+        return _decision(
+            "promote-first",
+            f"no champion yet; challenger {name} {ours:.4f} meets the floor {rule.floor:.4f}",
+        )
+    margin = rule.min_improvement
+    versus = f"challenger {name} {ours:.4f} vs champion {theirs:.4f}"
+    if rule.method == "point":
+        if abs(gain) <= EPS:
+            return _decision("tie", f"tie: {versus} are equal; champion stays")
+        if gain < margin - EPS:
+            return _decision(
+                "keep-champion",
+                f"{versus}: {gain:+.4f} is short of the required {margin:+.4f}",
+            )
+        better = f"{versus}: {gain:+.4f} reaches the required {margin:+.4f}"
+    else:
+        if difference is None:
+            raise ValueError(f"method {rule.method!r} needs the interval of the difference")
+        lower, upper = sorted((sign * difference.lower, sign * difference.upper))
+        shown = (
+            f"{versus}, improvement {gain:+.4f} "
+            f"[{lower:+.4f}, {upper:+.4f}] ({difference.confidence:.0%} {rule.method})"
+        )
+        if lower > margin + EPS:
+            better = f"{shown}: lower bound clears the margin {margin:+.4f}"
+        elif upper < -EPS:
+            return _decision("keep-champion", f"{shown}: the champion is better; champion stays")
+        elif lower <= EPS:
+            return _decision(
+                "tie",
+                f"tie: {shown} includes no improvement; champion stays",
+            )
+        else:
+            return _decision(
+                "keep-champion",
+                f"{shown}: better, but the lower bound misses the margin {margin:+.4f}",
+            )
+    if rule.guardrails and not measured:
+        raise ValueError("the guardrails need their metrics for both models")
+    failed = [g for g in guards if not g.passed]
+    if failed:
+        return _decision(
+            "reject-guardrail",
+            f"{better}, but guardrails failed: " + "; ".join(g.text() for g in failed),
+        )
+    return _decision("promote", better)
+
+
+def holdout_shortfall(
+    rule: DecisionRule, *, rows: int, positives: int, with_champion: bool
+) -> str | None:
+    """Why a holdout cannot carry the decision (too few rows, one class), or None if it can."""
+    if positives == 0 or positives == rows:
+        return f"the {rows}-row holdout has one class only; no model can be ranked on it"
+    if with_champion and rows < rule.min_holdout_rows:
+        return (
+            f"only {rows} holdout rows the champion never trained on; the rule needs "
+            f"{rule.min_holdout_rows} to compare"
+        )
+    return None
+
+
+def insufficient_holdout(rule: DecisionRule, problem: str) -> Decision:
+    """The decision when the holdout cannot carry a comparison: nothing is promoted."""
+    return Decision(
+        verdict="insufficient-holdout",
+        promote=False,
+        reason=f"{problem}; champion stays",
+        metric=rule.metric,
+        challenger_score=None,
+        champion_score=None,
+        improvement=None,
+    )
+
+
+def hold_if_already_promoted(decision: Decision, promoted_version: str | None) -> Decision:
+    """Turn a promotion into `already-promoted` when the period already promoted a version."""
+    if not decision.promote or promoted_version is None:
+        return decision
+    return decision.model_copy(
+        update={
+            "verdict": "already-promoted",
+            "promote": False,
+            "reason": f"version {promoted_version} was already promoted for this period "
+            f"(would have been: {decision.reason})",
+        }
+    )
+
+
+def settle_decision(
+    decision: Decision, promotion: Promotion | None, champion_before: str | None
+) -> tuple[str, bool, str, str | None]:
+    """Verdict, promoted, reason and champion after the promotion step: the comparison's own,
+    unless the promotion was refused (then `conflict`, and the champion is whoever holds it)."""
+    if promotion is None:
+        return decision.verdict, False, decision.reason, champion_before
+    if promotion.conflict:
+        reason = f"{promotion.reason} (the comparison said: {decision.reason})"
+        return "conflict", False, reason, promotion.champion_after
+    return decision.verdict, promotion.promoted, decision.reason, promotion.champion_after

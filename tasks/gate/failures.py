@@ -1,0 +1,298 @@
+"""Failed expectations described for a person: by column, what was expected, how many values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+from tasks.data import schema
+from tasks.messages import as_percent, join_words, normalise_name, number, plural
+
+if TYPE_CHECKING:
+    from great_expectations.core.expectation_validation_result import (
+        ExpectationValidationResult,
+    )
+
+
+#: Key used by `ValidationReport.by_column` for checks on the whole table.
+TABLE_KEY = "(table)"
+
+
+# Expectations that still mean something on a numeric column that arrived as text.
+TYPE_AGNOSTIC = frozenset(
+    {
+        "expect_column_values_to_be_in_type_list",
+        "expect_column_values_to_not_be_null",
+        "expect_column_to_exist",
+    }
+)
+
+
+@dataclass(frozen=True)
+class FailedCheck:
+    """One failed expectation or project guard, described without data values."""
+
+    column: str | None
+    expectation: str
+    problem: str
+    unexpected_count: int | None
+
+
+def not_evaluable(config: Mapping[str, Any], frame: pd.DataFrame) -> FailedCheck | None:
+    """A FailedCheck for an expectation GX cannot evaluate on this frame, else None.
+
+    GX reports these as exceptions keyed by metric id and retries each failed metric three
+    times, recomputing its whole batch, so they are settled here instead of sent to GX.
+    """
+    kind = config["type"]
+    kwargs = config.get("kwargs", {})
+    column = _primary_column(kwargs)
+    referenced = referenced_columns(kwargs)
+    missing = [c for c in referenced if c not in frame.columns]
+    if missing:
+        if column in missing:
+            problem = "column is missing"
+        else:
+            verb = "is" if len(missing) == 1 else "are"
+            problem = f"not evaluated: {join_words(missing)} {verb} missing"
+        return FailedCheck(column, kind, problem, None)
+    if kind in TYPE_AGNOSTIC:
+        return None
+    for name in referenced:
+        if name in schema.NUMERIC_COLUMNS and not _is_numeric(frame[name]):
+            subject = "column" if name == column else name
+            problem = f"not evaluated: {subject} is not numeric (got {frame[name].dtype})"
+            return FailedCheck(column, kind, problem, None)
+    return None
+
+
+def describe_failure(result: ExpectationValidationResult, frame: pd.DataFrame) -> FailedCheck:
+    """Translate one failed GX result into counts and domains only."""
+    config = result.expectation_config
+    assert config is not None  # GX always attaches the configuration it ran
+    as_json: dict[str, Any] = config.to_json_dict()
+    kind: str = as_json["type"]
+    kwargs: dict[str, Any] = as_json.get("kwargs") or {}
+    meta: dict[str, Any] = as_json.get("meta") or {}
+    column = _primary_column(kwargs)
+    raised = _raised_exception_types(result)
+    if raised is not None:
+        return FailedCheck(column, kind, f"not evaluated: GX raised {join_words(raised)}", None)
+
+    outcome: dict[str, Any] = dict(result.result or {})
+    count = _as_count(outcome.get("unexpected_count"))
+    percent = _as_float(outcome.get("unexpected_percent"))
+    where = _describe_condition(kwargs.get("row_condition"))
+    mostly = kwargs.get("mostly")
+    allowed = f", at most {as_percent(100 * (1 - mostly))} allowed" if mostly is not None else ""
+
+    if kind == "expect_table_columns_to_match_set":
+        return FailedCheck(None, kind, _describe_column_mismatch(kwargs, frame), None)
+    if kind == "expect_table_row_count_to_be_between":
+        observed = _as_count(outcome.get("observed_value")) or 0
+        bounds = _describe_bounds(kwargs.get("min_value"), kwargs.get("max_value"))
+        return FailedCheck(None, kind, f"{observed:,} rows, expected {bounds}", None)
+    if kind == "expect_column_values_to_be_in_type_list":
+        expected = "integer" if all("int" in t.lower() for t in kwargs["type_list"]) else "numeric"
+        got = frame[column].dtype if column in frame.columns else "unknown"
+        return FailedCheck(
+            column, kind, f"values of wrong type (expected {expected}, got {got})", count
+        )
+    if kind == "expect_column_values_to_be_in_set" and "churn_rate_bound" in meta:
+        return FailedCheck(column, kind, _describe_rate(meta, kwargs, percent), count)
+    if kind == "expect_column_values_to_not_be_null":
+        return FailedCheck(
+            column,
+            kind,
+            f"{plural(count or 0, 'null value')} ({as_percent(percent)}){allowed}",
+            count,
+        )
+    if kind == "expect_column_values_to_be_unique":
+        return FailedCheck(
+            column, kind, f"{plural(count or 0, 'row')} share their value with another row", count
+        )
+    if kind == "expect_column_values_to_be_in_set":
+        domain = _describe_domain(kwargs["value_set"])
+        return FailedCheck(
+            column, kind, f"{plural(count or 0, 'value')} outside {domain}{where}{allowed}", count
+        )
+    if kind == "expect_column_values_to_be_between":
+        bounds = _describe_bounds(kwargs.get("min_value"), kwargs.get("max_value"))
+        return FailedCheck(
+            column, kind, f"{plural(count or 0, 'value')} outside {bounds}{where}{allowed}", count
+        )
+    if kind == "expect_column_distinct_values_to_contain_set":
+        # Name only the suite's values that are absent, never the observed ones.
+        present = set(frame[column].dropna().unique()) if column in frame.columns else set()
+        absent = [v for v in kwargs["value_set"] if v not in present]
+        domain = _describe_domain(kwargs["value_set"])
+        return FailedCheck(
+            column, kind, f"{_describe_domain(absent)} never occurs (needs all of {domain})", None
+        )
+    if kind == "expect_column_pair_values_a_to_be_greater_than_b":
+        sign = "<" if kwargs.get("or_equal") else "<="
+        pair = f"{kwargs['column_A']} {sign} {kwargs['column_B']}"
+        return FailedCheck(
+            column,
+            kind,
+            f"{plural(count or 0, 'row')} ({as_percent(percent)}) with {pair}{where}{allowed}",
+            count,
+        )
+    if count is not None:
+        return FailedCheck(
+            column, kind, f"{plural(count or 0, 'unexpected value')}{where}{allowed}", count
+        )
+    return FailedCheck(column, kind, "check failed", None)
+
+
+def _raised_exception_types(result: ExpectationValidationResult) -> list[str] | None:
+    """Exception class names GX caught while computing this result, or None if none were."""
+    info = result.exception_info or {}
+    entries: list[Mapping[str, Any]]
+    if "raised_exception" in info:  # the flat form GX uses when nothing went wrong at metric level
+        entries = [info]
+    else:  # keyed by metric id when a metric failed
+        entries = [v for v in info.values() if isinstance(v, Mapping)]
+    names: list[str] = []
+    for entry in entries:
+        traceback_text = entry.get("exception_traceback") or ""
+        if not (entry.get("raised_exception") or traceback_text):
+            continue
+        # The first unindented "Name: ..." line is the root cause (GX wraps it in
+        # MetricResolutionError); the message after the colon may quote data and is dropped.
+        causes = [
+            m.group(1).rsplit(".", 1)[-1]
+            for line in traceback_text.splitlines()
+            if (m := re.match(r"([A-Za-z_][\w.]*)(?::|$)", line)) and m.group(1) != "Traceback"
+        ]
+        name = causes[0] if causes else "an exception"
+        if name not in names:
+            names.append(name)
+    return names or None
+
+
+def _describe_column_mismatch(kwargs: Mapping[str, Any], frame: pd.DataFrame) -> str:
+    expected = list(kwargs["column_set"])
+    present = [str(c) for c in frame.columns]
+    missing = [c for c in expected if c not in present]
+    extra = [c for c in present if c not in expected]
+    parts = []
+    if missing:
+        parts.append(
+            f"missing {'column' if len(missing) == 1 else 'columns'} {join_words(missing)}"
+        )
+    if extra:
+        parts.append(f"{plural(len(extra), 'unexpected column')}{_hint_renames(extra, expected)}")
+    return "; ".join(parts) or "columns differ from the expected set"
+
+
+def _hint_renames(extra: Sequence[str], expected: Sequence[str]) -> str:
+    """Name an unexpected header only when it is a respelling of an expected column.
+
+    A file without a header row turns its first customer into column names, so other
+    unexpected names are counted, not quoted.
+    """
+    wanted = {normalise_name(c): c for c in expected}
+    hints = [
+        f"{name!r} looks like {wanted[normalise_name(name)]}"
+        for name in extra
+        if normalise_name(name) in wanted
+    ]
+    return f" ({'; '.join(hints)})" if hints else ""
+
+
+def _describe_rate(
+    meta: Mapping[str, Any], kwargs: Mapping[str, Any], percent: float | None
+) -> str:
+    """Churn-rate band checks are in-set checks whose 'mostly' bounds the share of one label."""
+    unexpected = percent or 0.0
+    mostly = float(kwargs.get("mostly", 1.0))
+    if meta["churn_rate_bound"] == "min":
+        return f"churn rate {as_percent(100 - unexpected)} is below the {as_percent(100 * mostly)} floor"
+    return (
+        f"churn rate {as_percent(unexpected)} is above the {as_percent(100 * (1 - mostly))} ceiling"
+    )
+
+
+def _describe_condition(condition: Any) -> str:
+    """Render a serialized GX row_condition such as `tenure > 0` (suite values, not data)."""
+    if not condition:
+        return ""
+    if isinstance(condition, Mapping) and condition.get("type") == "comparison":
+        name = (condition.get("column") or {}).get("name")
+        return f" where {name} {condition.get('operator')} {condition.get('parameter')!r}"
+    return " on the rows the suite's row_condition selects"
+
+
+def _primary_column(kwargs: Mapping[str, Any]) -> str | None:
+    for key in ("column", "column_A"):
+        if isinstance(kwargs.get(key), str):
+            return str(kwargs[key])
+    return None
+
+
+def referenced_columns(kwargs: Mapping[str, Any]) -> list[str]:
+    """Every column an expectation reads, including those inside its row_condition."""
+    names: list[str] = []
+    for key in ("column", "column_A", "column_B"):
+        if isinstance(kwargs.get(key), str):
+            names.append(kwargs[key])
+    names.extend(c for c in kwargs.get("column_list") or [] if isinstance(c, str))
+    names.extend(_condition_columns(kwargs.get("row_condition")))
+    return list(dict.fromkeys(names))
+
+
+def _condition_columns(condition: Any) -> Iterator[str]:
+    if isinstance(condition, Mapping):
+        column = condition.get("column")
+        if isinstance(column, Mapping) and isinstance(column.get("name"), str):
+            yield column["name"]
+        for value in condition.values():
+            if isinstance(value, (Mapping, list)):
+                yield from _condition_columns(value)
+    elif isinstance(condition, list):
+        for item in condition:
+            yield from _condition_columns(item)
+
+
+def _is_numeric(series: pd.Series) -> bool:
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def ordered_failures(failures: list[FailedCheck]) -> list[FailedCheck]:
+    """Table-level first, then columns in schema order, so messages read the same every month."""
+    position = {name: i for i, name in enumerate(schema.COLUMNS)}
+    return sorted(
+        failures,
+        key=lambda f: (f.column is not None, position.get(f.column or "", len(position))),
+    )
+
+
+def safe_names(names: Sequence[Any]) -> str:
+    known = [str(n) for n in dict.fromkeys(names) if n in schema.COLUMNS]
+    hidden = len(set(names)) - len(known)
+    return join_words(known + ([f"{hidden} other"] if hidden else [])) or "unnamed"
+
+
+def _describe_domain(values: Sequence[Any]) -> str:
+    return "{" + ", ".join(str(v) for v in values) + "}"
+
+
+def _describe_bounds(low: Any, high: Any) -> str:
+    if low is not None and high is not None:
+        return f"[{number(low)}, {number(high)}]"
+    if low is not None:
+        return f"at least {number(low)}"
+    return f"at most {number(high)}"
+
+
+def _as_count(value: Any) -> int | None:
+    return int(value) if isinstance(value, (int, float)) else None
+
+
+def _as_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, (int, float)) else None

@@ -1,0 +1,83 @@
+"""The promotion lock: a one-slot Prefect global concurrency limit per model."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.errors import ChurnRetrainError, is_transient
+
+#: Seconds to wait for the promotion lock before giving up (the verdict becomes `conflict`).
+LOCK_TIMEOUT_SECONDS = 120.0
+#: A holder that died releases the lock when its lease runs out (renewed while alive).
+LOCK_LEASE_SECONDS = 60.0
+
+
+class PromotionLockMissing(ChurnRetrainError):
+    """The Prefect global concurrency limit that serialises promotions does not exist."""
+
+
+def promotion_lock_name(model_name: str) -> str:
+    """The Prefect global concurrency limit serialising alias moves of `model_name`."""
+    return "churn-retrain-promote-" + re.sub(r"[^A-Za-z0-9_.-]", "-", model_name)
+
+
+@task(
+    name="ensure-promotion-lock",
+    retries=2,
+    retry_delay_seconds=3,
+    retry_condition_fn=is_transient,
+    cache_policy=NO_CACHE,
+)
+def ensure_promotion_lock(model_name: str, *, create: bool) -> str:
+    """Check the promotion lock exists with one slot (creating it if `create`); its name.
+
+    Runs before training, so a missing lock fails the run before anything changes.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    name = promotion_lock_name(model_name)
+    with get_client(sync_client=True) as client:
+        try:
+            limit = client.read_global_concurrency_limit_by_name(name)
+        except ObjectNotFound:
+            if not create:
+                raise PromotionLockMissing(
+                    f"the Prefect global concurrency limit {name!r} does not exist; create it "
+                    f"with `make promotion-lock` (prefect gcl create {name} --limit 1)"
+                ) from None
+            # Created meanwhile by a concurrent run: just as good.
+            with suppress(ObjectAlreadyExists):
+                client.create_global_concurrency_limit(
+                    GlobalConcurrencyLimitCreate(name=name, limit=1)
+                )
+            return name
+    if limit.limit != 1 or not limit.active:
+        raise PromotionLockMissing(
+            f"the Prefect global concurrency limit {name!r} must be active with limit 1 "
+            f"(it has limit {limit.limit}, active={limit.active}); it is the promotion mutex"
+        )
+    return name
+
+
+@contextmanager
+def promotion_lock(
+    model_name: str, *, timeout_seconds: float = LOCK_TIMEOUT_SECONDS
+) -> Iterator[None]:
+    """Hold the model's promotion lock; a missing limit raises instead of being skipped."""
+    from prefect.concurrency.sync import concurrency
+
+    with concurrency(
+        promotion_lock_name(model_name),
+        occupy=1,
+        strict=True,
+        timeout_seconds=timeout_seconds,
+        lease_duration=LOCK_LEASE_SECONDS,
+    ):
+        yield

@@ -1,0 +1,242 @@
+"""Move the champion alias: promotion after a decision, and rollback."""
+
+from __future__ import annotations
+
+from contextlib import ExitStack
+from typing import Literal
+
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from pydantic import BaseModel, ConfigDict
+
+from tasks.errors import ChurnRetrainError, is_transient
+from tasks.registry.aliases import (
+    CHALLENGER,
+    CHAMPION,
+    PREVIOUS_CHAMPION,
+    alias_version,
+    champion_version,
+    is_missing,
+    set_alias,
+)
+from tasks.registry.history import HistoryEvent, append_history, read_history
+from tasks.registry.lock import LOCK_TIMEOUT_SECONDS, promotion_lock
+from tasks.registry.versions import mark_version
+
+
+class RollbackRefused(ChurnRetrainError):
+    """Nothing to roll back to, or the named version cannot become champion."""
+
+    exit_code = 2
+
+
+class Promotion(BaseModel):
+    """What the promotion step did."""
+
+    model_config = ConfigDict(frozen=True)
+
+    promoted: bool
+    conflict: bool
+    champion_before: str | None
+    champion_after: str | None
+    reason: str
+    event: HistoryEvent | None = None
+
+
+def _move_champion(
+    client: MlflowClient,
+    name: str,
+    *,
+    to_version: str,
+    current: str | None,
+    action: Literal["promote", "rollback"],
+    decision_run: str | None,
+    reason: str,
+) -> HistoryEvent:
+    """Move `champion` (and `previous-champion`) and record it; undo the aliases if any step
+    fails, so the registry is never left half moved. Call under the promotion lock."""
+    previous_before = alias_version(client, name, PREVIOUS_CHAMPION)
+    try:
+        client.set_registered_model_alias(name, CHAMPION, to_version)
+        if current is not None:
+            client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
+        event = append_history(
+            client,
+            name,
+            action=action,
+            from_version=current,
+            to_version=to_version,
+            decision_run=decision_run,
+            reason=reason,
+        )
+    except BaseException:
+        set_alias(client, name, CHAMPION, current)
+        set_alias(client, name, PREVIOUS_CHAMPION, previous_before)
+        raise
+    client.set_model_version_tag(name, to_version, "promoted", "true")
+    if alias_version(client, name, CHALLENGER) == to_version:
+        set_alias(client, name, CHALLENGER, None)
+    return event
+
+
+@task(
+    name="promote-challenger",
+    retries=2,
+    retry_delay_seconds=3,
+    retry_condition_fn=is_transient,
+    cache_policy=NO_CACHE,
+)
+def promote_challenger(
+    name: str,
+    version: str,
+    *,
+    expected_champion: str | None,
+    decision_run: str | None = None,
+    reason: str = "",
+    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
+) -> Promotion:
+    """Make `version` champion if the champion is still `expected_champion`.
+
+    Under the promotion lock: re-read the alias, refuse (conflict) if it moved since the
+    comparison, else move it, keep the old champion as `previous-champion` and append the move
+    to the history. A refused or timed-out promotion marks the version as not promoted.
+    """
+    client = MlflowClient()
+    with ExitStack() as held:
+        try:
+            held.enter_context(promotion_lock(name, timeout_seconds=lock_timeout_seconds))
+        except TimeoutError:
+            problem = f"the promotion lock of {name!r} stayed busy for {lock_timeout_seconds:.0f} s"
+            return _refused(client, name, version, champion_version(client, name), problem)
+        except Exception:
+            mark_version(
+                client, name, version, verdict="promotion-failed"
+            )  # e.g. the lock is missing
+            raise
+        current = champion_version(client, name)
+        if current == version and _already_recorded(client, name, version, decision_run):
+            return Promotion(  # a retry after the move succeeded
+                promoted=True,
+                conflict=False,
+                champion_before=expected_champion,
+                champion_after=version,
+                reason="already promoted by this run",
+            )
+        if current != expected_champion:
+            problem = (
+                f"the champion of {name!r} is v{current} now, not "
+                f"{_v(expected_champion)} as when compared"
+                if current
+                else f"the champion of {name!r} is gone, not {_v(expected_champion)} as "
+                "when compared"
+            )
+            return _refused(client, name, version, current, problem)
+        event = _move_champion(
+            client,
+            name,
+            to_version=version,
+            current=current,
+            action="promote",
+            decision_run=decision_run,
+            reason=reason,
+        )
+    return Promotion(
+        promoted=True,
+        conflict=False,
+        champion_before=current,
+        champion_after=version,
+        reason=f"v{version} is champion (was {_v(current)})",
+        event=event,
+    )
+
+
+def _v(version: str | None) -> str:
+    return "none" if version is None else f"v{version}"
+
+
+def _already_recorded(
+    client: MlflowClient, name: str, version: str, decision_run: str | None
+) -> bool:
+    history = read_history(client, name)
+    return (
+        bool(history)
+        and history[-1].to_version == version
+        and (decision_run is not None and history[-1].decision_run == decision_run)
+    )
+
+
+def _refused(
+    client: MlflowClient, name: str, version: str, current: str | None, problem: str
+) -> Promotion:
+    mark_version(client, name, version, verdict="conflict")
+    return Promotion(
+        promoted=False,
+        conflict=True,
+        champion_before=current,
+        champion_after=current,
+        reason=f"not promoted: {problem}; v{version} is marked `{CHALLENGER}`",
+    )
+
+
+@task(
+    name="roll-back-champion",
+    retries=2,
+    retry_delay_seconds=3,
+    retry_condition_fn=is_transient,
+    cache_policy=NO_CACHE,
+)
+def rollback_champion(
+    name: str,
+    *,
+    to_version: str | None = None,
+    reason: str = "",
+    lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
+) -> HistoryEvent:
+    """Move `champion` back to `to_version`, or to `previous-champion` when not given.
+
+    Under the same lock, with the same history as promotions. The champion it replaces becomes
+    `previous-champion` (so a second rollback undoes the first).
+    """
+    client = MlflowClient()
+    with ExitStack() as held:
+        try:
+            held.enter_context(promotion_lock(name, timeout_seconds=lock_timeout_seconds))
+        except TimeoutError:
+            raise RollbackRefused(
+                f"the promotion lock of {name!r} stayed busy for {lock_timeout_seconds:.0f} s; "
+                "a promotion is under way, try again"
+            ) from None
+        current = champion_version(client, name)
+        target = to_version or alias_version(client, name, PREVIOUS_CHAMPION)
+        if target is None:
+            target = next(
+                (
+                    e.from_version
+                    for e in reversed(read_history(client, name))
+                    if e.to_version == current
+                ),
+                None,
+            )
+        if target is None:
+            raise RollbackRefused(
+                f"{name!r} has no previous champion to roll back to; name a version (--to)"
+            )
+        if target == current:
+            raise RollbackRefused(f"v{target} of {name!r} is already the champion")
+        try:
+            client.get_model_version(name, target)
+        except MlflowException as exc:
+            if is_missing(exc):
+                raise RollbackRefused(f"{name!r} has no version {target}") from None
+            raise
+        return _move_champion(
+            client,
+            name,
+            to_version=target,
+            current=current,
+            action="rollback",
+            decision_run=None,
+            reason=reason or "rollback",
+        )
