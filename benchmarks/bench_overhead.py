@@ -138,7 +138,8 @@ def main() -> None:
         )
         from prefect.testing.utilities import prefect_test_harness
 
-        from flows.retrain import RetrainParameters, retrain
+        from flows.parameters import RetrainParameters
+        from flows.retrain import retrain
 
         runs = []
         with prefect_test_harness(server_startup_timeout=60):

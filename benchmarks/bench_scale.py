@@ -27,7 +27,8 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _child(rows: int, csv: Path) -> None:
     """One retrain of a generated month with `rows` customers; prints a JSON line."""
-    from flows.retrain import RetrainParameters, retrain
+    from flows.parameters import RetrainParameters
+    from flows.retrain import retrain
     from tasks.data.generate import generate_snapshot
 
     generate_snapshot("2026-01", rows=rows).to_csv(csv, index=False)

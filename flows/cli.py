@@ -274,7 +274,8 @@ def _validated(model: type[_Params], values: dict[str, Any]) -> _Params:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from flows.retrain import RetrainParameters, retrain
+    from flows.parameters import RetrainParameters
+    from flows.retrain import retrain
 
     params = _validated(RetrainParameters, _run_parameters(args))
     flow = retrain
@@ -298,7 +299,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _score(args: argparse.Namespace) -> int:
-    from flows.score import ScoreParameters, score
+    from flows.parameters import ScoreParameters
+    from flows.score import score
 
     given = {"data": args.data, "period": args.period, "output": args.output}
     params = _validated(ScoreParameters, {**given, "chunk_rows": args.chunk_rows})
@@ -386,7 +388,8 @@ def _ver(version: str | None) -> str:
 
 
 def _rollback(args: argparse.Namespace) -> int:
-    from flows.rollback import RollbackParameters, rollback
+    from flows.parameters import RollbackParameters
+    from flows.rollback import rollback
 
     params = _validated(RollbackParameters, {"to_version": args.to_version, "reason": args.reason})
     _ready(args)
@@ -399,7 +402,8 @@ def _rollback(args: argparse.Namespace) -> int:
 def _simulate(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from flows.simulate import HEADER, SimulateParameters, month_line, simulate
+    from flows.parameters import SimulateParameters
+    from flows.simulate import HEADER, month_line, simulate
 
     params = _validated(
         SimulateParameters,
@@ -468,7 +472,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from flows.validate import ValidateParameters, validate
+    from flows.parameters import ValidateParameters
+    from flows.validate import validate
     from tasks.errors import SnapshotRejected
     from tasks.gate.report import REPORT_JSON, report_directory
     from tasks.settings import Settings

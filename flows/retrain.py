@@ -8,21 +8,19 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from prefect import flow, runtime
-from pydantic import BaseModel, ConfigDict, Field
 
+from flows.parameters import RetrainParameters
 from tasks.alerts.hook import alert_on_failure
-from tasks.data.request import PERIOD_PATTERN, current_period
+from tasks.data.request import current_period
 from tasks.data.snapshot import load_snapshot
 from tasks.decision.compare import compare_with_champion
 from tasks.decision.holdout import load_training_ids, log_training_ids, split_fair_holdout
 from tasks.decision.publish import log_comparison_report, record_decision
 from tasks.decision.record import DecisionRecord, ModelScores
-from tasks.decision.rule import DecisionRule
 from tasks.decision.verdict import hold_if_already_promoted, settle_decision
 from tasks.gate.drift import check_drift, find_reference_profile, log_reference_profile
 from tasks.gate.report import log_gate_report, reporting_gate
 from tasks.gate.suite import validate_snapshot
-from tasks.gate.thresholds import DriftThresholds
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import find_missing_champion, load_champion
 from tasks.registry.lock import ensure_promotion_lock
@@ -39,74 +37,7 @@ from tasks.settings import Settings
 from tasks.tracking.check import check_tracking
 from tasks.tracking.models import log_challenger
 from tasks.tracking.runs import configure_tracking, finishing_run, open_run
-from tasks.training.plan import DEFAULT_FOLDS, DEFAULT_MODELS
 from tasks.training.train import train_challenger
-
-
-class RetrainParameters(BaseModel):
-    """Parameters of one monthly retrain (the Prefect UI renders this as the run form)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    period: str | None = Field(
-        default=None,
-        pattern=PERIOD_PATTERN,
-        description="Month to retrain for, YYYY-MM. Empty: the current month (UTC).",
-    )
-    data: str | None = Field(
-        default=None,
-        description="CSV path or http(s) URL of the month's snapshot; `{period}` is filled in. "
-        "Empty: generate a Telco-shaped snapshot for the period.",
-    )
-    seed: int = Field(
-        default=42, ge=0, le=2**31 - 1, description="Seed for the holdout split and training."
-    )
-    holdout_fraction: float = Field(
-        default=0.2, ge=0.05, le=0.5, description="Share of rows held out to compare the models."
-    )
-    models: list[str] = Field(
-        default=list(DEFAULT_MODELS),
-        min_length=1,
-        description="PyCaret model ids to cross-validate (e.g. lr, ada, lightgbm, gbc, rf), or "
-        '["all"] for the whole zoo. Months over 100k rows keep only scalable models.',
-    )
-    folds: int = Field(default=DEFAULT_FOLDS, ge=2, le=20, description="Cross-validation folds.")
-    budget_minutes: float | None = Field(
-        default=None,
-        gt=0,
-        le=600,
-        description="Time budget for model comparison (PyCaret stops trying models after it).",
-    )
-    distributed_training: bool = Field(
-        default=False,
-        description="Cross-validate the candidate models in parallel on the flow's Dask "
-        "cluster (PyCaret's FugueBackend). Needs the flow to run on prefect-dask's "
-        "DaskTaskRunner (`churn-retrain run --dask ADDRESS`).",
-    )
-    rule: DecisionRule = Field(
-        default_factory=DecisionRule, description="When the challenger replaces the champion."
-    )
-    generated_rows: int = Field(
-        default=7043, ge=500, le=5_000_000, description="Rows to generate when no data is given."
-    )
-    drift: float = Field(
-        default=0.0, ge=0.0, le=1.0, description="Drift strength of generated data (0 = none)."
-    )
-    scenario: str = Field(
-        default="none",
-        description="Drift scenario of generated data: none, price_rise, fibre_launch.",
-    )
-    drift_gate: DriftThresholds = Field(
-        default_factory=DriftThresholds,
-        description="Population stability (PSI) per feature against the champion's training "
-        "data: warn at or above `warn`, reject the snapshot at or above `fail`.",
-    )
-    create_promotion_lock: bool = Field(
-        default=True,
-        description="Create the promotion lock (Prefect global concurrency limit "
-        "`churn-retrain-promote-<model>`, one slot) if it is missing. Off: a missing lock "
-        "fails the run before training (deployments that create it with `make promotion-lock`).",
-    )
 
 
 class _StageClock:

@@ -3,34 +3,13 @@
 from __future__ import annotations
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field
 
+from flows.parameters import RollbackParameters
 from tasks.registry.history import HistoryEvent
 from tasks.registry.lock import ensure_promotion_lock
 from tasks.registry.promote import rollback_champion
 from tasks.settings import Settings
 from tasks.tracking.runs import configure_tracking
-
-
-class RollbackParameters(BaseModel):
-    """Parameters of a rollback (the Prefect UI renders this as the run form)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    to_version: str | None = Field(
-        default=None,
-        pattern=r"^[1-9][0-9]*$",
-        description="Registered version to make champion. Empty: the previous champion.",
-    )
-    reason: str = Field(
-        default="manual rollback",
-        max_length=300,
-        description="Why, for the promotion history.",
-    )
-    create_promotion_lock: bool = Field(
-        default=True,
-        description="Create the promotion lock if it is missing (off: fail instead).",
-    )
 
 
 @flow(name="rollback", log_prints=True)

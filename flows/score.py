@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.data.request import PERIOD_PATTERN, current_period
+from flows.parameters import ScoreParameters
+from tasks.data.request import current_period
 from tasks.data.snapshot import load_snapshot
 from tasks.errors import TrackingUnavailable
 from tasks.gate.suite import validate_snapshot
@@ -17,28 +17,6 @@ from tasks.registry.champion import load_champion
 from tasks.scoring.batch import ScoreSummary, write_scores
 from tasks.settings import Settings
 from tasks.tracking.runs import configure_tracking
-
-
-class ScoreParameters(BaseModel):
-    """Parameters of one batch scoring run (the Prefect UI renders this as the run form)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    data: str = Field(
-        description="CSV path or http(s) URL of the customers to score (the target column is "
-        "optional); `{period}` is filled in."
-    )
-    period: str | None = Field(
-        default=None, pattern=PERIOD_PATTERN, description="Month, YYYY-MM. Empty: this month."
-    )
-    output: str | None = Field(
-        default=None,
-        description="Where to write predictions (.csv or .parquet). Empty: "
-        "<state dir>/scores/<period>-v<version>.csv.",
-    )
-    chunk_rows: int = Field(
-        default=100_000, ge=1_000, le=5_000_000, description="Rows scored per chunk (memory bound)."
-    )
 
 
 @flow(name="score", log_prints=True)

@@ -14,49 +14,10 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel
 
-from tasks.data.generate import DRIFT_SCENARIOS
-from tasks.data.request import PERIOD_PATTERN
+from flows.parameters import SimulateParameters
 from tasks.decision.record import DecisionRecord
-from tasks.decision.rule import DecisionRule
-from tasks.gate.thresholds import DriftThresholds
-
-
-class SimulateParameters(BaseModel):
-    """A simulated sequence of months."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    months: int = Field(default=12, ge=1, le=60, description="How many months to simulate.")
-    start: str = Field(default="2026-01", pattern=PERIOD_PATTERN, description="First month.")
-    scenario: str = Field(
-        default="price_rise",
-        description="Drift scenario: " + ", ".join(DRIFT_SCENARIOS) + ".",
-    )
-    drift_from: int = Field(
-        default=4, ge=1, le=60, description="First month (1-based) with drift; it grows after."
-    )
-    max_drift: float = Field(default=1.0, ge=0.0, le=1.0, description="Drift in the last month.")
-    rows: int = Field(default=7043, ge=500, le=200_000, description="Customers per month.")
-    models: list[str] = Field(
-        default=["lr"], min_length=1, description="PyCaret model ids (lr is fast)."
-    )
-    folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
-    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed of data and training.")
-    rule: DecisionRule = Field(default_factory=DecisionRule, description="The promotion rule.")
-    drift_gate: DriftThresholds = Field(
-        # The drift is the point of a simulation: the gate reports it instead of rejecting.
-        default_factory=lambda: DriftThresholds(fail=10.0),
-        description="Drift thresholds; by default drift is reported (warn), never rejected.",
-    )
-
-    @field_validator("scenario")
-    @classmethod
-    def _known_scenario(cls, value: str) -> str:
-        if value not in DRIFT_SCENARIOS:
-            raise ValueError(f"unknown scenario {value!r}; allowed: {', '.join(DRIFT_SCENARIOS)}")
-        return value
 
 
 def drift_schedule(months: int, drift_from: int, max_drift: float) -> list[float]:
@@ -154,7 +115,8 @@ def simulate(
     Uses the MLflow store and registry of the current settings (the CLI points them at a
     fresh directory). `on_month` is called after each month (the CLI prints a line).
     """
-    from flows.retrain import RetrainParameters, retrain
+    from flows.parameters import RetrainParameters
+    from flows.retrain import retrain
     from tasks.decision.plots import simulation_figure
 
     drifts = drift_schedule(params.months, params.drift_from, params.max_drift)

@@ -10,39 +10,15 @@ from __future__ import annotations
 from pathlib import Path
 
 from prefect import flow
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel
 
-from tasks.data.request import PERIOD_PATTERN, current_period
+from flows.parameters import ValidateParameters
+from tasks.data.request import current_period
 from tasks.data.snapshot import load_snapshot
 from tasks.gate.drift import check_drift, find_reference_profile
 from tasks.gate.report import reporting_gate
 from tasks.gate.suite import DEFAULT_SUITE_PATH, validate_snapshot
-from tasks.gate.thresholds import DriftThresholds
 from tasks.settings import Settings
-
-
-class ValidateParameters(BaseModel):
-    """Parameters of a validate-only run (the Prefect UI renders this as the run form)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    data: str = Field(
-        min_length=1,
-        description="CSV path or http(s) URL of the snapshot to check; `{period}` is filled in.",
-    )
-    period: str | None = Field(
-        default=None,
-        pattern=PERIOD_PATTERN,
-        description="Month the snapshot is for, YYYY-MM. Empty: the current month (UTC).",
-    )
-    suite: str | None = Field(
-        default=None,
-        description="Expectation suite JSON. Empty: the project's expectations/telco_snapshot.json.",
-    )
-    drift_gate: DriftThresholds = Field(
-        default_factory=DriftThresholds,
-        description="PSI thresholds against the current champion's training data.",
-    )
 
 
 class GateVerdict(BaseModel):

@@ -11,7 +11,8 @@ from uuid import UUID
 import pytest
 from alert_receivers import AlertReceiver, closed_port_url, receiver, silent_receiver
 
-from flows.retrain import RetrainParameters, retrain
+from flows.parameters import RetrainParameters
+from flows.retrain import retrain
 from tasks.alerts.delivery import NOT_DELIVERED, deliver_alert
 from tasks.alerts.message import Alert, build_alert
 from tasks.errors import SnapshotRejected, TrainingFailed

@@ -18,7 +18,8 @@ from uuid import uuid4
 import pytest
 from alert_receivers import AlertReceiver, receiver
 
-from flows.retrain import RetrainParameters, retrain
+from flows.parameters import RetrainParameters
+from flows.retrain import retrain
 from tasks.alerts.automations import (
     AUTOMATION_FILE,
     PLACEHOLDER_BLOCK_ID,

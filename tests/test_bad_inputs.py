@@ -27,8 +27,9 @@ import pytest
 from alert_receivers import AlertReceiver, receiver
 from mlflow.tracking import MlflowClient
 
-from flows.retrain import RetrainParameters, retrain
-from flows.validate import ValidateParameters, validate
+from flows.parameters import RetrainParameters, ValidateParameters
+from flows.retrain import retrain
+from flows.validate import validate
 from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected
 from tasks.gate.drift import PROFILE_ARTIFACT

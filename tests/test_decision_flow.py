@@ -17,7 +17,8 @@ from mlflow.tracking import MlflowClient
 from registry_helpers import MODEL, alias, make_version, model_artifact_dir
 
 from flows.cli import main
-from flows.retrain import RetrainParameters, retrain
+from flows.parameters import RetrainParameters
+from flows.retrain import retrain
 from flows.simulate import drift_schedule, periods
 from tasks.data.generate import generate_snapshot
 from tasks.data.schema import TARGET

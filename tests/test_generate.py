@@ -15,7 +15,8 @@ from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
-from tasks.data.generate import DRIFT_SCENARIOS, generate_snapshot
+from tasks.data.generate import generate_snapshot
+from tasks.data.request import DRIFT_SCENARIOS
 from tasks.data.schema import (
     CATEGORICAL_DOMAINS,
     COLUMNS,

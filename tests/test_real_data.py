@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from flows.retrain import RetrainParameters, retrain
+from flows.parameters import RetrainParameters
+from flows.retrain import retrain
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

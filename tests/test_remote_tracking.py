@@ -21,7 +21,8 @@ from tracking_server import TrackingServer, free_port
 
 import flows.retrain
 from flows.cli import main
-from flows.retrain import RetrainParameters, retrain
+from flows.parameters import RetrainParameters
+from flows.retrain import retrain
 from tasks.data.generate import generate_snapshot
 from tasks.errors import TrackingUnavailable
 from tasks.training.train import train_challenger

@@ -9,7 +9,8 @@ import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
 
-from flows.retrain import RetrainParameters, retrain
+from flows.parameters import RetrainParameters
+from flows.retrain import retrain
 from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected
 from tasks.registry.aliases import CHAMPION, PREVIOUS_CHAMPION

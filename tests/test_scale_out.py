@@ -10,7 +10,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.retrain import RetrainParameters, retrain
+from flows.parameters import RetrainParameters
+from flows.retrain import retrain
 from tasks.errors import TrainingFailed
 from tasks.training.train import train_challenger
 from tests.servers import clean_env, run_cli

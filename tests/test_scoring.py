@@ -11,8 +11,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-from flows.retrain import RetrainParameters, retrain
-from flows.score import ScoreParameters, score
+from flows.parameters import RetrainParameters, ScoreParameters
+from flows.retrain import retrain
+from flows.score import score
 from tasks.data.generate import generate_snapshot
 from tasks.data.schema import CATEGORICAL_DOMAINS, TARGET
 from tasks.errors import SnapshotRejected, TrackingUnavailable

@@ -21,7 +21,8 @@ from uuid import UUID
 import pytest
 from tracking_server import TrackingServer
 
-from flows.retrain import RetrainParameters, retrain
+from flows.parameters import RetrainParameters
+from flows.retrain import retrain
 from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected, TrackingUnavailable
 

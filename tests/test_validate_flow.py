@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from flows.cli import main
-from flows.validate import ValidateParameters, validate
+from flows.parameters import ValidateParameters
+from flows.validate import validate
 from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected
 from tests.servers import clean_env, run_cli

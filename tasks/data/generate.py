@@ -36,6 +36,7 @@ import pandas as pd
 from numpy.typing import NDArray
 
 from tasks.data.counter_hash import hash_below, hash_keys, stream_key
+from tasks.data.request import DRIFT_SCENARIOS
 from tasks.data.schema import (
     CATEGORICAL_DOMAINS,
     COLUMNS,
@@ -44,8 +45,6 @@ from tasks.data.schema import (
     POSITIVE_LABEL,
     TARGET,
 )
-
-DRIFT_SCENARIOS: tuple[str, ...] = ("none", "price_rise", "fibre_launch")
 
 _PERIOD = re.compile(r"(\d{4})-(\d{2})")
 _EPOCH_YEAR = 2020

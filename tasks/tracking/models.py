@@ -45,11 +45,35 @@ def model_signature() -> ModelSignature:
     return ModelSignature(inputs=Schema(inputs), outputs=Schema(outputs))
 
 
-def input_example() -> pd.DataFrame:
-    """Synthetic rows, so no real customer's data ends up in a model artifact."""
-    from tasks.data.generate import generate_snapshot
+#: Two made-up customers (no real customer's data ends up in a model artifact), written out
+#: so that logging a model never imports the synthetic-data generator.
+_EXAMPLE_ROWS: dict[str, list[Any]] = {
+    "customerID": ["9524-YNMAX", "7804-NPQNA"],
+    "gender": ["Female", "Male"],
+    "SeniorCitizen": [0, 0],
+    "Partner": ["Yes", "No"],
+    "Dependents": ["Yes", "Yes"],
+    "tenure": [31, 6],
+    "PhoneService": ["Yes", "Yes"],
+    "MultipleLines": ["Yes", "Yes"],
+    "InternetService": ["DSL", "DSL"],
+    "OnlineSecurity": ["Yes", "No"],
+    "OnlineBackup": ["No", "No"],
+    "DeviceProtection": ["No", "No"],
+    "TechSupport": ["Yes", "Yes"],
+    "StreamingTV": ["Yes", "Yes"],
+    "StreamingMovies": ["Yes", "No"],
+    "Contract": ["Month-to-month", "Month-to-month"],
+    "PaperlessBilling": ["No", "Yes"],
+    "PaymentMethod": ["Electronic check", "Electronic check"],
+    "MonthlyCharges": [79.48, 65.01],
+    "TotalCharges": [2479.37, 389.0],
+}
 
-    return generate_snapshot("2020-01", seed=0, rows=3).drop(columns=["Churn"])
+
+def input_example() -> pd.DataFrame:
+    """Raw snapshot rows as the model receives them (no target column)."""
+    return pd.DataFrame(_EXAMPLE_ROWS)
 
 
 def _pip_requirements() -> list[str]:

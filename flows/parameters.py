@@ -1,0 +1,179 @@
+"""The parameters of every flow, one pydantic model each: the Prefect UI's run form and the CLI."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN
+from tasks.decision.rule import DecisionRule
+from tasks.gate.thresholds import DriftThresholds
+from tasks.training.plan import DEFAULT_FOLDS, DEFAULT_MODELS
+
+
+class RetrainParameters(BaseModel):
+    """Parameters of one monthly retrain (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: str | None = Field(
+        default=None,
+        pattern=PERIOD_PATTERN,
+        description="Month to retrain for, YYYY-MM. Empty: the current month (UTC).",
+    )
+    data: str | None = Field(
+        default=None,
+        description="CSV path or http(s) URL of the month's snapshot; `{period}` is filled in. "
+        "Empty: generate a Telco-shaped snapshot for the period.",
+    )
+    seed: int = Field(
+        default=42, ge=0, le=2**31 - 1, description="Seed for the holdout split and training."
+    )
+    holdout_fraction: float = Field(
+        default=0.2, ge=0.05, le=0.5, description="Share of rows held out to compare the models."
+    )
+    models: list[str] = Field(
+        default=list(DEFAULT_MODELS),
+        min_length=1,
+        description="PyCaret model ids to cross-validate (e.g. lr, ada, lightgbm, gbc, rf), or "
+        '["all"] for the whole zoo. Months over 100k rows keep only scalable models.',
+    )
+    folds: int = Field(default=DEFAULT_FOLDS, ge=2, le=20, description="Cross-validation folds.")
+    budget_minutes: float | None = Field(
+        default=None,
+        gt=0,
+        le=600,
+        description="Time budget for model comparison (PyCaret stops trying models after it).",
+    )
+    distributed_training: bool = Field(
+        default=False,
+        description="Cross-validate the candidate models in parallel on the flow's Dask "
+        "cluster (PyCaret's FugueBackend). Needs the flow to run on prefect-dask's "
+        "DaskTaskRunner (`churn-retrain run --dask ADDRESS`).",
+    )
+    rule: DecisionRule = Field(
+        default_factory=DecisionRule, description="When the challenger replaces the champion."
+    )
+    generated_rows: int = Field(
+        default=7043, ge=500, le=5_000_000, description="Rows to generate when no data is given."
+    )
+    drift: float = Field(
+        default=0.0, ge=0.0, le=1.0, description="Drift strength of generated data (0 = none)."
+    )
+    scenario: str = Field(
+        default="none",
+        description="Drift scenario of generated data: none, price_rise, fibre_launch.",
+    )
+    drift_gate: DriftThresholds = Field(
+        default_factory=DriftThresholds,
+        description="Population stability (PSI) per feature against the champion's training "
+        "data: warn at or above `warn`, reject the snapshot at or above `fail`.",
+    )
+    create_promotion_lock: bool = Field(
+        default=True,
+        description="Create the promotion lock (Prefect global concurrency limit "
+        "`churn-retrain-promote-<model>`, one slot) if it is missing. Off: a missing lock "
+        "fails the run before training (deployments that create it with `make promotion-lock`).",
+    )
+
+
+class ValidateParameters(BaseModel):
+    """Parameters of a validate-only run (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(
+        min_length=1,
+        description="CSV path or http(s) URL of the snapshot to check; `{period}` is filled in.",
+    )
+    period: str | None = Field(
+        default=None,
+        pattern=PERIOD_PATTERN,
+        description="Month the snapshot is for, YYYY-MM. Empty: the current month (UTC).",
+    )
+    suite: str | None = Field(
+        default=None,
+        description="Expectation suite JSON. Empty: the project's expectations/telco_snapshot.json.",
+    )
+    drift_gate: DriftThresholds = Field(
+        default_factory=DriftThresholds,
+        description="PSI thresholds against the current champion's training data.",
+    )
+
+
+class ScoreParameters(BaseModel):
+    """Parameters of one batch scoring run (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str = Field(
+        description="CSV path or http(s) URL of the customers to score (the target column is "
+        "optional); `{period}` is filled in."
+    )
+    period: str | None = Field(
+        default=None, pattern=PERIOD_PATTERN, description="Month, YYYY-MM. Empty: this month."
+    )
+    output: str | None = Field(
+        default=None,
+        description="Where to write predictions (.csv or .parquet). Empty: "
+        "<state dir>/scores/<period>-v<version>.csv.",
+    )
+    chunk_rows: int = Field(
+        default=100_000, ge=1_000, le=5_000_000, description="Rows scored per chunk (memory bound)."
+    )
+
+
+class RollbackParameters(BaseModel):
+    """Parameters of a rollback (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    to_version: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]*$",
+        description="Registered version to make champion. Empty: the previous champion.",
+    )
+    reason: str = Field(
+        default="manual rollback",
+        max_length=300,
+        description="Why, for the promotion history.",
+    )
+    create_promotion_lock: bool = Field(
+        default=True,
+        description="Create the promotion lock if it is missing (off: fail instead).",
+    )
+
+
+class SimulateParameters(BaseModel):
+    """A simulated sequence of months."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    months: int = Field(default=12, ge=1, le=60, description="How many months to simulate.")
+    start: str = Field(default="2026-01", pattern=PERIOD_PATTERN, description="First month.")
+    scenario: str = Field(
+        default="price_rise",
+        description="Drift scenario: " + ", ".join(DRIFT_SCENARIOS) + ".",
+    )
+    drift_from: int = Field(
+        default=4, ge=1, le=60, description="First month (1-based) with drift; it grows after."
+    )
+    max_drift: float = Field(default=1.0, ge=0.0, le=1.0, description="Drift in the last month.")
+    rows: int = Field(default=7043, ge=500, le=200_000, description="Customers per month.")
+    models: list[str] = Field(
+        default=["lr"], min_length=1, description="PyCaret model ids (lr is fast)."
+    )
+    folds: int = Field(default=5, ge=2, le=20, description="Cross-validation folds.")
+    seed: int = Field(default=42, ge=0, le=2**31 - 1, description="Seed of data and training.")
+    rule: DecisionRule = Field(default_factory=DecisionRule, description="The promotion rule.")
+    drift_gate: DriftThresholds = Field(
+        # The drift is the point of a simulation: the gate reports it instead of rejecting.
+        default_factory=lambda: DriftThresholds(fail=10.0),
+        description="Drift thresholds; by default drift is reported (warn), never rejected.",
+    )
+
+    @field_validator("scenario")
+    @classmethod
+    def _known_scenario(cls, value: str) -> str:
+        if value not in DRIFT_SCENARIOS:
+            raise ValueError(f"unknown scenario {value!r}; allowed: {', '.join(DRIFT_SCENARIOS)}")
+        return value
