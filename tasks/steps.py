@@ -1,0 +1,34 @@
+"""How a function becomes a Prefect task: retried only when repeating it is safe.
+
+`step` is never retried: it creates something (an MLflow run, a logged model) or its failure
+says something about the data. `retried_step` is for idempotent reads and guarded writes, and
+retries only on transient errors (network, storage), never on a named rejection.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.errors import is_transient
+
+
+def step(name: str) -> Callable[[Callable[..., Any]], Any]:
+    """A task run once: no retries, no result cache."""
+    return task(name=name, cache_policy=NO_CACHE)
+
+
+def retried_step(
+    name: str, *, retries: int = 2, delay_seconds: float = 3
+) -> Callable[[Callable[..., Any]], Any]:
+    """A task safe to repeat: retried `retries` times on transient errors only."""
+    return task(
+        name=name,
+        retries=retries,
+        retry_delay_seconds=delay_seconds,
+        retry_condition_fn=is_transient,
+        cache_policy=NO_CACHE,
+    )
