@@ -34,11 +34,15 @@ automation: install ## create the failed-run alert and unresponsive-run automati
 	@test -n "$(BLOCK)" || { echo 'usage: make automation BLOCK=slack-webhook/churn-alerts' >&2; exit 2; }
 	$(RUN) churn-retrain automation --block "$(BLOCK)"
 
-test: install ## the whole test suite, real servers and real data included
-	$(RUN) pytest $(PYTEST_ARGS)
+# Two pytest workers (this machine has 2 cores); a file's tests stay on one worker so its
+# module-scoped servers start once. XDIST="" runs serially.
+XDIST ?= -n 2 --dist loadfile
 
-test-fast: install ## unit tests only (no real-CSV training, no servers)
-	$(RUN) pytest -m "not slow" $(PYTEST_ARGS)
+test: install ## the whole test suite, real servers and real data included
+	$(RUN) pytest $(XDIST) $(PYTEST_ARGS)
+
+test-fast: install ## unit tests only (no real-CSV training, no servers), about a minute
+	$(RUN) pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 lint: install ## ruff
 	$(RUN) ruff check flows tasks tests benchmarks
@@ -68,7 +72,7 @@ bench-decision: install ## promotion rates of our rule vs point estimates, real 
 status: install ## the champion, its scores and the promotion history
 	$(RUN) churn-retrain status $(ARGS)
 
-rollback: install ## move the champion back to the previous one (ARGS="--to 3" for a named version)
+rollback: install ## move the champion back to the previous one (ARGS="--to-version 3" for a named version)
 	$(RUN) churn-retrain rollback $(ARGS)
 
 simulate: install ## a year of generated months with drift through the real flow, plotted

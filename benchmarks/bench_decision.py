@@ -14,7 +14,7 @@ numbers. Scenarios:
 - better-label-noise: the champion trains on all rows with 35% of labels flipped (gap about 0.02-0.03).
 
 The statistic is what is being tested, so the models are plain scikit-learn logistic regression
-on one-hot features (10 ms a fit) rather than PyCaret; the decision is `tasks.evaluation`'s.
+on one-hot features (10 ms a fit) rather than PyCaret; the decision is `tasks.decision`'s.
 The bootstrap intervals are computed once per trial (as the flow does, with the default rule's
 resamples) and each rule decides on them. Targets for our default rule: at most 5% promotions
 in the equal scenarios, at least 80% in the better ones. Prints a table; writes JSON (default

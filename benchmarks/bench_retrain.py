@@ -22,7 +22,7 @@ DEFAULT_CSV = ROOT.parent / "shared" / "data" / "telco_customer_churn.csv"
 
 
 def _cli_run(csv: Path, home: Path, period: str) -> tuple[float, dict[str, object]]:
-    """One `churn-retrain run` in a fresh process (ephemeral Prefect server included)."""
+    """One `churn-retrain run` in a fresh process (the Prefect server it starts included)."""
     env = {**os.environ, "CHURN_RETRAIN_HOME": str(home)}
     env.pop("PREFECT_API_URL", None)
     started = time.perf_counter()

@@ -93,14 +93,14 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from flows.temporary_server import TemporaryServer
+    from flows.prefect_server import PrefectServer
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PREFECT_HOME"] = str(Path(tmp) / "prefect")
         os.environ.pop("PREFECT_API_URL", None)
         # One Prefect server for all sizes, up before the clock starts: its boot is not the
         # retrain's cost (benchmarks/bench_overhead.py reports it).
-        server = TemporaryServer()
+        server = PrefectServer()
         os.environ["PREFECT_API_URL"] = server.start()  # the children's API
         server.wait()
         try:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN
 from tasks.decision.rule import DecisionRule
+from tasks.gate.admit import SnapshotRequest
 from tasks.gate.thresholds import DriftThresholds
 from tasks.training.plan import DEFAULT_FOLDS, DEFAULT_MODELS
 
@@ -74,6 +77,24 @@ class RetrainParameters(BaseModel):
         "`churn-retrain-promote-<model>`, one slot) if it is missing. Off: a missing lock "
         "fails the run before training (deployments that create it with `make promotion-lock`).",
     )
+
+    def snapshot_request(self, period: str) -> SnapshotRequest:
+        """Where this run's month comes from (the period resolved by the flow)."""
+        return SnapshotRequest(
+            source=self.data,
+            period=period,
+            seed=self.seed,
+            generated_rows=self.generated_rows,
+            drift=self.drift,
+            scenario=self.scenario,
+        )
+
+    def run_params(self) -> dict[str, Any]:
+        """The MLflow run's parameters: every field, the rule flattened, the data apart."""
+        return {
+            **self.model_dump(exclude={"rule", "data"}),
+            **{f"rule.{k}": v for k, v in self.rule.model_dump().items()},
+        }
 
 
 class ValidateParameters(BaseModel):
@@ -167,9 +188,18 @@ class SimulateParameters(BaseModel):
     rule: DecisionRule = Field(default_factory=DecisionRule, description="The promotion rule.")
     drift_gate: DriftThresholds = Field(
         # The drift is the point of a simulation: the gate reports it instead of rejecting.
-        default_factory=lambda: DriftThresholds(fail=10.0),
+        default=DriftThresholds(fail=10.0),  # frozen, so one shared instance is safe
         description="Drift thresholds; by default drift is reported (warn), never rejected.",
     )
+
+    @field_validator("drift_gate", mode="before")
+    @classmethod
+    def _over_the_default(cls, value: object) -> object:
+        """Thresholds given in part (`--drift-gate.warn 0.2`) keep the others of this default."""
+        default = cls.model_fields["drift_gate"].default
+        if isinstance(value, dict):
+            return {**default.model_dump(), **value}
+        return value
 
     @field_validator("scenario")
     @classmethod

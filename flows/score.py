@@ -9,8 +9,8 @@ from prefect import flow
 
 from flows.parameters import ScoreParameters
 from tasks.data.request import current_period
-from tasks.data.snapshot import load_snapshot
 from tasks.errors import TrackingUnavailable
+from tasks.gate.admit import SnapshotRequest, load_snapshot
 from tasks.gate.suite import validate_snapshot
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import load_champion
@@ -25,7 +25,7 @@ def score(params: ScoreParameters) -> ScoreSummary:
     settings = Settings()
     period = params.period or current_period()
     tracking = configure_tracking(settings)
-    snapshot = load_snapshot(params.data, period=period, seed=0)
+    snapshot = load_snapshot(SnapshotRequest(params.data, period))
     validate_snapshot(snapshot.frame, source=snapshot.source, for_scoring=True)
     champion = find_champion(tracking.model_name)
     if champion is None:

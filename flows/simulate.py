@@ -62,7 +62,7 @@ class SimulatedMonth(BaseModel):
 def _month(record: DecisionRecord, drift: float) -> SimulatedMonth:
     metric = record.rule.metric
     champion = record.champion
-    interval = record.decision.interval if record.decision else None
+    interval = record.decision.interval
     return SimulatedMonth(
         period=record.period,
         drift=drift,
@@ -76,7 +76,7 @@ def _month(record: DecisionRecord, drift: float) -> SimulatedMonth:
         difference=interval.text() if interval else None,
         champion_after=record.champion_version_after,
         point_rule_promotes=None
-        if record.decision is None or record.decision.improvement is None
+        if record.decision.improvement is None
         else record.decision.improvement > 0,
         holdout_rows=record.holdout_rows,
         excluded_rows=record.holdout_split.excluded_rows if record.holdout_split else 0,

@@ -2,7 +2,9 @@
 
 Same parse guards, expectation suite and drift check as `retrain`, same report under
 `<home>/reports/<flow run id>/`; nothing is trained, logged to MLflow or registered, and no
-alert is sent (the person who asked is looking at the answer). Never imports PyCaret.
+alert is sent (the person who asked is looking at the answer). Never imports PyCaret. The
+champion's profile is read through the same tracking connection as every command
+(`tasks.tracking.connection.connect_tracking`: URIs and credentials from the settings).
 """
 
 from __future__ import annotations
@@ -14,10 +16,8 @@ from pydantic import BaseModel
 
 from flows.parameters import ValidateParameters
 from tasks.data.request import current_period
-from tasks.data.snapshot import load_snapshot
-from tasks.gate.drift import check_drift, find_reference_profile
-from tasks.gate.report import reporting_gate
-from tasks.gate.suite import DEFAULT_SUITE_PATH, validate_snapshot
+from tasks.gate.admit import SnapshotRequest, admit_snapshot
+from tasks.gate.suite import DEFAULT_SUITE_PATH
 from tasks.settings import Settings
 
 
@@ -39,28 +39,16 @@ def validate(params: ValidateParameters) -> GateVerdict:
     settings = Settings()
     period = params.period or current_period()
     suite = Path(params.suite) if params.suite else DEFAULT_SUITE_PATH
-    with reporting_gate(settings, period) as gate:
-        snapshot = load_snapshot(
-            params.data, period=period, seed=0, max_bytes=settings.max_snapshot_bytes
-        )
-        gate.source = snapshot.source
-        validation = gate.record(
-            validate_snapshot(snapshot.frame, source=snapshot.source, suite_path=suite)
-        )
-        drift = gate.record(
-            check_drift(
-                snapshot.frame,
-                find_reference_profile(settings),
-                params.drift_gate,
-                source=snapshot.source,
-            )
-        )
+    admitted = admit_snapshot(
+        SnapshotRequest(params.data, period), settings, params.drift_gate, suite_path=suite
+    )
+    snapshot, gate = admitted.snapshot, admitted.gate
     return GateVerdict(
         period=period,
         source=snapshot.source,
         rows=snapshot.rows,
         digest=snapshot.digest,
-        validation=validation.summary(),
-        drift=drift.summary(),
+        validation=admitted.validation.summary(),
+        drift=admitted.drift.summary(),
         report=str(gate.html_path),
     )

@@ -1,18 +1,38 @@
-"""Exceptions a run can end with. Each maps to a distinct CLI exit status."""
+"""Exceptions a run can end with, each with its CLI exit status, and the statuses themselves.
+
+`churn-retrain` exits with `EXIT_OK` when the command completed (a run that kept the champion
+included), `EXIT_USAGE` for a command line that does not validate or a refused rollback,
+`EXIT_REJECTED` when the data gate rejected the snapshot (nothing trained), `EXIT_TRAINING`
+when training failed, `EXIT_TRACKING` when the tracking server cannot be used, and `EXIT_CRASH`
+for anything else (a bug or an unexpected failure: the traceback is printed).
+"""
 
 from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_CRASH = 1
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+EXIT_TRAINING = 4
+EXIT_TRACKING = 5
 
 
 class ChurnRetrainError(Exception):
     """Base class: an expected failure with a message a person can act on."""
 
-    exit_code = 1
+    exit_code = EXIT_CRASH
+
+
+class UsageError(ChurnRetrainError):
+    """A command line or parameters that do not validate: nothing was run."""
+
+    exit_code = EXIT_USAGE
 
 
 class SnapshotRejected(ChurnRetrainError):
     """The month's data failed a parse guard or the expectation suite; nothing was trained."""
 
-    exit_code = 3
+    exit_code = EXIT_REJECTED
 
     def __init__(self, message: str, *, report: object | None = None) -> None:
         super().__init__(message)
@@ -23,20 +43,116 @@ class SnapshotRejected(ChurnRetrainError):
 class TrainingFailed(ChurnRetrainError):
     """PyCaret could not produce a usable challenger from data that passed validation."""
 
-    exit_code = 4
+    exit_code = EXIT_TRAINING
 
 
 class TrackingUnavailable(ChurnRetrainError):
     """The MLflow tracking server or registry cannot be reached or lacks a needed capability."""
 
-    exit_code = 5
+    exit_code = EXIT_TRACKING
 
 
 class TrackingMisconfigured(TrackingUnavailable):
     """Remote tracking is configured incompletely (e.g. DagsHub without a token): fails at start."""
 
 
+class ServerUnreachable(TrackingUnavailable):
+    """No HTTP answer at all: refused, timed out, DNS or TLS failure."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
+
+
+class PromotionLockMissing(ChurnRetrainError):
+    """The Prefect global concurrency limit that serialises promotions does not exist."""
+
+
+class RollbackRefused(ChurnRetrainError):
+    """Nothing to roll back to, or the named version cannot become champion."""
+
+    exit_code = EXIT_USAGE
+
+
+class PrefectServerFailed(ChurnRetrainError):
+    """The Prefect server this CLI process started did not answer in time, or exited."""
+
+
+def _exception_chain(exc: BaseException) -> list[BaseException]:
+    """The exception and what it was raised from (or during), outermost first."""
+    chain: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not seen for seen in chain):
+        chain.append(current)
+        current = current.__cause__ or current.__context__
+    return chain
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return (lines[-1] if lines else text)[:300]
+
+
+def _transient_status(exc: BaseException) -> int | None:
+    """The HTTP status of a server's 5xx/429 answer that MLflow raised, else None."""
+    import re
+    import sys
+
+    exceptions = sys.modules.get("mlflow.exceptions")  # not imported: no MLflow error exists
+    if exceptions is None:
+        return None
+    if isinstance(exc, exceptions.RestException):  # a JSON error: its code maps to a status
+        status = exc.get_http_status_code()
+    elif isinstance(exc, exceptions.MlflowException) and (
+        found := re.search(r"failed with error code (\d{3})", str(exc))
+    ):  # a non-JSON error page, quoted by MLflow's client
+        status = int(found.group(1))
+    else:
+        return None
+    return status if status == 429 or 500 <= status <= 599 else None
+
+
+def unreachable_reason(exc: BaseException, *, timeout_seconds: int | None = None) -> str | None:
+    """Why a server could not be talked to right now, or None if it answered for good.
+
+    The one test of "network trouble" (every retry and every "the server went away" message
+    uses it): `requests`/`urllib3` connection errors and timeouts, also when MLflow wraps them
+    in an `MlflowException` quoting them, and MLflow's errors for a 5xx or 429 answer. An
+    answer (401, 403, 404, bad data) or a bug gives None.
+    """
+    import requests
+    import urllib3
+
+    chain = _exception_chain(exc)
+    for error in chain:
+        if (status := _transient_status(error)) is not None:
+            return f"it answers HTTP {status} ({_last_line(str(error))[:120]})"
+    network: tuple[type[BaseException], ...] = (requests.RequestException, ConnectionError)
+    network += (urllib3.exceptions.HTTPError, TimeoutError)
+    text = " ".join(str(e) for e in chain).lower()
+    if not any(isinstance(e, network) for e in chain) and not (
+        "api request to" in text and "failed with" in text and "exception" in text
+    ):
+        return None
+    if any(isinstance(e, requests.Timeout | TimeoutError) for e in chain) or "timed out" in text:
+        within = f" within {timeout_seconds} s" if timeout_seconds else ""
+        return f"no answer{within} (timed out)"
+    if "connection refused" in text:
+        return "connection refused: nothing listens there (server down?)"
+    if "name or service not known" in text or "name resolution" in text:
+        return "host name not found"
+    if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
+        return "TLS handshake failed"
+    return "connection failed (" + _last_line(str(chain[-1])) + ")"
+
+
 def is_transient(task: object, task_run: object, state: object) -> bool:
-    """Prefect `retry_condition_fn`: retry network and storage hiccups, never bad data."""
+    """Prefect `retry_condition_fn`: retry network and storage hiccups, never bad data.
+
+    Network trouble as `unreachable_reason` sees it, or a local `OSError`/`TimeoutError`
+    (a storage hiccup); never one of this project's named failures.
+    """
     exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]
-    return isinstance(exc, OSError | TimeoutError) and not isinstance(exc, ChurnRetrainError)
+    if not isinstance(exc, BaseException) or isinstance(exc, ChurnRetrainError):
+        return False
+    return unreachable_reason(exc) is not None or isinstance(exc, OSError | TimeoutError)

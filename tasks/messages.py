@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable, Sequence
+from typing import Any
 
-if TYPE_CHECKING:
-    pass
+from tasks.data.schema import COLUMNS
 
 
 def normalise_name(name: Any) -> str:
@@ -34,3 +33,12 @@ def number(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return f"{value:,}" if isinstance(value, (int, float)) else str(value)
+
+
+def describe_names(names: Iterable[object]) -> str:
+    """Known column names quoted, anything else only counted (it may be a customer's value)."""
+    unique = list(dict.fromkeys(str(n) for n in names))
+    known = [n for n in unique if n in COLUMNS]
+    hidden = len(unique) - len(known)
+    parts = known + ([f"{hidden} other{'s' if hidden > 1 else ''}"] if hidden else [])
+    return ", ".join(parts) or "unnamed"

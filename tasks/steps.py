@@ -1,4 +1,4 @@
-"""How a function becomes a Prefect task: retried only when repeating it is safe.
+"""How a function becomes a Prefect task (retried only when repeating it is safe), and stage times.
 
 `step` is never retried: it creates something (an MLflow run, a logged model) or its failure
 says something about the data. `retried_step` is for idempotent reads and guarded writes, and
@@ -7,7 +7,9 @@ retries only on transient errors (network, storage), never on a named rejection.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from prefect import task
@@ -32,3 +34,18 @@ def retried_step(
         retry_condition_fn=is_transient,
         cache_policy=NO_CACHE,
     )
+
+
+class StageClock:
+    """Wall time per stage, for the decision record and the benchmarks."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, stage: str) -> Iterator[None]:
+        started = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[stage] = round(time.perf_counter() - started, 3)

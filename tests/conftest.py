@@ -37,6 +37,17 @@ REMOTE_TRACKING_VARS = (
 )
 
 
+#: Fixtures that make a test slow (a Prefect server, training on the real CSV): such a test is
+#: marked `slow` whether or not it says so, so `make test-fast` stays fast.
+_SLOW_FIXTURES = frozenset({"prefect_server", "real_csv", "real_frame"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if _SLOW_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture
 def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A fresh CHURN_RETRAIN_HOME with local MLflow; no remote tracking leaks in from the env.

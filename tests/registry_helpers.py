@@ -67,7 +67,10 @@ def make_version(
     version = register_challenger.fn(
         uri,
         tracking.model_name,
-        tags={"verdict": "helper", "period": period, "training_ids.digest": digest},
+        run_id=run_id,
+        period=period,
+        verdict="helper",
+        training_ids_digest=digest,
     )
     if promote:
         ensure_promotion_lock.fn(tracking.model_name, create=True)

@@ -1,19 +1,233 @@
-"""`churn-retrain`: exit statuses, JSON output, the human summary, and a clean working directory."""
+"""`churn-retrain`: flags from the parameter models, exit statuses, JSON output, the human summary,
+the Prefect server of a cold run, and a clean working directory."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
+from pydantic_core import PydanticUndefined
 
-from flows.cli import _parser, _run_parameters, main, summary
+from flows.cli import main
+from flows.commands import flow_parameters, summary
+from flows.options import (
+    AutomationCommand,
+    ChurnRetrainCli,
+    GenerateCommand,
+    RollbackCommand,
+    RunCommand,
+    ScoreCommand,
+    SimulateCommand,
+    StatusCommand,
+    ValidateCommand,
+    parse,
+)
+from flows.parameters import (
+    RetrainParameters,
+    RollbackParameters,
+    ScoreParameters,
+    SimulateParameters,
+    ValidateParameters,
+)
 from tasks.data.generate import generate_snapshot
 from tasks.decision.record import DecisionRecord, ModelScores
-from tasks.decision.rule import DecisionRule
+from tasks.decision.rule import DecisionRule, Guardrail
+from tasks.gate.thresholds import DriftThresholds
 from tests.servers import clean_env, run_cli
 
-FAST_ARGS = ["--rows", "1500", "--models", "lr", "--folds", "3"]
+FAST_ARGS = ["--generated-rows", "1500", "--models", "lr", "--folds", "3"]
+
+#: Each command, its model, and the flow's parameter model it extends (None: no flow).
+COMMANDS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
+    ("run", RunCommand, RetrainParameters),
+    ("status", StatusCommand, None),
+    ("rollback", RollbackCommand, RollbackParameters),
+    ("simulate", SimulateCommand, SimulateParameters),
+    ("score", ScoreCommand, ScoreParameters),
+    ("generate", GenerateCommand, None),
+    ("validate", ValidateCommand, ValidateParameters),
+    ("automation", AutomationCommand, None),
+]
+
+
+def _leaves(model: type[BaseModel], default: object, prefix: str = "") -> Iterator[tuple]:
+    """(flag, description, effective default or PydanticUndefined) of every field, nested
+    models walked into: their defaults are the parent's default instance's values."""
+    for name, field in model.model_fields.items():
+        flag = prefix + (field.alias or name).replace("_", "-")
+        value = (
+            getattr(default, name)
+            if default is not None
+            else field.get_default(call_default_factory=True)
+        )
+        nested = field.annotation
+        if isinstance(nested, type) and issubclass(nested, BaseModel):
+            yield from _leaves(nested, value, flag + ".")
+        else:
+            yield flag, field.description, value
+
+
+def _help_entries(command: str, capsys: pytest.CaptureFixture[str]) -> dict[str, str]:
+    """`churn-retrain COMMAND --help`, one entry per option: its flags, then its help text."""
+    with pytest.raises(SystemExit) as exited:
+        main([command, "--help"])
+    assert exited.value.code == 0
+    entries: dict[str, str] = {}
+    current = ""
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("  -"):
+            current = line.split()[0].rstrip(",")
+            entries[current] = line.strip()
+        elif current and line.startswith("      "):
+            entries[current] += " " + line.strip()
+        else:
+            current = ""
+    return entries
+
+
+@pytest.mark.parametrize(("command", "model", "flow_model"), COMMANDS, ids=[c[0] for c in COMMANDS])
+def test_every_field_is_a_flag_with_the_model_default_once(
+    command: str,
+    model: type[BaseModel],
+    flow_model: type[BaseModel] | None,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("COLUMNS", "2000")  # one line per option: nothing wrapped
+    if flow_model is not None:  # the command extends the flow's model: nothing retyped
+        assert issubclass(model, flow_model)
+        assert set(flow_model.model_fields) <= set(model.model_fields)
+    entries = _help_entries(command, capsys)
+    leaves = list(_leaves(model, None))
+    flags = {flag.removeprefix("--") for flag in entries if flag.startswith("--")}
+    assert {flag for flag, _, _ in leaves} == flags - {"help"}
+    for flag, description, default in leaves:
+        entry = entries[f"--{flag}"]
+        assert description and description in entry, flag
+        if default is PydanticUndefined:
+            assert entry.endswith("(required)"), entry
+            continue
+        shown = "null" if default is None else str(default)
+        assert entry.count("(default: ") == 1 and entry.endswith(f"(default: {shown})"), entry
+
+
+def test_root_help_lists_every_command(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = capsys.readouterr().out
+    for name, model, _ in COMMANDS:
+        assert name in out and str(model.__doc__).split()[0] in out
+    assert {f.alias or n for n, f in ChurnRetrainCli.model_fields.items()} == {
+        c[0] for c in COMMANDS
+    }
+
+
+def _differs_everywhere(value: BaseModel, default: BaseModel) -> list[str]:
+    """Fields (dotted) where `value` still equals `default`."""
+    same = []
+    for name in type(value).model_fields:
+        mine, theirs = getattr(value, name), getattr(default, name)
+        if isinstance(mine, BaseModel) and not isinstance(mine, Guardrail):
+            same += [f"{name}.{n}" for n in _differs_everywhere(mine, theirs)]
+        elif mine == theirs:
+            same.append(name)
+    return same
+
+
+def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
+    expected = RetrainParameters(
+        period="2026-07",
+        data="/deliveries/{period}.csv",
+        seed=7,
+        holdout_fraction=0.3,
+        models=["lr", "gbc"],
+        folds=4,
+        budget_minutes=12.5,
+        distributed_training=True,
+        rule=DecisionRule(
+            metric="pr_auc",
+            method="point",
+            min_improvement=0.01,
+            confidence=0.9,
+            n_bootstrap=500,
+            guardrails=(Guardrail(metric="f1", max_worsening=0.02),),
+            floor=0.6,
+            leakage_ceiling=None,
+            min_holdout_rows=50,
+            replace_unusable_champion=False,
+        ),
+        generated_rows=1500,
+        drift=0.4,
+        scenario="price_rise",
+        drift_gate=DriftThresholds(enabled=False, warn=0.2, fail=0.5),
+        create_promotion_lock=False,
+    )
+    assert _differs_everywhere(expected, RetrainParameters()) == []  # every field is tried
+    argv = [
+        "run",
+        *("--period", "2026-07", "--data", "/deliveries/{period}.csv", "--seed", "7"),
+        *("--holdout-fraction", "0.3", "--models", "lr,gbc", "--folds", "4"),
+        *("--budget-minutes", "12.5", "--distributed-training", "--dask", "local"),
+        *("--rule.metric", "pr_auc", "--rule.method", "point"),
+        *("--rule.min-improvement", "0.01", "--rule.confidence", "0.9"),
+        *(
+            "--rule.n-bootstrap",
+            "500",
+            "--rule.guardrails",
+            '[{"metric": "f1", "max_worsening": 0.02}]',
+        ),
+        *("--rule.floor", "0.6", "--rule.leakage-ceiling", "null"),
+        *("--rule.min-holdout-rows", "50", "--no-rule.replace-unusable-champion"),
+        *("--generated-rows", "1500", "--drift", "0.4", "--scenario", "price_rise"),
+        *("--no-drift-gate.enabled", "--drift-gate.warn", "0.2", "--drift-gate.fail", "0.5"),
+        "--no-create-promotion-lock",
+    ]
+    name, command = parse(argv)
+    assert name == "run" and isinstance(command, RunCommand) and command.dask == "local"
+    assert flow_parameters(command, RetrainParameters) == expected
+
+
+def test_unset_flags_keep_the_flow_defaults() -> None:
+    _, command = parse(["run", "--rule.min-improvement", "0.01", "--models", "lr,gbc"])
+    params = flow_parameters(command, RetrainParameters)
+    assert params == RetrainParameters(
+        models=["lr", "gbc"], rule=DecisionRule(min_improvement=0.01)
+    )
+    _, simulate = parse(["simulate", "--drift-gate.warn", "0.2"])
+    # Simulate's own default (report drift, never reject) stays under a partial change.
+    assert simulate.drift_gate == DriftThresholds(warn=0.2, fail=10.0)  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("argv", "needle"),
+    [
+        (["run", "--period", "2026-13"], "--period: String should match pattern"),
+        (["run", "--folds", "1"], "--folds: Input should be greater than or equal to 2"),
+        (["run", "--rule.min-improvement", "0.9"], "--rule.min-improvement: Input should be"),
+        (["run", "--rule.method", "delong", "--rule.metric", "brier"], "--rule: method 'delong'"),
+        (["run", "--distributed-training"], "--distributed-training needs --dask"),
+        (["validate", "--data", "x.csv", "--drift-gate.fail", "0.01"], "--drift-gate: fail"),
+        (["rollback", "--to", "3"], "unrecognized arguments: --to 3"),
+        (["rollback", "--to-version", "0"], "--to-version: String should match"),
+        (["score"], "required: --data"),
+        ([], "a command is needed: run, status"),
+    ],
+)
+def test_invalid_flags_exit_2_with_one_line_naming_the_flag(
+    argv: list[str], needle: str, state_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(argv) == 2
+    captured = capsys.readouterr()
+    assert needle in captured.err and "Traceback" not in captured.err
+    assert captured.err.count("\n") == 1 and captured.out == ""
 
 
 def test_cold_run_in_a_fresh_process_prints_one_json_record(tmp_path: Path) -> None:
@@ -27,8 +241,9 @@ def test_cold_run_in_a_fresh_process_prints_one_json_record(tmp_path: Path) -> N
     assert record["verdict"] == "promote-first" and record["champion_version_after"] == "1"
     assert record["period"] == "2026-03" and record["rows"] == 1500
     assert list(cwd.iterdir()) == []  # nothing written into the working directory
-    # `reports/` holds the data gate's report of each run (tasks/gate_report.py).
+    # `reports/` holds the data gate's report of each run (tasks/gate/report.py).
     assert {p.name for p in home.iterdir()} == {"mlflow.db", "mlartifacts", "prefect", "reports"}
+    assert (home / "prefect" / "server.log").is_file()  # the server this run started
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -48,20 +263,22 @@ def test_rejected_snapshot_exits_3_with_the_problem(
     assert not (state_home / "mlartifacts").exists()  # nothing was logged
 
 
-def test_invalid_parameters_exit_2(state_home: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run", "--period", "2026-13"]) == 2
-    assert "period" in capsys.readouterr().err
-    assert main(["run", "--folds", "1"]) == 2
-
-
-def test_command_line_maps_onto_flow_parameters() -> None:
-    args = _parser().parse_args(
-        ["run", "--models", "lr,gbc", "--min-improvement", "0.01", "--period", "2026-01"]
-    )
-    params = _run_parameters(args)
-    assert params["models"] == ["lr", "gbc"] and params["period"] == "2026-01"
-    assert params["rule"] == {"min_improvement": 0.01}
-    assert "data" not in params and "folds" not in params  # unset options keep flow defaults
+def _verdict(**fields: object) -> dict[str, object]:
+    """The verdict fields of a DecisionRecord: flat, or in its `decision` (tasks/decision/)."""
+    if "decision" not in DecisionRecord.model_fields:
+        return fields
+    decision = {
+        "verdict": fields["verdict"],
+        "promote": fields["promoted"],
+        "promoted": fields["promoted"],
+        "reason": fields["reason"],
+        "champion_after": fields["champion_version_after"],
+        "metric": "roc_auc",
+        "challenger_score": 0.8512,
+        "champion_score": 0.8431,
+        "improvement": 0.0081,
+    }
+    return {"decision": decision}
 
 
 def test_summary_names_verdict_scores_version_and_where_to_look() -> None:
@@ -81,10 +298,12 @@ def test_summary_names_verdict_scores_version_and_where_to_look() -> None:
             version="3", algorithm="lr", holdout={"roc_auc": 0.8512}, cv={"roc_auc": 0.8471}
         ),
         champion=ModelScores(version="2", holdout={"roc_auc": 0.8431}),
-        verdict="promote",
-        promoted=True,
-        reason="challenger roc_auc 0.8512 beats champion 0.8431 by +0.0081",
-        champion_version_after="3",
+        **_verdict(
+            verdict="promote",
+            promoted=True,
+            reason="challenger roc_auc 0.8512 beats champion 0.8431 by +0.0081",
+            champion_version_after="3",
+        ),
         mlflow_run_id="r123",
         mlflow_run_url="http://127.0.0.1:5000/#/experiments/1/runs/r123",
         champion_url="http://127.0.0.1:5000/#/models/telco-churn/versions/3",
@@ -97,26 +316,70 @@ def test_summary_names_verdict_scores_version_and_where_to_look() -> None:
         assert needle in text
 
 
-def test_no_temporary_server_when_an_api_is_configured(prefect_server: None) -> None:
-    from flows.cli import _start_temporary_server
+def test_no_prefect_server_when_an_api_is_configured(prefect_server: None) -> None:
+    from flows.cli import start_prefect_server
 
-    assert _start_temporary_server("run") is None  # the session's server is used
-    assert _start_temporary_server("status") is None  # and status runs no flow at all
+    assert start_prefect_server("run") is None  # the session's server is used
+    assert start_prefect_server("status") is None  # and status runs no flow at all
 
 
-def test_a_temporary_server_that_does_not_answer_is_a_named_failure(
+def test_a_prefect_server_that_does_not_answer_is_a_named_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.temporary_server import ServerStartFailed, TemporaryServer
+    from flows.prefect_server import PrefectServer
+    from tasks.errors import PrefectServerFailed
 
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
-    server = TemporaryServer(timeout=0.2)  # far less than its boot takes
+    server = PrefectServer(timeout=0.2)  # far less than its boot takes
+    assert server.command()[2:5] == ["prefect", "server", "start"]  # the public command
     server.start()
     try:
-        with pytest.raises(
-            ServerStartFailed, match=r"did not answer within 0.2 s.*temporary-server"
-        ):
+        with pytest.raises(PrefectServerFailed, match=r"did not answer within 0.2 s.*server.log"):
             server.wait()
     finally:
         server.stop()
-    assert server.process is None and (tmp_path / "prefect" / "temporary-server.log").is_file()
+    assert server.process is None and (tmp_path / "prefect" / "server.log").is_file()
+
+
+_PARENT = """
+import sys, time
+from flows.prefect_server import PrefectServer
+server = PrefectServer()
+server.start()
+server.wait()
+print(server.process.pid, flush=True)
+time.sleep(600)
+"""
+
+
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a reaper (a container's init may not reap)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux's")
+def test_a_killed_cli_leaves_no_prefect_server_behind(tmp_path: Path) -> None:
+    env = clean_env(PREFECT_HOME=str(tmp_path / "prefect"))
+    parent = subprocess.Popen(
+        [sys.executable, "-c", _PARENT], env=env, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        server_pid = int(parent.stdout.readline())
+        assert _alive(server_pid)
+        parent.kill()  # SIGKILL: no `finally`, no handler
+        parent.wait()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            if not _alive(server_pid):
+                return
+            time.sleep(0.2)
+        os.kill(server_pid, signal.SIGKILL)
+        pytest.fail("the Prefect server outlived the SIGKILLed CLI by 30 s")
+    finally:
+        parent.kill()

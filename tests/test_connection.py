@@ -22,9 +22,15 @@ import pytest
 import requests
 from mlflow.exceptions import MlflowException
 
-from tasks.errors import TrackingMisconfigured, TrackingUnavailable, TrainingFailed
+from tasks.errors import (
+    TrackingMisconfigured,
+    TrackingUnavailable,
+    TrainingFailed,
+    is_transient,
+    unreachable_reason,
+)
 from tasks.settings import Settings, redact_uri
-from tasks.tracking.check import check_tracking, unreachable_reason
+from tasks.tracking.check import check_tracking
 from tasks.tracking.connection import connect_tracking, connection_for, resolve_dagshub_token
 from tests.servers import run_cli
 
@@ -278,10 +284,12 @@ class _StandIn(BaseHTTPRequestHandler):
 
     routes: ClassVar[dict[str, tuple[int, str, str]]] = {}
     seen: ClassVar[list[str]] = []
+    authorizations: ClassVar[list[str]] = []
 
     def _answer(self) -> None:
         path = self.path.split("?")[0]
         self.seen.append(f"{self.command} {path}")
+        self.authorizations.append(self.headers.get("Authorization") or "")
         status, kind, body = self.routes.get(
             path, (404, "text/html", "<p>The requested URL was not found on the server.</p>")
         )
@@ -300,7 +308,7 @@ class _StandIn(BaseHTTPRequestHandler):
 
 @pytest.fixture
 def stand_in() -> Iterator[tuple[str, type[_StandIn]]]:
-    handler = type("Handler", (_StandIn,), {"routes": {}, "seen": []})
+    handler = type("Handler", (_StandIn,), {"routes": {}, "seen": [], "authorizations": []})
     server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -378,6 +386,77 @@ def test_lost_connections_are_told_apart_from_answers() -> None:
         is None
     )
     assert unreachable_reason(TrainingFailed("one class only")) is None
+
+
+class _State:
+    """What Prefect hands a `retry_condition_fn`: a state whose result is the exception."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+    def result(self, raise_on_failure: bool = True) -> BaseException:
+        return self.exc
+
+
+def test_one_predicate_decides_what_is_retried() -> None:
+    from mlflow.exceptions import RestException
+
+    def retried(exc: BaseException) -> bool:
+        return is_transient(None, None, _State(exc))
+
+    busy = RestException({"error_code": "TEMPORARILY_UNAVAILABLE", "message": "busy"})
+    limited = RestException({"error_code": "REQUEST_LIMIT_EXCEEDED", "message": "slow down"})
+    page = MlflowException("API request to endpoint /x failed with error code 502 != 200.")
+    for answer in (busy, limited, page):
+        assert unreachable_reason(answer) is not None and retried(answer)
+    assert unreachable_reason(busy) == "it answers HTTP 503 (TEMPORARILY_UNAVAILABLE: busy)"
+    try:
+        requests.get("http://127.0.0.1:9/", timeout=2)
+    except requests.ConnectionError as refused:
+        assert retried(refused)
+        wrapped = MlflowException(
+            f"API request to http://127.0.0.1:9 failed with exception {refused}"
+        )
+        assert retried(wrapped)  # as MLflow's client raises it (not an OSError itself)
+    assert retried(requests.ReadTimeout("read timed out")) and retried(TimeoutError())
+    assert retried(OSError("disk hiccup"))  # storage: retried, though not "unreachable"
+    assert unreachable_reason(OSError("disk hiccup")) is None
+    # Answers and named failures are final.
+    denied = RestException({"error_code": "PERMISSION_DENIED", "message": "no"})
+    missing = RestException({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "no model"})
+    for final in (denied, missing, MlflowException("bad"), ValueError("bad data")):
+        assert unreachable_reason(final) is None and not retried(final)
+    assert not retried(TrackingUnavailable("went away during the run"))
+    assert not retried(TrainingFailed("one class only"))
+
+
+def test_the_check_sends_mlflows_documented_token_and_tls_settings(
+    state_home: Path, stand_in: tuple[str, type[_StandIn]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No user and password: `MLFLOW_TRACKING_TOKEN` goes as a bearer token, as MLflow sends it."""
+    url, handler = stand_in
+    empty = (200, "application/json", "{}")
+    handler.routes["/api/2.0/mlflow/experiments/search"] = empty
+    handler.routes["/api/2.0/mlflow/registered-models/search"] = empty
+    handler.routes["/api/2.0/mlflow/registered-models/alias"] = (
+        404,
+        "application/json",
+        json.dumps({"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "not found"}),
+    )
+    handler.routes["/api/2.0/mlflow/model-versions/set-tag"] = handler.routes[
+        "/api/2.0/mlflow/registered-models/alias"
+    ]
+    monkeypatch.setenv("MLFLOW_TRACKING_TOKEN", "bearer-token-4b1d")
+    monkeypatch.setenv("MLFLOW_TRACKING_INSECURE_TLS", "true")  # read; plain HTTP ignores it
+    check = check_tracking.fn(_settings(tracking_uri=url))
+    assert check.capabilities == ("registered models", "aliases", "version tags")
+    assert set(handler.authorizations) == {"Bearer bearer-token-4b1d"}
+    # With a user and password, basic auth (the token is not sent besides).
+    handler.authorizations.clear()
+    check_tracking.fn(
+        _settings(tracking_uri=url, tracking_username="bot", tracking_password="pw-1")
+    )
+    assert {a.split()[0] for a in handler.authorizations} == {"Basic"}
 
 
 def _assert_dagshub_init_never_used() -> None:

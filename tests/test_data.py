@@ -12,7 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tasks.data.request import check_period, current_period, resolve_source
+from flows.parameters import RetrainParameters
+from tasks.data.request import current_period, resolve_source
 from tasks.data.snapshot import digest_frame
 from tasks.data.sources import read_source_bytes
 from tasks.decision.holdout import split_holdout
@@ -108,9 +109,8 @@ def test_split_is_stratified_seeded_and_disjoint() -> None:
 
 def test_period_helpers() -> None:
     assert current_period(datetime(2026, 2, 28, 23, 59, tzinfo=UTC)) == "2026-02"
-    assert check_period("2026-11") == "2026-11"
-    with pytest.raises(ValueError, match="YYYY-MM"):
-        check_period("2026-13")
+    with pytest.raises(ValueError, match="pattern"):
+        RetrainParameters(period="2026-13")
 
 
 @pytest.mark.parametrize(

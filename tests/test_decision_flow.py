@@ -109,8 +109,8 @@ def test_a_champion_that_moved_during_the_run_is_a_conflict(
 
     monkeypatch.setattr(flows.retrain, "log_challenger", log_then_someone_else_promotes)
     record = retrain(RetrainParameters(period="2026-02", **FAST))
-    assert record.decision is not None and record.decision.verdict == "promote"
-    assert record.verdict == "conflict" and not record.promoted
+    assert record.decision.superseded == "promote"  # what the comparison said
+    assert record.verdict == record.decision.verdict == "conflict" and not record.promoted
     assert "is v2 now, not v1 as when compared" in record.reason
     assert record.champion_version_after == "2" == alias(MODEL, CHAMPION)
     assert alias(MODEL, CHALLENGER) == "3" and alias(MODEL, PREVIOUS_CHAMPION) == "1"

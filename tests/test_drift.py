@@ -116,3 +116,30 @@ def test_unknown_and_missing_values_get_their_own_buckets(reference: Reference) 
     report = compare_with_profile(frame, reference.profile, DriftThresholds(), source="x")
     assert _psi(report.columns, "PaymentMethod") > 1 and _psi(report.columns, "TotalCharges") > 1
     assert "SECRET" not in json.dumps(report.to_dict())
+
+
+@pytest.mark.usefixtures("state_home")
+def test_the_champion_lookup_connects_like_every_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Through `connect_tracking` (URIs and credentials), never setting URIs by itself."""
+    import tasks.tracking.connection
+    from tasks.gate.drift import find_reference_profile
+    from tasks.settings import Settings
+
+    connected: list[Settings] = []
+
+    class Connected(Exception):
+        pass
+
+    def connect(settings: Settings) -> None:
+        connected.append(settings)
+        raise Connected
+
+    monkeypatch.setattr(tasks.tracking.connection, "connect_tracking", connect)
+    settings = Settings(tracking_uri="http://127.0.0.1:9", tracking_username="bot")
+    with pytest.raises(Connected):
+        find_reference_profile.fn(settings)
+    assert connected == [settings]
+    # A local store that does not exist yet: nothing to connect to, no store created.
+    local = Settings()
+    assert find_reference_profile.fn(local).reason == "no champion yet (no MLflow store)"
+    assert connected == [settings] and not (local.home / "mlflow.db").exists()

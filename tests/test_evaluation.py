@@ -11,7 +11,12 @@ from tasks.decision.compare import evaluate
 from tasks.decision.intervals import Interval, delong_difference, paired_bootstrap
 from tasks.decision.metrics import holdout_metrics, resampled_metrics
 from tasks.decision.rule import METRICS, DecisionRule, Guardrail
-from tasks.decision.verdict import decide, holdout_shortfall, insufficient_holdout
+from tasks.decision.verdict import (
+    decide,
+    hold_if_already_promoted,
+    holdout_shortfall,
+    insufficient_holdout,
+)
 
 POINT = {"method": "point", "guardrails": ()}
 
@@ -322,6 +327,19 @@ def test_holdout_shortfall() -> None:
     )
     d = insufficient_holdout(rule, "only 90 rows")
     assert d.verdict == "insufficient-holdout" and not d.promote and d.challenger_score is None
+
+
+def test_a_period_promoted_once_holds_a_second_promotion_but_nothing_else() -> None:
+    won = decide(DecisionRule(**POINT), _challenger(0.85), CHAMPION)
+    held = hold_if_already_promoted(won, "4")
+    assert (held.verdict, held.promote, held.superseded) == ("already-promoted", False, "promote")
+    assert (
+        held.reason
+        == f"version 4 was already promoted for this period (would have been: {won.reason})"
+    )
+    assert hold_if_already_promoted(won, None) == won
+    kept = decide(DecisionRule(**POINT), _challenger(0.70), CHAMPION)
+    assert hold_if_already_promoted(kept, "4") == kept
 
 
 def test_evaluate_promotes_a_clearly_better_model_and_is_repeatable() -> None:

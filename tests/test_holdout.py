@@ -12,6 +12,7 @@ from tasks.data.generate import generate_snapshot
 from tasks.data.schema import ID_COLUMN, TARGET
 from tasks.decision.holdout import (
     TRAINING_IDS_DIR,
+    TrainingIds,
     hash_ids,
     id_set_digest,
     load_training_ids,
@@ -65,7 +66,7 @@ def test_next_month_holdout_excludes_every_customer_the_champion_trained_on() ->
     assert len(shared) / ROWS > 0.9  # the generator's customer continuity
 
     split = split_fair_holdout(
-        february, fraction=0.2, seed=7, champion_ids=champion_ids, champion_ids_digest="d"
+        february, fraction=0.2, seed=7, champion_ids=TrainingIds(champion_ids, digest="d")
     )
     trained_on = set(first.train[ID_COLUMN])
     assert not set(split.holdout[ID_COLUMN]) & trained_on  # zero overlap
@@ -83,7 +84,9 @@ def test_next_month_holdout_excludes_every_customer_the_champion_trained_on() ->
 def test_a_small_unseen_pool_becomes_the_whole_holdout_and_says_so() -> None:
     frame = generate_snapshot("2026-01", rows=ROWS)
     seen = np.unique(hash_ids(frame[ID_COLUMN].iloc[:2800]))
-    split = split_fair_holdout(frame, fraction=0.2, seed=1, champion_ids=seen)
+    split = split_fair_holdout(
+        frame, fraction=0.2, seed=1, champion_ids=TrainingIds(seen, digest=None)
+    )
     assert split.summary.holdout_rows == 200 < split.summary.requested_rows
     assert set(split.holdout[ID_COLUMN]) == set(frame[ID_COLUMN].iloc[2800:])
     assert "fewer than the 600 requested" in split.summary.note
@@ -91,9 +94,8 @@ def test_a_small_unseen_pool_becomes_the_whole_holdout_and_says_so() -> None:
 
 def test_unknown_champion_ids_are_recorded() -> None:
     frame = generate_snapshot("2026-01", rows=ROWS)
-    split = split_fair_holdout(
-        frame, fraction=0.2, seed=1, ids_unknown_reason="the champion's training IDs are gone"
-    )
+    gone = TrainingIds(None, None, problem="the champion's training IDs are gone")
+    split = split_fair_holdout(frame, fraction=0.2, seed=1, champion_ids=gone)
     assert split.summary.note.startswith("the champion's training IDs are gone")
     assert "may hold customers the champion trained on" in split.summary.note
 

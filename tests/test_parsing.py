@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tasks.errors import SnapshotRejected
-from tasks.gate.parse import check_csv_layout, decode_snapshot, describe_names, parse_snapshot
+from tasks.gate.parse import check_csv_layout, decode_snapshot, parse_snapshot
+from tasks.messages import describe_names
 
 HEADER = "customerID,SeniorCitizen,tenure,MonthlyCharges,TotalCharges,Contract,Churn"
 ROW = "0001-AAAAA,0,5,20.5,100,Two year,No"

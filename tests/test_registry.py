@@ -16,13 +16,15 @@ from registry_helpers import MODEL, alias, make_version
 
 from flows.cli import main
 from tasks.data.generate import generate_snapshot
+from tasks.errors import PromotionLockMissing, RollbackRefused
 from tasks.registry import history as registry
 from tasks.registry.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from tasks.registry.champion import find_missing_champion
 from tasks.registry.history import read_history
-from tasks.registry.lock import PromotionLockMissing, ensure_promotion_lock, promotion_lock_name
-from tasks.registry.promote import RollbackRefused, promote_challenger, rollback_champion
+from tasks.registry.lock import ensure_promotion_lock, promotion_lock_name
+from tasks.registry.promote import promote_challenger, rollback_champion
 from tasks.registry.status import registry_status
+from tasks.registry.versions import register_challenger
 from tasks.settings import Settings
 from tasks.tracking.runs import configure_tracking
 
@@ -56,6 +58,31 @@ def test_first_promotion_is_recorded(january: object) -> None:
     assert event.by and event.at.endswith("+00:00") and event.decision_run
     run = MlflowClient().get_run(event.decision_run)
     assert run.data.tags["training_ids.digest"] == tags["training_ids.digest"]
+
+
+def test_retried_registration_and_promotion_change_nothing_twice(january: object) -> None:
+    """A retry after the registry did the work but the answer was lost: no second version,
+    no second alias move, and what the first try left undone is finished."""
+    client = MlflowClient()
+    version = make_version(january)
+    mv = client.get_model_version(MODEL, version)
+    again = register_challenger.fn(
+        str(mv.source),
+        MODEL,
+        run_id=mv.run_id,
+        period="2026-01",
+        verdict="helper",
+        training_ids_digest=mv.tags["training_ids.digest"],
+    )
+    assert again == version and len(client.search_model_versions(f"name='{MODEL}'")) == 1
+    client.set_model_version_tag(MODEL, version, "promoted", "false")  # first try stopped here
+    [event] = _history()
+    outcome = promote_challenger.fn(
+        MODEL, version, expected_champion=None, decision_run=event.decision_run
+    )
+    assert outcome.promoted and outcome.reason == "already promoted by this run"
+    assert client.get_model_version(MODEL, version).tags["promoted"] == "true"
+    assert len(_history()) == 1 and alias(MODEL, CHAMPION) == version
 
 
 def test_promotion_refuses_when_the_champion_moved(january: object) -> None:
@@ -242,7 +269,7 @@ def test_rollback_and_status_commands(
     assert (event["from_version"], event["to_version"], event["by"]) == ("2", "1", "ops-oncall")
     assert alias(MODEL, CHAMPION) == "1"
 
-    assert main(["rollback", "--to", "7"]) == 2
+    assert main(["rollback", "--to-version", "7"]) == 2
     assert "has no version 7" in capsys.readouterr().err
 
     assert main(["status"]) == 0
@@ -278,8 +305,8 @@ def test_status_is_fast_to_import_and_never_loads_pycaret(january: object) -> No
     assert done.stdout.strip().endswith("NO-PYCARET 0")
 
 
-def test_settle_decision_reports_a_refused_promotion_as_a_conflict() -> None:
-    from tasks.decision.verdict import Decision, settle_decision
+def test_settle_reports_a_refused_promotion_as_a_conflict() -> None:
+    from tasks.decision.verdict import Decision, settle
     from tasks.registry.promote import Promotion
 
     won = Decision(
@@ -297,12 +324,25 @@ def test_settle_decision_reports_a_refused_promotion_as_a_conflict() -> None:
     refused = Promotion(
         promoted=False, conflict=True, champion_before="2", champion_after="2", reason="moved"
     )
-    assert settle_decision(won, moved, "1") == ("promote", True, "better", "3")
-    verdict, promoted, reason, after = settle_decision(won, refused, "1")
-    assert (verdict, promoted, after) == ("conflict", False, "2")
-    assert reason == "moved (the comparison said: better)"
+    done = settle(won, moved, champion_before="1")
+    assert (done.verdict, done.promoted, done.reason, done.champion_after) == (
+        "promote",
+        True,
+        "better",
+        "3",
+    )
+    conflict = settle(won, refused, champion_before="1")
+    assert (conflict.verdict, conflict.promoted, conflict.champion_after) == (
+        "conflict",
+        False,
+        "2",
+    )
+    assert conflict.reason == "moved (the comparison said: better)"
+    assert conflict.superseded == "promote" and not conflict.promote
+    assert conflict.challenger_score == 0.85  # the numbers behind it stay
     kept = won.model_copy(update={"verdict": "tie", "promote": False, "reason": "tie"})
-    assert settle_decision(kept, None, "1") == ("tie", False, "tie", "1")
+    tie = settle(kept, None, champion_before="1")
+    assert (tie.verdict, tie.promoted, tie.reason, tie.champion_after) == ("tie", False, "tie", "1")
 
 
 def test_an_unreachable_registry_is_an_outage_not_an_unusable_champion(

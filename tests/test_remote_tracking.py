@@ -117,7 +117,9 @@ def test_wrong_credentials_exit_5_naming_the_server(
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "not-the-password")
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     started = time.perf_counter()
-    code = main(["run", "--period", "2026-01", "--rows", "1500", "--models", "lr", "--folds", "3"])
+    code = main(
+        ["run", "--period", "2026-01", "--generated-rows", "1500", "--models", "lr", "--folds", "3"]
+    )
     took = time.perf_counter() - started
 
     assert code == 5

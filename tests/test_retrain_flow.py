@@ -73,6 +73,12 @@ def test_two_runs_promote_then_keep(state_home: Path) -> None:
         )
         saved = _decision_artifact(record.mlflow_run_id)
         assert saved["verdict"] == record.verdict and saved["rule"]["metric"] == "roc_auc"
+        assert (saved["promoted"], saved["reason"], saved["champion_version_after"]) == (
+            record.promoted,
+            record.reason,
+            record.champion_version_after,
+        )
+        assert saved["decision"]["verdict"] == record.verdict
     # Everything stayed under the state directory.
     assert (state_home / "mlflow.db").is_file() and (state_home / "mlartifacts").is_dir()
 
@@ -145,6 +151,7 @@ def test_a_period_is_promoted_at_most_once(state_home: Path) -> None:
     # A much better model for the same month would win, but the month already promoted once.
     again = retrain(RetrainParameters(period="2026-06", **FAST))
     assert again.verdict == "already-promoted" and not again.promoted
+    assert again.decision.superseded == "promote"
     assert "version 1 was already promoted" in again.reason
     assert _champion() == "1"
     # The next month is free to promote it.

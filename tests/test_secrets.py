@@ -45,7 +45,7 @@ USERS = {  # user on the server -> the sentinel that is its password
 }
 #: Basic auth headers a run sends (user, secret), searched for in their base64 form too.
 HEADERS = [*USERS.items(), ("churn-bot", "wrong tracking password")]
-#: Issue 4 builds failure alerts (tasks/alerts.py, CHURN_RETRAIN_ALERT_URL). Until that is merged
+#: Issue 4 builds failure alerts (tasks/alerts/, CHURN_RETRAIN_ALERT_URL). Until that is merged
 #: no alert is sent and only their absence of secrets is checked; after it, one must arrive.
 ALERTS_BUILT = importlib.util.find_spec("tasks.alerts") is not None
 

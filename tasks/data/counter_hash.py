@@ -28,3 +28,22 @@ def hash_keys(keys: NDArray[np.int64], stream_key: int) -> NDArray[np.uint64]:
     x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
     x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
+
+
+class CounterDraws:
+    """Counter-based random numbers: value = hash(seed, stream, salt, key), no hidden state."""
+
+    def __init__(self, seed: int, keys: NDArray[np.int64]) -> None:
+        self.seed = seed
+        self.keys = keys
+
+    def uniform(self, stream: int, salt: int = 0) -> NDArray[np.float64]:
+        """Uniforms in [0, 1), one per key."""
+        bits = hash_keys(self.keys, stream_key(self.seed, stream, salt))
+        return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
+
+    def normal(self, stream_1: int, stream_2: int) -> NDArray[np.float64]:
+        """Standard normals by Box-Muller from two streams."""
+        u1 = 1.0 - self.uniform(stream_1)  # in (0, 1], so the log is finite
+        u2 = self.uniform(stream_2)
+        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)

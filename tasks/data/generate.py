@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from numpy.typing import NDArray
 
-from tasks.data.counter_hash import hash_below, hash_keys, stream_key
+from tasks.data.counter_hash import CounterDraws, hash_below, stream_key
 from tasks.data.request import DRIFT_SCENARIOS
 from tasks.data.schema import (
     CATEGORICAL_DOMAINS,
@@ -176,7 +176,7 @@ def generate_snapshot(
     fibre_launch = strength if scenario == "fibre_launch" else 0.0
 
     keys, tenure = _occupants(seed, rows, month)
-    draw = _Draws(seed, keys)
+    draw = CounterDraws(seed, keys)
 
     senior = draw.uniform(_Stream.SENIOR) < _SENIOR_RATE
     partner = draw.uniform(_Stream.PARTNER) < _PARTNER_RATE
@@ -283,7 +283,7 @@ def _check_arguments(rows: int, drift: float, scenario: str) -> None:
 def _occupants(seed: int, rows: int, month: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Customer keys and tenures of the `rows` slots at `month`."""
     slots = np.arange(rows, dtype=np.int64)
-    slot_draw = _Draws(seed, slots)
+    slot_draw = CounterDraws(seed, slots)
     group = np.searchsorted(
         np.cumsum([c[0] for c in _CYCLES]), slot_draw.uniform(_Stream.CYCLE_GROUP)
     )
@@ -295,7 +295,7 @@ def _occupants(seed: int, rows: int, month: int) -> tuple[NDArray[np.int64], NDA
     generation, months_in = np.divmod(month + phase, cycle)
     keys = slots * _GENERATION_RANGE + (generation + _GENERATION_OFFSET)
     # Newcomers arrive in their first full month (tenure 1); a few are caught before it ends.
-    first = np.where(_Draws(seed, keys).uniform(_Stream.NEW_TENURE) < 0.05, 0, 1)
+    first = np.where(CounterDraws(seed, keys).uniform(_Stream.NEW_TENURE) < 0.05, 0, 1)
     tenure = np.minimum(first + months_in, _MAX_TENURE).astype(np.int64)
     return keys, tenure
 
@@ -339,7 +339,7 @@ def _payment(
 
 
 def _total_charges(
-    draw: _Draws, tenure: NDArray[np.int64], charges: NDArray[np.float64]
+    draw: CounterDraws, tenure: NDArray[np.int64], charges: NDArray[np.float64]
 ) -> NDArray[np.float64]:
     """Lifetime charges: about tenure * price, never below one month, blank in month zero."""
     factor = np.clip(
@@ -392,22 +392,3 @@ def _customer_ids(seed: int, keys: NDArray[np.int64]) -> NDArray[np.object_]:
         chars[:, 9 - position] = ord("A") + letters % 26
         letters = letters // 26
     return chars.view("S10").ravel().astype(str).astype(object)
-
-
-class _Draws:
-    """Counter-based random numbers: value = hash(seed, stream, salt, key), no hidden state."""
-
-    def __init__(self, seed: int, keys: NDArray[np.int64]) -> None:
-        self.seed = seed
-        self.keys = keys
-
-    def uniform(self, stream: int, salt: int = 0) -> NDArray[np.float64]:
-        """Uniforms in [0, 1), one per key."""
-        bits = hash_keys(self.keys, stream_key(self.seed, stream, salt))
-        return (bits >> np.uint64(11)).astype(np.float64) * 2.0**-53
-
-    def normal(self, stream_1: int, stream_2: int) -> NDArray[np.float64]:
-        """Standard normals by Box-Muller from two streams."""
-        u1 = 1.0 - self.uniform(stream_1)  # in (0, 1], so the log is finite
-        u2 = self.uniform(stream_2)
-        return np.sqrt(-2.0 * np.log(u1)) * np.cos(2.0 * np.pi * u2)

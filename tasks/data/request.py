@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime
 
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
@@ -15,12 +14,6 @@ DRIFT_SCENARIOS: tuple[str, ...] = ("none", "price_rise", "fibre_launch")
 def current_period(now: datetime | None = None) -> str:
     """The calendar month of `now` (default: the present) in UTC, as YYYY-MM."""
     return (now or datetime.now(UTC)).astimezone(UTC).strftime("%Y-%m")
-
-
-def check_period(period: str) -> str:
-    if not re.match(PERIOD_PATTERN, period or ""):
-        raise ValueError(f"period must be YYYY-MM (e.g. 2026-11), got {period!r}")
-    return period
 
 
 def resolve_source(source: str, period: str) -> str:

@@ -34,6 +34,12 @@ CATEGORICAL_DOMAINS: dict[str, tuple[str, ...]] = {
     ),
 }
 
+#: The services a customer can subscribe to: phone, extra lines and the internet add-ons.
+SERVICE_COLUMNS: tuple[str, ...] = (
+    "PhoneService",
+    "MultipleLines",
+    *(column for column, domain in CATEGORICAL_DOMAINS.items() if domain == _INTERNET_ADDON),
+)
 INTEGER_COLUMNS = ("SeniorCitizen", "tenure")
 FLOAT_COLUMNS = ("MonthlyCharges", "TotalCharges")
 NUMERIC_COLUMNS = INTEGER_COLUMNS + FLOAT_COLUMNS

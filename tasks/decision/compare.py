@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from tasks.data.schema import POSITIVE_LABEL, TARGET
@@ -24,6 +22,7 @@ from tasks.decision.intervals import (
 from tasks.decision.metrics import holdout_metrics
 from tasks.decision.rule import METRICS, DecisionRule
 from tasks.decision.verdict import Decision, decide, holdout_shortfall, insufficient_holdout
+from tasks.steps import step
 from tasks.training.model import PROBABILITY_COLUMN, ChurnModel
 
 
@@ -129,16 +128,19 @@ def predict_churn(model: Any, holdout: pd.DataFrame) -> tuple[npt.NDArray[np.flo
     return proba, float(getattr(model.unwrap_python_model(), "threshold", 0.5))
 
 
-def score_model(model: Any, holdout: pd.DataFrame) -> dict[str, float]:
-    """Holdout metrics of a ChurnModel or a loaded pyfunc, both fed the same raw rows."""
-    proba, threshold = predict_churn(model, holdout)
-    return holdout_metrics(holdout[TARGET] == POSITIVE_LABEL, proba, threshold=threshold)
+class LoadedModel(Protocol):
+    """The champion as loaded from the registry (`tasks.registry.champion.LoadedChampion`)."""
+
+    @property
+    def model(self) -> Any | None: ...
+    @property
+    def problem(self) -> str | None: ...
 
 
-@task(name="compare-with-champion", cache_policy=NO_CACHE)
+@step("compare-with-champion")
 def compare_with_champion(
     challenger: ChurnModel,
-    champion: Any | None,
+    champion: LoadedModel | None,
     holdout: pd.DataFrame,
     rule: DecisionRule,
     *,
@@ -147,14 +149,19 @@ def compare_with_champion(
 ) -> Comparison:
     """Score both on the holdout neither trained on; decide by `rule` (seeded, so repeatable).
 
-    A champion that raises while scoring is a named outcome (`champion_problem`), not a crash.
+    `champion` is None when there is none; `champion_problem` then says why, if one existed.
+    A champion that will not load, or raises while scoring, is a named outcome
+    (`champion_problem`), not a crash.
     """
+    if champion is not None:
+        champion_problem = champion_problem or champion.problem
+    model = None if champion is None else champion.model
     labels = (holdout[TARGET] == POSITIVE_LABEL).to_numpy().astype(np.int64)
     shortfall = holdout_shortfall(
         rule,
         rows=len(holdout),
         positives=int(labels.sum()),
-        with_champion=champion is not None,
+        with_champion=model is not None,
     )
     if shortfall is not None:
         return Comparison(
@@ -167,9 +174,9 @@ def compare_with_champion(
     ours, our_threshold = predict_churn(challenger, holdout)
     theirs: npt.NDArray[np.float64] | None = None
     their_threshold = 0.5
-    if champion is not None:
+    if model is not None:
         try:
-            theirs, their_threshold = predict_churn(champion, holdout)
+            theirs, their_threshold = predict_churn(model, holdout)
             if theirs.shape != ours.shape or not np.isfinite(theirs).all():
                 raise ValueError(f"returned {theirs.size} probabilities, not all finite")
         except Exception as exc:

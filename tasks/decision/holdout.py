@@ -13,11 +13,11 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
 from tasks.data.schema import ID_COLUMN, TARGET
+from tasks.errors import unreachable_reason
+from tasks.steps import retried_step
 
 
 def split_holdout(
@@ -93,12 +93,11 @@ def split_fair_holdout(
     *,
     fraction: float,
     seed: int,
-    champion_ids: IdHashes | None = None,
-    champion_ids_digest: str | None = None,
-    ids_unknown_reason: str | None = None,
+    champion_ids: TrainingIds | None = None,
 ) -> HoldoutSplit:
     """Hold out `fraction` of the rows, stratified and seeded, from customers the champion
-    never trained on (all customers when there is no champion, or its set is unknown).
+    never trained on (all customers when there is no champion, or its set is unknown:
+    `champion_ids` None, or without hashes and with the problem that says why).
 
     If fewer unseen rows exist than requested, all of them form the holdout and the summary
     says so. Both parts keep the snapshot's row order, so the same data gives the same split.
@@ -106,17 +105,18 @@ def split_fair_holdout(
     if not 0 < fraction < 1:
         raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
     requested = max(1, round(fraction * len(frame)))
-    if champion_ids is None:
+    known = TrainingIds(None, None) if champion_ids is None else champion_ids
+    if known.hashes is None:
         eligible = np.ones(len(frame), dtype=bool)
         seen = None
         note = (
-            f"{ids_unknown_reason}: stratified {fraction:.0%} split; the holdout may hold "
+            f"{known.problem}: stratified {fraction:.0%} split; the holdout may hold "
             "customers the champion trained on"
-            if ids_unknown_reason
+            if known.problem
             else f"no champion: stratified {fraction:.0%} split"
         )
     else:
-        eligible = ~np.isin(hash_ids(frame[ID_COLUMN]), champion_ids)
+        eligible = ~np.isin(hash_ids(frame[ID_COLUMN]), known.hashes)
         seen = int((~eligible).sum())
         note = (
             f"{seen:,} rows left out of the holdout because the champion trained on those "
@@ -125,7 +125,7 @@ def split_fair_holdout(
     pool = np.flatnonzero(eligible)
     if pool.size <= requested:
         chosen = pool
-        if champion_ids is not None:
+        if known.hashes is not None:
             note += f" (all of them: fewer than the {requested:,} requested)"
     else:
         chosen = _stratified_sample(frame[TARGET].to_numpy()[pool], pool, requested, seed)
@@ -142,8 +142,8 @@ def split_fair_holdout(
             holdout_rows=len(holdout),
             train_rows=len(train),
             excluded_rows=seen or 0,
-            unseen_rows=None if champion_ids is None else int(pool.size),
-            champion_ids_digest=champion_ids_digest,
+            unseen_rows=None if known.hashes is None else int(pool.size),
+            champion_ids_digest=known.digest,
             note=note,
         ),
     )
@@ -161,7 +161,7 @@ def _stratified_sample(
     return np.sort(np.asarray(chosen))
 
 
-@task(name="log-training-ids", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("log-training-ids")  # same files and tags again: safe to repeat
 def log_training_ids(run_id: str, train: pd.DataFrame) -> str:
     """Store the hashed IDs of the challenger's training customers in its run; returns the digest."""
     from mlflow.tracking import MlflowClient
@@ -191,7 +191,7 @@ class TrainingIds:
     problem: str | None = None
 
 
-@task(name="load-training-ids", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("load-training-ids")
 def load_training_ids(run_id: str | None) -> TrainingIds:
     """The champion's training-customer hashes, checked against their digest."""
     import mlflow
@@ -209,9 +209,7 @@ def load_training_ids(run_id: str | None) -> TrainingIds:
             meta = json.loads((local / _META_FILE).read_text())
             hashes = np.load(local / _HASHES_FILE).astype(np.uint64)
     except (OSError, ValueError, KeyError, mlflow.exceptions.MlflowException) as exc:
-        from tasks.registry.champion import is_unreachable
-
-        if is_unreachable(exc):
+        if unreachable_reason(exc) is not None:
             raise  # transient: let the task retry
         try:  # a tracking server that does not answer is an outage, not a missing artifact
             mlflow.tracking.MlflowClient().get_run(run_id)

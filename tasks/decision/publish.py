@@ -8,10 +8,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from mlflow.tracking import MlflowClient
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.decision.record import DecisionRecord
+from tasks.steps import retried_step
 
 if TYPE_CHECKING:
     from tasks.decision.compare import Comparison
@@ -22,7 +21,7 @@ DECISION_ARTIFACT = "decision.json"
 REPORT_DIR = "comparison"
 
 
-@task(name="record-decision", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("record-decision")  # tags, identical metrics and files again: safe to repeat
 def record_decision(record: DecisionRecord) -> None:
     """Write the record to its MLflow run (tags, metrics, JSON) and as a Prefect artifact."""
     from mlflow.entities import Metric, RunTag
@@ -38,7 +37,7 @@ def record_decision(record: DecisionRecord) -> None:
         metrics += [
             Metric(f"champion_holdout_{k}", v, 0, 0) for k, v in record.champion.holdout.items()
         ]
-    if record.decision is not None and record.decision.interval is not None:
+    if record.decision.interval is not None:
         interval = record.decision.interval
         metrics += [
             Metric(f"diff_{record.decision.metric}", interval.estimate, 0, 0),
@@ -78,7 +77,7 @@ def record_decision(record: DecisionRecord) -> None:
         )
 
 
-@task(name="log-comparison-report", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("log-comparison-report")
 def log_comparison_report(
     run_id: str,
     comparison: Comparison,

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, computed_field
 
-from tasks.decision.holdout import HoldoutSummary
+from tasks.decision.holdout import HoldoutSplit, HoldoutSummary
 from tasks.decision.intervals import PairedIntervals
 from tasks.decision.rule import LOWER_IS_BETTER, METRICS, DecisionRule
 from tasks.decision.verdict import Decision
 from tasks.registry.promote import Promotion
 
 if TYPE_CHECKING:
-    pass
+    from tasks.data.snapshot import Snapshot
+    from tasks.decision.compare import Comparison
+    from tasks.registry.aliases import ChampionRef
+    from tasks.tracking.runs import Tracking
+    from tasks.training.train import Challenger
 
 
 class ModelScores(BaseModel):
@@ -44,10 +49,10 @@ class DecisionRecord(BaseModel):
     rule: DecisionRule
     challenger: ModelScores
     champion: ModelScores | None
-    verdict: str
-    promoted: bool
-    reason: str
-    champion_version_after: str | None
+    #: The one verdict: the rule's, after every check that can change it (the statistics behind
+    #: it, whether the alias moved, who is champion now). `verdict`, `promoted`, `reason` and
+    #: `champion_version_after` read it (and are written to decision.json from it).
+    decision: Decision
     mlflow_run_id: str
     mlflow_run_url: str
     champion_url: str | None
@@ -58,14 +63,32 @@ class DecisionRecord(BaseModel):
     notes: list[str] = Field(default_factory=list)
     #: The drift gate's verdict against the champion's training data ("skipped: ..." without one).
     drift: str | None = None
-    # The statistics behind the verdict (None in records of runs that never compared).
-    decision: Decision | None = None
     intervals: PairedIntervals | None = None
     holdout_split: HoldoutSummary | None = None
     champion_problem: str | None = None
     promotion: Promotion | None = None
     training_ids_digest: str | None = None
     report_artifacts: list[str] = Field(default_factory=list)
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def verdict(self) -> str:
+        return self.decision.verdict
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def promoted(self) -> bool:
+        return self.decision.promoted
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def reason(self) -> str:
+        return self.decision.reason
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def champion_version_after(self) -> str | None:
+        return self.decision.champion_after
 
     def tags(self) -> dict[str, str]:
         """The headline of the record as MLflow run tags (searchable in the UI)."""
@@ -99,12 +122,12 @@ class DecisionRecord(BaseModel):
 
     def _statistics_tags(self) -> dict[str, str]:
         tags: dict[str, str] = {}
-        if self.decision is not None and self.decision.interval is not None:
+        if self.decision.interval is not None:
             tags["decision.difference"] = (
                 f"{self.decision.metric} {self.decision.interval.text()} "
                 f"({self.decision.interval.confidence:.0%}, {self.decision.interval.method})"
             )
-        if self.decision is not None and self.decision.guardrails:
+        if self.decision.guardrails:
             tags["decision.guardrails"] = "; ".join(g.text() for g in self.decision.guardrails)
         if self.holdout_split is not None:
             tags["holdout.rows"] = str(self.holdout_split.holdout_rows)
@@ -139,7 +162,7 @@ class DecisionRecord(BaseModel):
                 f"| {format_score(side.cv.get(metric))} |"
             )
         lines += ["", *self.metrics_table()]
-        if self.decision is not None and self.decision.guardrails:
+        if self.decision.guardrails:
             lines += [
                 "",
                 "| guardrail | challenger | champion | worsening | allowed | verdict |",
@@ -205,3 +228,70 @@ class DecisionRecord(BaseModel):
 
 def format_score(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
+
+
+def build_record(
+    *,
+    tracking: Tracking,
+    snapshot: Snapshot,
+    idempotency_key: str,
+    split: HoldoutSplit,
+    validation: str,
+    drift: str | None,
+    rule: DecisionRule,
+    seed: int,
+    run_id: str,
+    challenger: Challenger,
+    version: str,
+    champion: ChampionRef | None,
+    comparison: Comparison,
+    decision: Decision,
+    promotion: Promotion | None,
+    training_ids_digest: str,
+    report_artifacts: list[str],
+    flow_run_id: str | None,
+    stage_seconds: dict[str, float],
+) -> DecisionRecord:
+    """The record of one retrain from what its steps returned; `decision` is the settled one."""
+    after = decision.champion_after
+    return DecisionRecord(
+        model_name=tracking.model_name,
+        period=snapshot.period,
+        data_source=snapshot.source,
+        data_digest=snapshot.digest,
+        idempotency_key=idempotency_key,
+        rows=snapshot.rows,
+        train_rows=len(split.train),
+        holdout_rows=comparison.holdout_rows,
+        validation=validation,
+        seed=seed,
+        rule=rule,
+        challenger=ModelScores(
+            version=version,
+            run_id=run_id,
+            algorithm=challenger.algorithm,
+            holdout=comparison.challenger,
+            cv=challenger.cv_metrics,
+        ),
+        champion=None
+        if champion is None
+        else ModelScores(
+            version=champion.version, run_id=champion.run_id, holdout=comparison.champion or {}
+        ),
+        decision=decision,
+        mlflow_run_id=run_id,
+        mlflow_run_url=tracking.run_url(run_id),
+        champion_url=tracking.version_url(after) if after else None,
+        tracking_uri=tracking.tracking_uri,
+        flow_run_id=flow_run_id,
+        decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        stage_seconds=stage_seconds,
+        notes=list(challenger.notes),
+        drift=drift,
+        intervals=comparison.intervals,
+        holdout_split=split.summary,
+        champion_problem=comparison.champion_problem,
+        promotion=promotion,
+        training_ids_digest=training_ids_digest,
+        report_artifacts=report_artifacts,
+    )

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
 from tasks.decision.intervals import Interval
 from tasks.decision.metrics import EPS
 from tasks.decision.rule import DecisionRule, Guardrail, metric_sign
-from tasks.registry.promote import Promotion
 
 Verdict = Literal[
     "promote-first",
@@ -77,7 +76,13 @@ def check_guardrails(
 
 
 class Decision(BaseModel):
-    """The verdict of one comparison and the numbers behind it."""
+    """The verdict of one retrain and the numbers behind it.
+
+    Made by `decide` (or `insufficient_holdout`) from the holdout scores, then possibly changed
+    by `hold_if_already_promoted` and, once the promotion step ran, by `settle`: the settled
+    value is the run's one verdict. `promote` says whether the verdict calls for moving the
+    champion alias; `promoted` whether it moved.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -90,6 +95,12 @@ class Decision(BaseModel):
     improvement: float | None  # sign-adjusted: positive = the challenger is better
     interval: Interval | None = None  # of challenger - champion on `metric`, raw
     guardrails: tuple[GuardrailResult, ...] = ()
+    #: What the promotion step did, filled in by `settle`: whether the alias moved to the
+    #: challenger, and which version holds it afterwards.
+    promoted: bool = False
+    champion_after: str | None = None
+    #: The rule's verdict when a later check replaced it (already promoted, promotion conflict).
+    superseded: Verdict | None = None
 
 
 def decide(
@@ -245,18 +256,45 @@ def hold_if_already_promoted(decision: Decision, promoted_version: str | None) -
             "promote": False,
             "reason": f"version {promoted_version} was already promoted for this period "
             f"(would have been: {decision.reason})",
+            "superseded": decision.verdict,
         }
     )
 
 
-def settle_decision(
-    decision: Decision, promotion: Promotion | None, champion_before: str | None
-) -> tuple[str, bool, str, str | None]:
-    """Verdict, promoted, reason and champion after the promotion step: the comparison's own,
-    unless the promotion was refused (then `conflict`, and the champion is whoever holds it)."""
+class PromotionOutcome(Protocol):
+    """What the registry's promotion step reports (`tasks.registry.promote.Promotion`)."""
+
+    @property
+    def promoted(self) -> bool: ...
+    @property
+    def conflict(self) -> bool: ...
+    @property
+    def champion_after(self) -> str | None: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def settle(
+    decision: Decision, promotion: PromotionOutcome | None, *, champion_before: str | None
+) -> Decision:
+    """The final decision once the promotion step ran (`promotion` None: nothing was attempted).
+
+    The comparison's own verdict, with whether the alias moved and who holds it now; unless the
+    promotion was refused: then `conflict`, and the champion is whoever holds the alias.
+    """
     if promotion is None:
-        return decision.verdict, False, decision.reason, champion_before
+        return decision.model_copy(update={"promoted": False, "champion_after": champion_before})
     if promotion.conflict:
-        reason = f"{promotion.reason} (the comparison said: {decision.reason})"
-        return "conflict", False, reason, promotion.champion_after
-    return decision.verdict, promotion.promoted, decision.reason, promotion.champion_after
+        return decision.model_copy(
+            update={
+                "verdict": "conflict",
+                "promote": False,
+                "promoted": False,
+                "reason": f"{promotion.reason} (the comparison said: {decision.reason})",
+                "champion_after": promotion.champion_after,
+                "superseded": decision.verdict,
+            }
+        )
+    return decision.model_copy(
+        update={"promoted": promotion.promoted, "champion_after": promotion.champion_after}
+    )

@@ -20,8 +20,6 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.data.schema import CATEGORICAL_DOMAINS, FEATURES
@@ -29,6 +27,7 @@ from tasks.errors import SnapshotRejected
 from tasks.gate.failures import FailedCheck
 from tasks.gate.thresholds import DriftThresholds, Status
 from tasks.settings import Settings
+from tasks.steps import retried_step, step
 
 PROFILE_ARTIFACT = "reference_profile.json"
 #: Numeric features binned by the reference's quantiles; every other feature is categorical
@@ -228,7 +227,7 @@ def _category_shares(series: pd.Series) -> dict[str, float]:
     return dict(sorted(shares.items()))
 
 
-@task(name="log-reference-profile", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("log-reference-profile")  # the same file at the same path: safe to repeat
 def log_reference_profile(run_id: str, train: pd.DataFrame) -> ReferenceProfile:
     """Store the training data's profile in the challenger's MLflow run, for next month's drift."""
     from mlflow.tracking import MlflowClient
@@ -249,19 +248,21 @@ class Reference(BaseModel):
     reason: str = ""
 
 
-@task(name="find-reference-profile", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("find-reference-profile")
 def find_reference_profile(settings: Settings) -> Reference:
-    """The current champion's reference profile from its MLflow run, if there is a champion."""
+    """The current champion's reference profile from its MLflow run, if there is a champion.
+
+    Connects through `connect_tracking`, like every command: URIs and credentials alike.
+    """
     if settings.is_local and not (settings.home / "mlflow.db").is_file():
         return Reference(reason="no champion yet (no MLflow store)")
-    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from tasks.registry.aliases import champion_version
+    from tasks.tracking.connection import connect_tracking
 
-    mlflow.set_tracking_uri(settings.resolved_tracking_uri)
-    mlflow.set_registry_uri(settings.resolved_registry_uri)
+    connect_tracking(settings)
     client = MlflowClient()
     version = champion_version(client, settings.model_name)
     if version is None:
@@ -282,7 +283,7 @@ def find_reference_profile(settings: Settings) -> Reference:
     return Reference(profile=profile, champion_version=version)
 
 
-@task(name="check-drift", cache_policy=NO_CACHE)
+@step("check-drift")
 def check_drift(
     frame: pd.DataFrame, reference: Reference, thresholds: DriftThresholds, *, source: str
 ) -> DriftReport:

@@ -272,12 +272,6 @@ def ordered_failures(failures: list[FailedCheck]) -> list[FailedCheck]:
     )
 
 
-def safe_names(names: Sequence[Any]) -> str:
-    known = [str(n) for n in dict.fromkeys(names) if n in schema.COLUMNS]
-    hidden = len(set(names)) - len(known)
-    return join_words(known + ([f"{hidden} other"] if hidden else [])) or "unnamed"
-
-
 def _describe_domain(values: Sequence[Any]) -> str:
     return "{" + ", ".join(str(v) for v in values) + "}"
 

@@ -12,9 +12,8 @@ from __future__ import annotations
 import csv
 import io
 import operator
-import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,6 +26,7 @@ from tasks.data.schema import (
     STRING_COLUMNS,
 )
 from tasks.errors import SnapshotRejected
+from tasks.messages import describe_names, normalise_name, plural
 from tasks.settings import redact_uri
 
 #: Signatures of files people export by mistake instead of CSV.
@@ -98,22 +98,13 @@ def check_csv_layout(text: str, *, source: str) -> CsvLayout:
     if ragged:
         line_number, fields = ragged[0]
         others = len(ragged) - 1
-        more = f" (and {_plural(others, 'more line')} of the wrong width)" if others else ""
+        more = f" (and {plural(others, 'more line')} of the wrong width)" if others else ""
         raise _rejected(
             source,
             f"line {line_number:,} has {fields} {'field' if fields == 1 else 'fields'}, "
             f"the header has {width}{more}",
         )
     return CsvLayout(header=tuple(header), rows=rows)
-
-
-def describe_names(names: Iterable[object]) -> str:
-    """Known column names quoted, anything else only counted (it may be a customer's value)."""
-    unique = list(dict.fromkeys(str(n) for n in names))
-    known = [n for n in unique if n in COLUMNS]
-    hidden = len(unique) - len(known)
-    parts = known + ([f"{hidden} other{'s' if hidden > 1 else ''}"] if hidden else [])
-    return ", ".join(parts) or "unnamed"
 
 
 def _split_header(line: str, *, source: str, line_number: int) -> list[str]:
@@ -134,8 +125,8 @@ def _check_header(header: Sequence[str], *, source: str) -> None:
                 f"comma-separated with {len(COLUMNS)} columns",
             )
         raise _rejected(source, f"one column only; expected {len(COLUMNS)} comma-separated columns")
-    wanted = {_normalise(c) for c in COLUMNS}
-    if not any(_normalise(name) in wanted for name in header):
+    wanted = {normalise_name(c) for c in COLUMNS}
+    if not any(normalise_name(name) in wanted for name in header):
         raise _rejected(
             source,
             "the first line is not a header row (none of its names is a known column); "
@@ -183,14 +174,6 @@ def _ragged_rows_quoted(text: str, width: int, *, source: str) -> list[tuple[int
     return ragged
 
 
-def _normalise(name: str) -> str:
-    return re.sub(r"[^a-z0-9]", "", name.lower())
-
-
-def _plural(n: int, noun: str) -> str:
-    return f"{n:,} {noun}" if n == 1 else f"{n:,} {noun}s"
-
-
 def _rejected(source: str, problem: str) -> SnapshotRejected:
     return SnapshotRejected(f"Snapshot {source}: {problem}")
 
@@ -198,7 +181,7 @@ def _rejected(source: str, problem: str) -> SnapshotRejected:
 def parse_snapshot(payload: bytes, *, source: str) -> pd.DataFrame:
     """Parse CSV bytes with explicit dtypes; blank `TotalCharges` becomes missing.
 
-    The parse guards (tasks/parsing.py) run first: pandas would read a wrong delimiter,
+    The parse guards (above) run first: pandas would read a wrong delimiter,
     duplicated headers or short rows without complaint. Numbers are coerced column by column
     so that text in a numeric column stays visible to the expectation suite (as object dtype)
     instead of failing the whole read.

@@ -18,14 +18,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
 from tasks.errors import SnapshotRejected
 from tasks.gate.drift import DriftReport
 from tasks.gate.failures import TABLE_KEY, FailedCheck
 from tasks.gate.suite import ValidationReport
 from tasks.settings import Settings
+from tasks.steps import retried_step, step
 
 REPORT_HTML = "validation.html"
 REPORT_JSON = "validation.json"
@@ -254,7 +252,7 @@ _CSS = (
 )
 
 
-@task(name="publish-gate-report", cache_policy=NO_CACHE)
+@step("publish-gate-report")
 def publish_gate_report(gate: Gate) -> Path:
     """Write the HTML and JSON report under the state directory and a Prefect markdown artifact."""
     from prefect.artifacts import create_markdown_artifact
@@ -272,7 +270,7 @@ def publish_gate_report(gate: Gate) -> Path:
     return gate.html_path
 
 
-@task(name="log-gate-report", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("log-gate-report")
 def log_gate_report(run_id: str, gate: Gate) -> None:
     """Attach the gate report and the drift figures to the MLflow run of a passing snapshot."""
     from mlflow.entities import Metric, RunTag

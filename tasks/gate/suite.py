@@ -13,8 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.data import schema
 from tasks.errors import SnapshotRejected
@@ -25,9 +23,9 @@ from tasks.gate.failures import (
     not_evaluable,
     ordered_failures,
     referenced_columns,
-    safe_names,
 )
-from tasks.messages import plural
+from tasks.messages import describe_names, plural
+from tasks.steps import step
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -160,7 +158,7 @@ def check_snapshot(
             FailedCheck(
                 None,
                 "guard:unique_column_names",
-                f"{plural(len(duplicated), 'duplicated column name')}: {safe_names(list(duplicated))}",
+                f"{plural(len(duplicated), 'duplicated column name')}: {describe_names(list(duplicated))}",
                 None,
             )
         )
@@ -217,7 +215,7 @@ def check_snapshot(
 
 # NO_CACHE: a gate must run every time (the suite may have changed), and hashing a large
 # frame for the cache key costs about 0.7 s per million rows.
-@task(name="validate-snapshot", cache_policy=NO_CACHE)
+@step("validate-snapshot")
 def validate_snapshot(
     frame: pd.DataFrame,
     *,

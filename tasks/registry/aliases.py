@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from prefect import task
-from prefect.cache_policies import NO_CACHE
+
+from tasks.steps import retried_step
 
 CHAMPION = "champion"
 PREVIOUS_CHAMPION = "previous-champion"
@@ -22,10 +22,6 @@ class ChampionRef:
     name: str
     version: str
     run_id: str | None
-
-    @property
-    def uri(self) -> str:
-        return f"models:/{self.name}@{CHAMPION}"
 
 
 def is_missing(exc: MlflowException) -> bool:
@@ -53,7 +49,7 @@ def _model_exists(client: MlflowClient, name: str) -> bool:
     return bool(client.search_registered_models(filter_string=f"name='{name}'", max_results=1))
 
 
-@task(name="find-champion", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("find-champion")
 def find_champion(name: str) -> ChampionRef | None:
     """The current champion, or None before the first promotion."""
     client = MlflowClient()

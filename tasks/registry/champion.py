@@ -7,16 +7,15 @@ from typing import Any
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import is_transient
+from tasks.errors import unreachable_reason
 from tasks.registry.aliases import ChampionRef, champion_version, is_missing
 from tasks.registry.history import read_history
+from tasks.steps import retried_step
 from tasks.training.model import keep_pycaret_quiet
 
 
-@task(name="find-missing-champion", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("find-missing-champion")
 def find_missing_champion(name: str) -> str | None:
     """With no `champion` alias: why, if the history says there was one (None if never)."""
     client = MlflowClient()
@@ -41,13 +40,7 @@ class LoadedChampion:
     problem: str | None = None
 
 
-@task(
-    name="load-champion",
-    retries=2,
-    retry_delay_seconds=3,
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
-)
+@retried_step("load-champion")
 def load_champion(champion: ChampionRef) -> LoadedChampion:
     """The champion as a pyfunc, pinned to the version found (not whatever the alias says now).
 
@@ -60,7 +53,7 @@ def load_champion(champion: ChampionRef) -> LoadedChampion:
     try:
         model = mlflow.pyfunc.load_model(f"models:/{champion.name}/{champion.version}")
     except Exception as exc:
-        if is_unreachable(exc):
+        if unreachable_reason(exc) is not None:
             raise
         try:  # a registry that does not answer is an outage, not a broken champion
             MlflowClient().get_model_version(champion.name, champion.version)
@@ -68,13 +61,6 @@ def load_champion(champion: ChampionRef) -> LoadedChampion:
             raise exc from None
         return LoadedChampion(None, f"champion v{champion.version} will not load: {_brief(exc)}")
     return LoadedChampion(model)
-
-
-def is_unreachable(exc: BaseException) -> bool:
-    """Network trouble (retry or fail the run), as opposed to a broken artifact."""
-    import requests
-
-    return isinstance(exc, ConnectionError | TimeoutError | requests.RequestException)
 
 
 def _brief(exc: BaseException) -> str:

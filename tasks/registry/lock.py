@@ -6,10 +6,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from tasks.errors import ChurnRetrainError, is_transient
+from tasks.errors import PromotionLockMissing
+from tasks.steps import retried_step
 
 #: Seconds to wait for the promotion lock before giving up (the verdict becomes `conflict`).
 LOCK_TIMEOUT_SECONDS = 120.0
@@ -17,22 +15,12 @@ LOCK_TIMEOUT_SECONDS = 120.0
 LOCK_LEASE_SECONDS = 60.0
 
 
-class PromotionLockMissing(ChurnRetrainError):
-    """The Prefect global concurrency limit that serialises promotions does not exist."""
-
-
 def promotion_lock_name(model_name: str) -> str:
     """The Prefect global concurrency limit serialising alias moves of `model_name`."""
     return "churn-retrain-promote-" + re.sub(r"[^A-Za-z0-9_.-]", "-", model_name)
 
 
-@task(
-    name="ensure-promotion-lock",
-    retries=2,
-    retry_delay_seconds=3,
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
-)
+@retried_step("ensure-promotion-lock")
 def ensure_promotion_lock(model_name: str, *, create: bool) -> str:
     """Check the promotion lock exists with one slot (creating it if `create`); its name.
 

@@ -7,11 +7,9 @@ from typing import Literal
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 from pydantic import BaseModel, ConfigDict
 
-from tasks.errors import ChurnRetrainError, is_transient
+from tasks.errors import RollbackRefused
 from tasks.registry.aliases import (
     CHALLENGER,
     CHAMPION,
@@ -23,13 +21,8 @@ from tasks.registry.aliases import (
 )
 from tasks.registry.history import HistoryEvent, append_history, read_history
 from tasks.registry.lock import LOCK_TIMEOUT_SECONDS, promotion_lock
-from tasks.registry.versions import mark_version
-
-
-class RollbackRefused(ChurnRetrainError):
-    """Nothing to roll back to, or the named version cannot become champion."""
-
-    exit_code = 2
+from tasks.registry.versions import PROMOTED_TAG, mark_version
+from tasks.steps import retried_step, step
 
 
 class Promotion(BaseModel):
@@ -75,19 +68,19 @@ def _move_champion(
         set_alias(client, name, CHAMPION, current)
         set_alias(client, name, PREVIOUS_CHAMPION, previous_before)
         raise
-    client.set_model_version_tag(name, to_version, "promoted", "true")
-    if alias_version(client, name, CHALLENGER) == to_version:
-        set_alias(client, name, CHALLENGER, None)
+    _mark_champion(client, name, to_version)
     return event
 
 
-@task(
-    name="promote-challenger",
-    retries=2,
-    retry_delay_seconds=3,
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
-)
+def _mark_champion(client: MlflowClient, name: str, version: str) -> None:
+    """Tag the new champion promoted and take `challenger` off it (idempotent)."""
+    client.set_model_version_tag(name, version, PROMOTED_TAG, "true")
+    if alias_version(client, name, CHALLENGER) == version:
+        set_alias(client, name, CHALLENGER, None)
+
+
+# Guarded, so safe to repeat: a retry after the move finds it done ("already promoted").
+@retried_step("promote-challenger")
 def promote_challenger(
     name: str,
     version: str,
@@ -117,6 +110,7 @@ def promote_challenger(
             raise
         current = champion_version(client, name)
         if current == version and _already_recorded(client, name, version, decision_run):
+            _mark_champion(client, name, version)  # in case the first try stopped before it
             return Promotion(  # a retry after the move succeeded
                 promoted=True,
                 conflict=False,
@@ -180,13 +174,8 @@ def _refused(
     )
 
 
-@task(
-    name="roll-back-champion",
-    retries=2,
-    retry_delay_seconds=3,
-    retry_condition_fn=is_transient,
-    cache_policy=NO_CACHE,
-)
+# Not retried: a repeat after the move succeeded would roll back the rollback.
+@step("roll-back-champion")
 def rollback_champion(
     name: str,
     *,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import mlflow
 from mlflow.tracking import MlflowClient
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.registry.aliases import CHALLENGER
+from tasks.steps import retried_step
 
 IDEMPOTENCY_TAG = "idempotency_key"
 PROMOTED_TAG = "promoted"
@@ -17,7 +17,7 @@ def idempotency_key(model_name: str, period: str) -> str:
     return f"{model_name}:{period}"
 
 
-@task(name="find-period-promotion", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("find-period-promotion")
 def find_period_promotion(model_name: str, key: str) -> str | None:
     """The version already promoted under `key`, if any."""
     versions = MlflowClient().search_model_versions(
@@ -27,25 +27,53 @@ def find_period_promotion(model_name: str, key: str) -> str | None:
     return str(min(int(v.version) for v in promoted)) if promoted else None
 
 
-@task(name="register-challenger", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
-def register_challenger(model_uri: str, name: str, *, tags: dict[str, str]) -> str:
+@retried_step("register-challenger")  # retry-safe: a version this run registered is reused
+def register_challenger(
+    model_uri: str,
+    name: str,
+    *,
+    run_id: str,
+    period: str,
+    verdict: str,
+    training_ids_digest: str,
+    data_digest: str | None = None,
+    key: str | None = None,
+) -> str:
     """Register the challenger's model as a new version, tagged with its verdict from birth.
 
     It is registered as not promoted (`promoted=false`); only a completed promotion flips it.
+    `key` is the period's `idempotency_key`. A run registers one challenger: if a version from
+    `run_id` exists already (a retry after the registry created it but the answer was lost),
+    that version is returned, not a second one.
     """
-    import mlflow
+    existing = run_version(MlflowClient(), name, run_id)
+    if existing is not None:
+        return existing
+    tags = {
+        "verdict": verdict,
+        "period": period,
+        "data.digest": data_digest,
+        IDEMPOTENCY_TAG: key,
+        PROMOTED_TAG: "false",
+        "training_ids.digest": training_ids_digest,
+    }
+    set_tags = {k: v for k, v in tags.items() if v is not None}
+    return str(mlflow.register_model(model_uri, name, tags=set_tags).version)
 
-    version = mlflow.register_model(model_uri, name, tags={**tags, "promoted": "false"})
-    return str(version.version)
+
+def run_version(client: MlflowClient, name: str, run_id: str) -> str | None:
+    """The version of `name` registered from `run_id`, if any (the first, if several)."""
+    versions = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
+    return str(min(int(v.version) for v in versions)) if versions else None
 
 
 def mark_version(client: MlflowClient, name: str, version: str, *, verdict: str) -> None:
     client.set_model_version_tag(name, version, "verdict", verdict)
-    client.set_model_version_tag(name, version, "promoted", "false")
+    client.set_model_version_tag(name, version, PROMOTED_TAG, "false")
     client.set_registered_model_alias(name, CHALLENGER, version)
 
 
-@task(name="mark-not-promoted", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("mark-not-promoted")
 def mark_not_promoted(name: str, version: str, *, verdict: str) -> None:
     """Tag the version with its verdict and point the `challenger` alias at it."""
     mark_version(MlflowClient(), name, version, verdict=verdict)

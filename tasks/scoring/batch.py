@@ -10,14 +10,12 @@ from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.data.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.steps import retried_step
 from tasks.training.model import LABEL_COLUMN, PROBABILITY_COLUMN
 
 OutputFormat = Literal["csv", "parquet"]
-SCORE_COLUMNS = (ID_COLUMN, PROBABILITY_COLUMN, LABEL_COLUMN, "model_version", "scored_at")
 
 
 @dataclass(frozen=True)
@@ -59,7 +57,7 @@ def score_chunk(model: Any, rows: pd.DataFrame, *, version: str, scored_at: str)
     )
 
 
-@task(name="write-scores", retries=1, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("write-scores", retries=1)
 def write_scores(
     model: Any,
     frame: pd.DataFrame,

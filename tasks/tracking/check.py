@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from prefect import task
-from prefect.cache_policies import NO_CACHE
-
-from tasks.errors import TrackingUnavailable
+from tasks.errors import ServerUnreachable, TrackingUnavailable, unreachable_reason
 from tasks.settings import Settings, redact_uri
+from tasks.steps import step
 from tasks.tracking.connection import (
     PROBE_ALIAS,
     PROBE_TAG,
     Connection,
-    ServerUnreachable,
     connect_tracking,
     is_http,
 )
@@ -44,43 +40,6 @@ class TrackingCheck:
         )
 
 
-def _exception_chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
-
-
-def unreachable_reason(exc: BaseException, *, timeout_seconds: int | None = None) -> str | None:
-    """Why the server could not be talked to (refused, no answer, ...), or None if it answered.
-
-    Looks at the exception and what it was raised from: MLflow wraps the `requests` error in
-    an `MlflowException` whose message quotes it.
-    """
-    import requests
-    import urllib3
-
-    chain = list(_exception_chain(exc))
-    network = (requests.RequestException, urllib3.exceptions.HTTPError, ConnectionError)
-    text = " ".join(str(e) for e in chain).lower()
-    if not any(isinstance(e, network) for e in chain) and not (
-        "api request to" in text and "failed with" in text and "exception" in text
-    ):
-        return None  # an answer (HTTP error, bad data, a bug): not the server going away
-    if any(isinstance(e, requests.Timeout | TimeoutError) for e in chain) or "timed out" in text:
-        within = f" within {timeout_seconds} s" if timeout_seconds else ""
-        return f"no answer{within} (timed out)"
-    if "connection refused" in text:
-        return "connection refused: nothing listens there (server down?)"
-    if "name or service not known" in text or "name resolution" in text:
-        return "host name not found"
-    if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
-        return "TLS handshake failed"
-    return "connection failed (" + _last_line(str(chain[-1])) + ")"
-
-
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return (lines[-1] if lines else text)[:300]
@@ -103,31 +62,62 @@ def _route_exists(response: Any) -> bool:
 
 
 class _Prober:
-    """GETs and POSTs to the tracking server, one attempt each, bounded by the timeout."""
+    """GETs and POSTs to the tracking server, one attempt each, bounded by the timeout.
+
+    Plain `requests` with the authentication MLflow's client documents: the connection's user
+    and password (`MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`) as basic auth, else
+    `MLFLOW_TRACKING_TOKEN` as a bearer token; TLS as `MLFLOW_TRACKING_INSECURE_TLS`,
+    `MLFLOW_TRACKING_SERVER_CERT_PATH` and `MLFLOW_TRACKING_CLIENT_CERT_PATH` say. No retries.
+    """
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
-    def __call__(self, uri: str, endpoint: str, method: str = "GET", **kwargs: Any) -> Any:
-        from mlflow.utils.credentials import get_default_host_creds
-        from mlflow.utils.rest_utils import http_request
+    def _auth(self) -> dict[str, Any]:
+        from mlflow.environment_variables import MLFLOW_TRACKING_TOKEN
 
+        username = self.connection.username
+        password = self.connection.password
+        if username and password is not None:
+            return {"auth": (username, password.get_secret_value())}
+        if token := MLFLOW_TRACKING_TOKEN.get():
+            return {"headers": {"Authorization": f"Bearer {token}"}}
+        return {}
+
+    @staticmethod
+    def _tls() -> dict[str, Any]:
+        from mlflow.environment_variables import (
+            MLFLOW_TRACKING_CLIENT_CERT_PATH,
+            MLFLOW_TRACKING_INSECURE_TLS,
+            MLFLOW_TRACKING_SERVER_CERT_PATH,
+        )
+
+        verify: bool | str = True
+        if MLFLOW_TRACKING_INSECURE_TLS.get():
+            verify = False
+        elif server_cert := MLFLOW_TRACKING_SERVER_CERT_PATH.get():
+            verify = server_cert
+        tls: dict[str, Any] = {"verify": verify}
+        if client_cert := MLFLOW_TRACKING_CLIENT_CERT_PATH.get():
+            tls["cert"] = client_cert
+        return tls
+
+    def __call__(self, uri: str, endpoint: str, method: str = "GET", **kwargs: Any) -> Any:
+        import requests
+
+        timeout = self.connection.timeout_seconds
         try:
-            # The same request path as the MLflow client (auth headers, TLS options), with no
-            # retries and no retried status codes: the check answers in one timeout.
-            return http_request(
-                get_default_host_creds(uri),
-                endpoint,
+            return requests.request(
                 method,
-                max_retries=0,
-                backoff_factor=0,
-                retry_codes=(),
-                timeout=self.connection.timeout_seconds,
-                raise_on_status=False,
+                uri.rstrip("/") + endpoint,
+                timeout=timeout,
+                allow_redirects=True,
+                **self._auth(),
+                **self._tls(),
                 **kwargs,
             )
         except Exception as exc:
-            reason = unreachable_reason(exc, timeout_seconds=self.connection.timeout_seconds)
+            reason = unreachable_reason(exc, timeout_seconds=timeout)
             raise ServerUnreachable(
                 f"MLflow server {redact_uri(uri)} is unreachable: {reason or _last_line(str(exc))}",
                 timed_out=bool(reason and "timed out" in reason),
@@ -235,34 +225,30 @@ def _probe_registry(call: _Prober, connection: Connection, registry: str, model_
         raise TrackingUnavailable(str(problem))
 
 
-def _refused_only(task: object, task_run: object, state: object) -> bool:
-    """Retry the check once when a connection failed (a restarting server), not on an answer.
-
-    Nor on a timeout: a server that kept silent for the whole timeout would only double the wait.
-    """
-    exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]
-    return isinstance(exc, ServerUnreachable) and not exc.timed_out
+#: A connection refused (a restarting server) gets one more try this much later.
+_RETRY_DELAY_SECONDS = 1.0
 
 
-@task(
-    name="check-tracking",
-    retries=1,
-    retry_delay_seconds=1,
-    retry_condition_fn=_refused_only,
-    cache_policy=NO_CACHE,  # nothing to reuse, and no reason to hash settings holding secrets
-)
+@step("check-tracking")
 def check_tracking(settings: Settings) -> TrackingCheck:
     """Connect MLflow and, for a server, check it answers and its registry can promote.
 
-    Bounded: one attempt per probe, each within the request timeout, and one retry a second
-    later when a connection failed. A server that accepts connections but never answers costs
-    one timeout. The local SQLite store has no server: nothing to check.
+    Bounded: one attempt per probe, each within the request timeout, and one more try a second
+    later when a connection failed (a restarting server), not on an answer, nor on a timeout (a
+    server that kept silent for the whole timeout would only double the wait). The local SQLite
+    store has no server: nothing to check.
     """
     started = time.perf_counter()
     connection = connect_tracking(settings)
     capabilities: tuple[str, ...] = ()
     if connection.is_http:
-        capabilities = probe_tracking(connection, settings.model_name)
+        try:
+            capabilities = probe_tracking(connection, settings.model_name)
+        except ServerUnreachable as exc:
+            if exc.timed_out:
+                raise
+            time.sleep(_RETRY_DELAY_SECONDS)
+            capabilities = probe_tracking(connection, settings.model_name)
     check = TrackingCheck(
         server=connection.server,
         registry=redact_uri(connection.registry_uri),

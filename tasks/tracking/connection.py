@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 from pydantic import SecretStr
 
-from tasks.errors import TrackingMisconfigured, TrackingUnavailable
+from tasks.errors import TrackingMisconfigured
 from tasks.settings import Settings, redact_uri
 
 #: The alias the run moves; probed so a registry without aliases is caught before training.
@@ -23,14 +23,6 @@ _TOKEN_HELP = (
     "set CHURN_RETRAIN_DAGSHUB_TOKEN (or DAGSHUB_USER_TOKEN), or name a Prefect Secret block "
     "holding it in CHURN_RETRAIN_DAGSHUB_TOKEN_BLOCK"
 )
-
-
-class ServerUnreachable(TrackingUnavailable):
-    """No HTTP answer at all: refused, timed out, DNS or TLS failure."""
-
-    def __init__(self, message: str, *, timed_out: bool = False) -> None:
-        super().__init__(message)
-        self.timed_out = timed_out
 
 
 @dataclass(frozen=True)

@@ -13,10 +13,9 @@ import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
 from mlflow.types.schema import ColSpec, Schema
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.data.schema import FEATURES, FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS
+from tasks.steps import step
 from tasks.tracking.check import check_tracking as check_tracking
 from tasks.tracking.runs import param_text
 from tasks.training.train import Challenger
@@ -47,40 +46,24 @@ def model_signature() -> ModelSignature:
 
 #: Two made-up customers (no real customer's data ends up in a model artifact), written out
 #: so that logging a model never imports the synthetic-data generator.
-_EXAMPLE_ROWS: dict[str, list[Any]] = {
-    "customerID": ["9524-YNMAX", "7804-NPQNA"],
-    "gender": ["Female", "Male"],
-    "SeniorCitizen": [0, 0],
-    "Partner": ["Yes", "No"],
-    "Dependents": ["Yes", "Yes"],
-    "tenure": [31, 6],
-    "PhoneService": ["Yes", "Yes"],
-    "MultipleLines": ["Yes", "Yes"],
-    "InternetService": ["DSL", "DSL"],
-    "OnlineSecurity": ["Yes", "No"],
-    "OnlineBackup": ["No", "No"],
-    "DeviceProtection": ["No", "No"],
-    "TechSupport": ["Yes", "Yes"],
-    "StreamingTV": ["Yes", "Yes"],
-    "StreamingMovies": ["Yes", "No"],
-    "Contract": ["Month-to-month", "Month-to-month"],
-    "PaperlessBilling": ["No", "Yes"],
-    "PaymentMethod": ["Electronic check", "Electronic check"],
-    "MonthlyCharges": [79.48, 65.01],
-    "TotalCharges": [2479.37, 389.0],
-}
+_EXAMPLE_ROWS = (
+    ("9524-YNMAX", "Female", 0, "Yes", "Yes", 31, "Yes", "Yes", "DSL", "Yes", "No", "No", "Yes",
+     "Yes", "Yes", "Month-to-month", "No", "Electronic check", 79.48, 2479.37),
+    ("7804-NPQNA", "Male", 0, "No", "Yes", 6, "Yes", "Yes", "DSL", "No", "No", "No", "Yes",
+     "Yes", "No", "Month-to-month", "Yes", "Electronic check", 65.01, 389.0),
+)  # fmt: skip
 
 
 def input_example() -> pd.DataFrame:
     """Raw snapshot rows as the model receives them (no target column)."""
-    return pd.DataFrame(_EXAMPLE_ROWS)
+    return pd.DataFrame(list(_EXAMPLE_ROWS), columns=[ID_COLUMN, *FEATURES])
 
 
 def _pip_requirements() -> list[str]:
     return [f"{name}=={version(name)}" for name in _MODEL_PACKAGES]
 
 
-@task(name="log-challenger", retries=2, retry_delay_seconds=5, cache_policy=NO_CACHE)
+@step("log-challenger")  # never retried: a retry would log a second model into the run
 def log_challenger(run_id: str, challenger: Challenger) -> str:
     """Log the challenger's params, CV metrics, leaderboard and pyfunc model; returns its URI."""
     import cloudpickle

@@ -10,13 +10,11 @@ from typing import Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
-from tasks.errors import TrackingUnavailable
+from tasks.errors import TrackingUnavailable, unreachable_reason
 from tasks.settings import Settings, redact_uri
+from tasks.steps import retried_step, step
 from tasks.tracking.check import check_tracking as check_tracking
-from tasks.tracking.check import unreachable_reason
 from tasks.tracking.connection import connect_tracking
 
 
@@ -50,9 +48,9 @@ class Tracking:
         return f"{self.ui_url}/#/models/{self.model_name}/versions/{version}"
 
 
-@task(name="configure-tracking", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@retried_step("configure-tracking")  # get-or-create: a retry finds what a lost answer made
 def configure_tracking(settings: Settings) -> Tracking:
-    """Point MLflow at the configured store and make sure the experiment exists."""
+    """Connect (`connect_tracking`) and make sure the experiment exists."""
     if settings.is_local:
         settings.home.mkdir(parents=True, exist_ok=True)
     connect_tracking(settings)  # URIs, credentials, bounded HTTP retries (idempotent)
@@ -74,7 +72,7 @@ def configure_tracking(settings: Settings) -> Tracking:
     )
 
 
-@task(name="open-run", retries=2, retry_delay_seconds=3, cache_policy=NO_CACHE)
+@step("open-run")  # never retried: a retry after a lost answer would make a second run
 def open_run(
     tracking: Tracking, *, run_name: str, params: dict[str, Any], tags: dict[str, str]
 ) -> str:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from tasks.data.schema import FLOAT_COLUMNS, INTEGER_COLUMNS, TARGET
 from tasks.errors import TrainingFailed
+
+if TYPE_CHECKING:  # the CLI imports the defaults here before it starts the Prefect server
+    import pandas as pd
 
 #: Best quality per second on 2 cores (benchmarks/bench_models.py): logistic regression on the
 #: derived features is the usual winner on Telco (CV AUC ~0.85); LightGBM catches non-linear
@@ -54,6 +56,8 @@ def plan_training(models: Sequence[str], folds: int, rows: int) -> TrainingPlan:
 
 def check_trainable(frame: pd.DataFrame, *, folds: int) -> None:
     """Refuse data PyCaret would train on silently and badly."""
+    from pandas.api.types import is_numeric_dtype
+
     if len(frame) < MIN_TRAIN_ROWS:
         raise TrainingFailed(
             f"only {len(frame)} training rows; at least {MIN_TRAIN_ROWS} are needed"
@@ -66,7 +70,7 @@ def check_trainable(frame: pd.DataFrame, *, folds: int) -> None:
             f"target class {counts.idxmin()!r} has {counts.min()} rows, fewer than {folds} folds"
         )
     for column in (*INTEGER_COLUMNS, *FLOAT_COLUMNS):
-        if not pd.api.types.is_numeric_dtype(frame[column]):
+        if not is_numeric_dtype(frame[column]):
             raise TrainingFailed(f"column {column!r} is not numeric ({frame[column].dtype})")
         if frame[column].isna().all():
             raise TrainingFailed(f"column {column!r} is entirely missing")

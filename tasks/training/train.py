@@ -10,11 +10,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from prefect import task
-from prefect.cache_policies import NO_CACHE
 
 from tasks.data.schema import TARGET
 from tasks.errors import TrainingFailed
+from tasks.steps import step
 from tasks.training.model import ChurnModel, keep_pycaret_quiet, prepare_features
 from tasks.training.plan import DEFAULT_FOLDS, DEFAULT_MODELS, check_trainable, plan_training
 
@@ -50,7 +49,7 @@ class Challenger:
     worker: str = "local"
 
 
-@task(name="train-challenger", cache_policy=NO_CACHE)
+@step("train-challenger")
 def train_challenger(
     train: pd.DataFrame,
     *,

@@ -1,0 +1,334 @@
+"""What each `churn-retrain` command does once its options are parsed (flows/cli.py parses them).
+
+Each handler takes the command's validated model and `ready`, which waits for the Prefect server
+this process started (if any): called right before the flow runs, so the server boots while the
+command imports its flow. Each returns the exit status.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+from pydantic import BaseModel
+
+from tasks.errors import EXIT_OK
+
+if TYPE_CHECKING:
+    from flows.options import (
+        AutomationCommand,
+        GenerateCommand,
+        RollbackCommand,
+        RunCommand,
+        ScoreCommand,
+        SimulateCommand,
+        StatusCommand,
+        ValidateCommand,
+    )
+    from tasks.decision.record import DecisionRecord
+    from tasks.registry.status import RegistryStatus, VersionSummary
+
+_Params = TypeVar("_Params", bound=BaseModel)
+Ready = Callable[[], None]
+
+
+def flow_parameters(command: BaseModel, model: type[_Params]) -> _Params:
+    """The flow's own parameters out of a command's options (the CLI-only ones left out)."""
+    return model.model_validate({name: getattr(command, name) for name in model.model_fields})
+
+
+def summary(record: DecisionRecord) -> str:
+    """What a person needs after a run: the verdict, both scores, where to look."""
+    metric = record.rule.metric
+    ch = record.challenger
+    nan = float("nan")
+    lines = [
+        f"churn-retrain {record.period}: {record.verdict.upper()}",
+        f"  data         {record.data_source} ({record.rows:,} rows, {record.data_digest})",
+        f"  validation   {record.validation}",
+        *([f"  drift        {record.drift.splitlines()[0]}"] if record.drift else []),
+        f"  challenger   v{ch.version} {ch.algorithm}: holdout {metric} "
+        f"{ch.holdout.get(metric, nan):.4f} (CV {ch.cv.get(metric, nan):.4f}, "
+        f"{record.holdout_rows:,} holdout rows)",
+    ]
+    if record.champion is None:
+        lines.append(
+            f"  champion     none before this run ({record.champion_problem})"
+            if record.champion_problem
+            else "  champion     none before this run"
+        )
+    else:
+        lines.append(
+            f"  champion     v{record.champion.version}: holdout {metric} "
+            f"{record.champion.holdout.get(metric, nan):.4f} on the same rows"
+        )
+    if record.holdout_split is not None and record.holdout_split.unseen_rows is not None:
+        lines.append(
+            f"  holdout      {record.holdout_split.holdout_rows:,} rows the champion never "
+            f"trained on ({record.holdout_split.excluded_rows:,} rows excluded)"
+        )
+    lines += [
+        f"  decision     {record.reason}",
+        f"  champion now v{record.champion_version_after} (models:/{record.model_name}@champion)"
+        if record.champion_version_after
+        else "  champion now none",
+        f"  took         {sum(record.stage_seconds.values()):.1f} s "
+        + " ".join(f"{k}={v:.1f}" for k, v in record.stage_seconds.items()),
+        f"  MLflow       run {record.mlflow_run_id} on {record.tracking_uri}",
+        f"  look at      {record.mlflow_run_url} (decision.json; local store: `make mlflow-ui`)",
+    ]
+    return "\n".join(lines)
+
+
+def run(command: RunCommand, ready: Ready) -> int:
+    from flows.parameters import RetrainParameters
+    from flows.retrain import retrain
+
+    params = flow_parameters(command, RetrainParameters)
+    flow = retrain
+    if command.dask:
+        from prefect_dask import DaskTaskRunner
+
+        # The scheduler, nannies and client log every connection at INFO, 30-odd lines a run
+        # that bury the run's own log; their warnings and errors still show.
+        logging.getLogger("distributed").setLevel(logging.WARNING)
+        local = command.dask == "local"
+        runner = DaskTaskRunner() if local else DaskTaskRunner(address=command.dask)
+        # Its futures subclass PrefectFuture; `with_options` is typed invariantly.
+        flow = retrain.with_options(task_runner=runner)  # type: ignore[arg-type]
+    _prepare_local_store()
+    ready()
+    record = flow(params)
+    if command.as_json:
+        print(json.dumps(record.model_dump(mode="json")))
+    else:
+        print(summary(record))
+    return EXIT_OK
+
+
+def score(command: ScoreCommand, ready: Ready) -> int:
+    from flows.parameters import ScoreParameters
+    from flows.score import score as score_flow
+
+    params = flow_parameters(command, ScoreParameters)
+    ready()
+    print(score_flow(params).describe())
+    return EXIT_OK
+
+
+def status(command: StatusCommand, ready: Ready) -> int:
+    from tasks.registry.status import registry_status
+    from tasks.settings import Settings
+    from tasks.tracking.runs import configure_tracking
+
+    settings = Settings()
+    if settings.is_local and not (settings.home / "mlflow.db").is_file():
+        print(f"no registry yet under {settings.home} (run `churn-retrain run` first)")
+        return EXIT_OK
+    tracking = configure_tracking.fn(settings)
+    found = registry_status(tracking.model_name)
+    if command.as_json:
+        print(json.dumps(None if found is None else found.model_dump(mode="json")))
+        return EXIT_OK
+    if found is None:
+        print(f"model {tracking.model_name!r} is not registered yet on {tracking.tracking_uri}")
+        return EXIT_OK
+    print(status_text(found, tracking.tracking_uri))
+    return EXIT_OK
+
+
+def status_text(status: RegistryStatus, where: str) -> str:
+    """The champion, its decision scores and the promotion history as a table."""
+
+    def side(label: str, v: VersionSummary | None) -> list[str]:
+        if v is None:
+            return [f"  {label:<18} none"]
+        scores = " ".join(
+            f"{k}={v.scores[k]:.4f}"
+            for k in ("roc_auc", "pr_auc", "brier", "recall")
+            if k in v.scores
+        )
+        out = [
+            f"  {label:<18} v{v.version} ({v.period or '?'}, verdict {v.verdict or '?'}, "
+            f"registered {v.registered_at}, run {v.run_id})"
+        ]
+        if scores:
+            out.append(f"  {'':<18} holdout {scores}")
+        if v.difference:
+            out.append(f"  {'':<18} vs the champion of its run: {v.difference}")
+        return out
+
+    lines = [f"{status.model_name} on {where}: {status.versions} version(s)"]
+    lines += side("champion", status.champion)
+    latest = status.latest_comparison
+    if latest and latest["scores"]:
+        scores = " ".join(
+            f"{k}={latest['scores'][k]:.4f}"
+            for k in ("roc_auc", "pr_auc", "brier", "recall")
+            if k in latest["scores"]
+        )
+        lines.append(
+            f"  {'':<18} latest retrain {latest['period']} ({latest['verdict']}): {scores}"
+        )
+    if status.missing_champion:
+        lines.append(f"  {'':<18} ({status.missing_champion})")
+    lines += side("previous-champion", status.previous_champion)
+    lines += side("challenger", status.challenger)
+    lines += ["", "promotion history:"]
+    if not status.history:
+        lines.append("  (none)")
+    else:
+        lines.append(
+            f"  {'#':>3}  {'when (UTC)':<25} {'action':<9} {'from':>5} {'to':>5}  "
+            f"{'by':<12} decision run"
+        )
+        for e in status.history:
+            lines.append(
+                f"  {e.seq:>3}  {e.at:<25} {e.action:<9} {_ver(e.from_version):>5} "
+                f"{_ver(e.to_version):>5}  {e.by:<12} {e.decision_run or '-'}"
+            )
+    return "\n".join(lines)
+
+
+def _ver(version: str | None) -> str:
+    return "-" if version is None else f"v{version}"
+
+
+def rollback(command: RollbackCommand, ready: Ready) -> int:
+    from flows.parameters import RollbackParameters
+    from flows.rollback import rollback as rollback_flow
+
+    params = flow_parameters(command, RollbackParameters)
+    ready()
+    event = rollback_flow(params)
+    if command.as_json:
+        print(json.dumps(event.model_dump(mode="json")))
+    return EXIT_OK
+
+
+def simulate(command: SimulateCommand, ready: Ready) -> int:
+    from datetime import UTC, datetime
+
+    from flows.parameters import SimulateParameters
+    from flows.simulate import HEADER, month_line
+    from flows.simulate import simulate as simulate_flow
+    from tasks.settings import Settings
+
+    params = flow_parameters(command, SimulateParameters)
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    home = command.home or Settings().home / "simulations" / f"{params.scenario}-{stamp}"
+    # A simulation never touches the real registry: its own local store, whatever is configured.
+    os.environ["CHURN_RETRAIN_HOME"] = str(home)
+    for name in (
+        "CHURN_RETRAIN_TRACKING_URI",
+        "CHURN_RETRAIN_REGISTRY_URI",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+    ):
+        os.environ.pop(name, None)
+    print(
+        f"simulating {params.months} months of {params.scenario} from {params.start} "
+        f"(drift from month {params.drift_from}), {params.rows:,} customers, models "
+        f"{','.join(params.models)}; state in {home}\n\n{HEADER}",
+        flush=True,
+    )
+    _prepare_local_store()
+    ready()
+    months, plot = simulate_flow(
+        params, out_dir=home, on_month=lambda m: print(month_line(m), flush=True)
+    )
+    from tasks.registry.status import registry_status
+    from tasks.tracking.runs import configure_tracking
+
+    tracking = configure_tracking.fn(Settings())
+    found = registry_status(tracking.model_name)
+    if found is not None:
+        print("\n" + status_text(found, tracking.tracking_uri))
+    promotions = sum(m.promoted for m in months)
+    print(f"\n{promotions} promotion(s) in {len(months)} months; plot: {plot}")
+    print(
+        f"MLflow UI for this simulation: CHURN_RETRAIN_HOME={home} make mlflow-ui",
+    )
+    return EXIT_OK
+
+
+def generate(command: GenerateCommand, ready: Ready) -> int:
+    from tasks.data.generate import generate_snapshot
+
+    frame = generate_snapshot(
+        command.period,
+        seed=command.seed,
+        rows=command.generated_rows,
+        drift=command.drift,
+        scenario=command.scenario,
+    )
+    command.out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(command.out, index=False)
+    print(f"wrote {len(frame):,} rows to {command.out}")
+    return EXIT_OK
+
+
+def validate(command: ValidateCommand, ready: Ready) -> int:
+    from flows.parameters import ValidateParameters
+    from flows.validate import validate as validate_flow
+    from tasks.errors import SnapshotRejected
+    from tasks.gate.report import REPORT_JSON, report_directory
+    from tasks.settings import Settings
+
+    params = flow_parameters(command, ValidateParameters)
+    ready()
+    state = validate_flow(params, return_state=True)
+    outcome = state.result(raise_on_failure=False)
+    report_dir = report_directory(Settings(), str(state.state_details.flow_run_id))
+    if command.as_json and (report_dir / REPORT_JSON).is_file():
+        gate = json.loads((report_dir / REPORT_JSON).read_text())
+        print(json.dumps({**gate, "report": str(report_dir / "validation.html")}))
+    if isinstance(outcome, BaseException):
+        if not isinstance(outcome, SnapshotRejected):
+            raise outcome
+        print(f"churn-retrain: SnapshotRejected: {outcome}", file=sys.stderr)
+        if (report_dir / "validation.html").is_file():
+            print(f"  report       {report_dir / 'validation.html'}", file=sys.stderr)
+        return outcome.exit_code
+    if not command.as_json:
+        print(
+            "\n".join(
+                [
+                    f"snapshot {outcome.period}: PASSED",
+                    f"  data         {outcome.source} ({outcome.rows:,} rows, {outcome.digest})",
+                    f"  validation   {outcome.validation}",
+                    f"  drift        {outcome.drift}",
+                    f"  report       {outcome.report}",
+                ]
+            )
+        )
+    return EXIT_OK
+
+
+def automation(command: AutomationCommand, ready: Ready) -> int:
+    from tasks.alerts.automations import AUTOMATION_FILES, automation_definition, install_automation
+
+    paths = [command.file] if command.file else list(AUTOMATION_FILES)
+    if command.print_only:
+        for path in paths:
+            print(automation_definition(path, block=command.block).model_dump_json(indent=2))
+        return EXIT_OK
+    for path in paths:
+        automation_id = install_automation(path, block=command.block)
+        print(f"created automation from {path} (id {automation_id})")
+    print(f"notifications go through the block {command.block}")
+    return EXIT_OK
+
+
+def _prepare_local_store() -> None:
+    """Create the local MLflow store while the server boots (a first run migrates ~2 s)."""
+    from tasks.settings import Settings
+    from tasks.tracking.runs import configure_tracking
+
+    settings = Settings()
+    if settings.is_local:  # a remote server is checked inside the flow, where failures alert
+        configure_tracking.fn(settings)

@@ -1,0 +1,151 @@
+"""A Prefect server for one CLI process: the public `prefect server start`, dying with us.
+
+With no Prefect API configured, Prefect would start its own temporary server when the first flow
+is called: after this process has imported Prefect, MLflow, pandas, GX and PyCaret. Started
+first, the server boots while those imports run (benchmarks/bench_retrain.py measures the cold
+run). It is the documented command, `prefect server start --host 127.0.0.1 --port P --no-ui
+--no-scheduler --no-late-runs --analytics-off`: one process, SQLite under `PREFECT_HOME`, the
+event and task-run services that record the run, no scheduler (nothing is deployed on it).
+
+The client is pointed at it by the caller with Prefect's public settings API
+(`prefect.settings.temporary_settings` with `PREFECT_API_URL`, see flows/cli.py). It dies with
+this process: `stop()` on the way out, and on Linux the kernel sends it SIGTERM if the CLI dies
+without a chance to (SIGKILL, a crash): `prctl(PR_SET_PDEATHSIG)`. It runs in its own session,
+so Ctrl-C in the terminal reaches the CLI only, which then stops it. This module imports
+nothing from Prefect.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from pathlib import Path
+
+from tasks.errors import PrefectServerFailed
+
+#: Seconds to wait for `/api/health`: it is 4-11 s, and was over 20 s on a busy 2-core machine.
+STARTUP_TIMEOUT_SECONDS = 90.0
+#: Start attempts when the free port we picked was taken before the server bound it.
+_PORT_ATTEMPTS = 3
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with(parent: int) -> Callable[[], None] | None:
+    """`preexec_fn` for the server on Linux: SIGTERM when `parent` dies, even by SIGKILL."""
+    if not sys.platform.startswith("linux"):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec() -> None:
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the prctl: go now
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return preexec
+
+
+class PrefectServer:
+    """`start()` spawns the server, `wait()` blocks until it answers, `stop()` ends it.
+
+    The caller points Prefect at `api_url`. The database is Prefect's usual one in
+    `PREFECT_HOME`; the server's output goes to `<PREFECT_HOME>/server.log`.
+    """
+
+    def __init__(self, *, timeout: float = STARTUP_TIMEOUT_SECONDS) -> None:
+        self.timeout = timeout
+        self.port = 0
+        self.process: subprocess.Popen[bytes] | None = None
+        self.log = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")) / "server.log"
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api"
+
+    def command(self) -> list[str]:
+        """The documented command line this server runs."""
+        return [
+            *(sys.executable, "-m", "prefect", "server", "start"),
+            *("--host", "127.0.0.1", "--port", str(self.port)),
+            *("--no-ui", "--no-scheduler", "--no-late-runs", "--analytics-off"),
+        ]
+
+    def start(self) -> str:
+        """Spawn the server on a free loopback port; returns its API URL."""
+        self.port = _free_port()
+        self.log.parent.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
+        env.pop("PREFECT_API_URL", None)  # it is the API; it must not look for another one
+        with self.log.open("wb") as log:
+            self.process = subprocess.Popen(
+                self.command(),
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                # Not thread-safe in general; the CLI starts it before any thread exists.
+                preexec_fn=_die_with(os.getpid()),
+            )
+        print(f"Starting a Prefect server for this run on {self.api_url}", file=sys.stderr)
+        return self.api_url
+
+    def wait(self) -> None:
+        """Block until `/api/health` answers; start again if our port was taken meanwhile."""
+        deadline = time.monotonic() + self.timeout
+        attempts = 1
+        while time.monotonic() < deadline:
+            if self.process is None:
+                raise PrefectServerFailed("the Prefect server was not started")
+            code = self.process.poll()
+            if code is not None:
+                if attempts < _PORT_ATTEMPTS and "already in use" in self._log_tail():
+                    attempts += 1
+                    self.start()
+                    continue
+                raise PrefectServerFailed(
+                    f"the Prefect server exited with status {code}; see {self.log}"
+                )
+            try:
+                with urllib.request.urlopen(f"{self.api_url}/health", timeout=2) as response:
+                    if response.status == 200:
+                        return
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                pass
+            time.sleep(0.1)
+        raise PrefectServerFailed(
+            f"the Prefect server did not answer within {self.timeout:g} s; see {self.log}"
+        )
+
+    def stop(self, *, grace: float = 5.0) -> None:
+        """SIGTERM the server's process group, then SIGKILL after `grace` seconds."""
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            process.wait()
+
+    def _log_tail(self) -> str:
+        try:
+            return self.log.read_text(errors="replace")[-2000:]
+        except OSError:
+            return ""
