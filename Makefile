@@ -11,7 +11,7 @@ PREFECT_PORT ?= 4200
 
 .PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
 	prefect-server deploy worker bench-scale validate automation \
-	status rollback simulate bench-decision promotion-lock bench-models
+	status rollback simulate bench-cold-starts bench-decision promotion-lock bench-models
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -65,6 +65,9 @@ bench-models: install ## quality per second of candidate model sets on the real 
 
 bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
 	$(RUN) python benchmarks/bench_scale.py
+
+bench-cold-starts: install ## 100 cold `churn-retrain run` starts in a row: any start-up crash? (ARGS="--runs 20")
+	$(RUN) python benchmarks/bench_cold_starts.py $(ARGS)
 
 bench-decision: install ## promotion rates of our rule vs point estimates, real Telco CSV (~5 min)
 	$(RUN) python benchmarks/bench_decision.py $(ARGS)
