@@ -7,8 +7,10 @@ the environment before Prefect is imported, starts a Prefect server when none is
 
 Exit status (tasks/errors.py): 0 the command completed (promoted or kept); 2 bad command line
 (or a refused rollback: nothing to roll back to, unknown version); 3 the snapshot was rejected
-(nothing trained, champion untouched); 4 training failed; 5 tracking server unreachable; 1
-anything else (a crash: see the traceback).
+(nothing trained, champion untouched; also a 4xx answer from a snapshot URL); 4 training
+failed; 5 tracking server unreachable; 6 the snapshot's URL gave no usable answer (5xx, or not
+within CHURN_RETRAIN_DOWNLOAD_TIMEOUT_SECONDS) after the retries; 1 anything else (a crash: see
+the traceback).
 """
 
 from __future__ import annotations
@@ -105,6 +107,79 @@ def _using(server: PrefectServer | None) -> AbstractContextManager[object]:
     )
 
 
+#: Prefix of the flow-run tag naming the CLI process that ran it on its own server.
+OWNER_TAG_PREFIX = "churn-retrain-cli:"
+
+
+def _owned(server: PrefectServer | None) -> AbstractContextManager[object]:
+    """Flow runs on this process's own server carry its owner tag (see `_crash_orphans`)."""
+    if server is None:
+        return nullcontext()
+    from prefect import tags
+
+    from tasks.tracking.owner import Owner
+
+    return tags(OWNER_TAG_PREFIX + Owner.current().text())
+
+
+def _ready(server: PrefectServer | None) -> Callable[[], None]:
+    """What a handler calls before its flow: wait for our server, then clean up after the dead."""
+    if server is None:
+        return lambda: None
+
+    def ready() -> None:
+        server.wait()
+        _crash_orphans()
+
+    return ready
+
+
+def _crash_orphans() -> list[str]:
+    """Mark Crashed the flow runs a killed CLI left Running (or Pending) in this PREFECT_HOME.
+
+    The CLI's server dies with it, so a SIGKILLed run cannot be marked Crashed by anyone then:
+    the next CLI on the same database does it, for runs whose owner tag names a process that is
+    gone (tasks/tracking/owner.py: same host, pid dead or reused). Runs of a live CLI, of
+    another host, or without the tag are left alone. Said on stderr; never fails the command.
+    """
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        FlowRunFilter,
+        FlowRunFilterState,
+        FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+    from prefect.states import Crashed
+
+    from tasks.tracking.owner import Owner
+
+    crashed = []
+    try:
+        with get_client(sync_client=True) as client:
+            states = [StateType.RUNNING, StateType.PENDING]
+            runs = client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(
+                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states))
+                )
+            )
+            for run in runs:
+                tagged = [t for t in run.tags if t.startswith(OWNER_TAG_PREFIX)]
+                owner = Owner.parse(tagged[0][len(OWNER_TAG_PREFIX) :]) if tagged else None
+                if owner is None or not owner.is_gone():
+                    continue
+                why = f"its CLI process ({owner.describe()}) was killed"
+                client.set_flow_run_state(run.id, Crashed(message=why), force=True)
+                crashed.append(str(run.id))
+                print(
+                    f"churn-retrain: flow run {run.name} ({run.id}) was left "
+                    f"{run.state_name}: {why}; marked it Crashed",
+                    file=sys.stderr,
+                )
+    except Exception as exc:  # bookkeeping of an old run must not stop this one
+        print(f"churn-retrain: could not check for crashed flow runs: {exc}", file=sys.stderr)
+    return crashed
+
+
 def _stop_prefect_server(server: PrefectServer | None) -> None:
     """Send Prefect's queued logs and events, then end the server (they would fail after)."""
     if server is None:
@@ -120,9 +195,41 @@ def _stop_prefect_server(server: PrefectServer | None) -> None:
     server.stop()
 
 
+#: Set when SIGTERM arrived: the process then exits without waiting for worker threads.
+_TERMINATED: list[int] = []
+
+
+#: Seconds SIGTERM leaves the flow to unwind before the process stops its server and exits.
+TERM_GRACE_SECONDS = 10.0
+#: The server this process started, for that last stop.
+_SERVERS: list[PrefectServer] = []
+
+
 def _terminated(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM ends the command like Ctrl-C does: `finally` blocks run, the server stops."""
+    """SIGTERM ends the command like Ctrl-C does: `finally` blocks run, the server stops.
+
+    The flow unwinds at once (the MLflow run is marked KILLED on the way), but Prefect then
+    waits for tasks still running in worker threads (training): after `TERM_GRACE_SECONDS`
+    a timer stops the server and exits; the next CLI marks that flow run Crashed.
+    """
+    if not _TERMINATED:
+        _TERMINATED.append(signum)
+        timer = threading.Timer(TERM_GRACE_SECONDS, _exit_now, args=(signum,))
+        timer.daemon = True
+        timer.start()
     raise SystemExit(128 + signum)
+
+
+def _exit_now(signum: int) -> None:
+    print(
+        f"churn-retrain: still busy {TERM_GRACE_SECONDS:g} s after the signal; exiting",
+        file=sys.stderr,
+        flush=True,
+    )
+    for server in _SERVERS:
+        server.stop()
+    sys.stdout.flush()
+    os._exit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -150,9 +257,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         server = start_prefect_server(name)
         if server is not None and threading.current_thread() is threading.main_thread():
+            _SERVERS.append(server)
             signal.signal(signal.SIGTERM, _terminated)
-        with _using(server):
-            return handlers[name](command, server.wait if server else lambda: None)
+        with _using(server), _owned(server):
+            return handlers[name](command, _ready(server))
     except ChurnRetrainError as exc:
         print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
         return exc.exit_code
@@ -163,7 +271,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         _stop_prefect_server(server)
         if server is not None and threading.current_thread() is threading.main_thread():
+            _SERVERS.clear()
             signal.signal(signal.SIGTERM, previous)
+            if _TERMINATED:
+                # The flow has marked its runs; a task still busy in a worker thread (training)
+                # would keep the interpreter alive until it ends: exit now.
+                sys.stdout.flush()
+                sys.stderr.flush()
+                os._exit(128 + _TERMINATED[0])
 
 
 if __name__ == "__main__":

@@ -58,6 +58,29 @@ def _die_with(parent: int) -> Callable[[], None] | None:
     return preexec
 
 
+def _try_lock(path: Path) -> int | None:
+    """An exclusive `flock` on `path` if free now (its descriptor), else None; Linux/macOS."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock, no lock
+        return -1
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd
+
+
+def _lock_until(path: Path, deadline: float) -> int | None:
+    """`_try_lock` again until `deadline`."""
+    while (fd := _try_lock(path)) is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return fd
+
+
 class PrefectServer:
     """`start()` spawns the server, `wait()` blocks until it answers, `stop()` ends it.
 
@@ -70,6 +93,8 @@ class PrefectServer:
         self.port = 0
         self.process: subprocess.Popen[bytes] | None = None
         self.log = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")) / "server.log"
+        self._log_start = 0
+        self._start_lock: int | None = None
 
     @property
     def api_url(self) -> str:
@@ -84,12 +109,29 @@ class PrefectServer:
         ]
 
     def start(self) -> str:
-        """Spawn the server on a free loopback port; returns its API URL."""
+        """Spawn the server on a free loopback port; returns its API URL.
+
+        Only one server of a `PREFECT_HOME` boots at a time: each migrates the SQLite database
+        at start, with no lock of its own, and two first runs at once crashed one of them
+        (`duplicate column name`). The boot holds `fcntl.flock` on `server-start.lock` until
+        the server answers (the kernel drops it if we die). When another CLI is booting its
+        server, this one starts in `wait()`, once the database is ready.
+        """
         self.port = _free_port()
+        self._start_lock = _try_lock(self.log.parent / "server-start.lock")
+        if self._start_lock is not None:
+            self._spawn()
+        print(f"Starting a Prefect server for this run on {self.api_url}", file=sys.stderr)
+        return self.api_url
+
+    def _spawn(self) -> None:
         self.log.parent.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PREFECT_SERVER_LOGGING_LEVEL": "WARNING"}
         env.pop("PREFECT_API_URL", None)  # it is the API; it must not look for another one
-        with self.log.open("wb") as log:
+        # Appended, not truncated: two CLIs on one PREFECT_HOME share the file.
+        with self.log.open("ab") as log:
+            log.write(f"--- server for CLI pid {os.getpid()} on port {self.port}\n".encode())
+            self._log_start = log.tell()
             self.process = subprocess.Popen(
                 self.command(),
                 env=env,
@@ -100,12 +142,24 @@ class PrefectServer:
                 # Not thread-safe in general; the CLI starts it before any thread exists.
                 preexec_fn=_die_with(os.getpid()),
             )
-        print(f"Starting a Prefect server for this run on {self.api_url}", file=sys.stderr)
-        return self.api_url
 
     def wait(self) -> None:
         """Block until `/api/health` answers; start again if our port was taken meanwhile."""
         deadline = time.monotonic() + self.timeout
+        try:
+            if self.process is None and self._start_lock is None:
+                self._start_lock = _lock_until(self.log.parent / "server-start.lock", deadline)
+                if self._start_lock is None:
+                    raise PrefectServerFailed(
+                        f"another Prefect server of {self.log.parent} kept booting for "
+                        f"{self.timeout:g} s; see {self.log}"
+                    )
+                self._spawn()
+            self._wait_healthy(deadline)
+        finally:
+            self._release_start_lock()
+
+    def _wait_healthy(self, deadline: float) -> None:
         attempts = 1
         while time.monotonic() < deadline:
             if self.process is None:
@@ -114,7 +168,8 @@ class PrefectServer:
             if code is not None:
                 if attempts < _PORT_ATTEMPTS and "already in use" in self._log_tail():
                     attempts += 1
-                    self.start()
+                    self.port = _free_port()
+                    self._spawn()
                     continue
                 raise PrefectServerFailed(
                     f"the Prefect server exited with status {code}; see {self.log}"
@@ -130,8 +185,14 @@ class PrefectServer:
             f"the Prefect server did not answer within {self.timeout:g} s; see {self.log}"
         )
 
+    def _release_start_lock(self) -> None:
+        if self._start_lock is not None and self._start_lock >= 0:
+            os.close(self._start_lock)
+        self._start_lock = None
+
     def stop(self, *, grace: float = 5.0) -> None:
         """SIGTERM the server's process group, then SIGKILL after `grace` seconds."""
+        self._release_start_lock()
         process, self.process = self.process, None
         if process is None or process.poll() is not None:
             return
@@ -146,6 +207,8 @@ class PrefectServer:
 
     def _log_tail(self) -> str:
         try:
-            return self.log.read_text(errors="replace")[-2000:]
+            with self.log.open("rb") as log:
+                log.seek(self._log_start)
+                return log.read().decode(errors="replace")[-2000:]
         except OSError:
             return ""

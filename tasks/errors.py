@@ -3,7 +3,9 @@
 `churn-retrain` exits with `EXIT_OK` when the command completed (a run that kept the champion
 included), `EXIT_USAGE` for a command line that does not validate or a refused rollback,
 `EXIT_REJECTED` when the data gate rejected the snapshot (nothing trained), `EXIT_TRAINING`
-when training failed, `EXIT_TRACKING` when the tracking server cannot be used, and `EXIT_CRASH`
+when training failed, `EXIT_TRACKING` when the tracking server cannot be used,
+`EXIT_SOURCE_UNAVAILABLE` when the snapshot's URL gave no usable answer (5xx, no answer within
+the download deadline) after the retries, and `EXIT_CRASH`
 for anything else (a bug or an unexpected failure: the traceback is printed).
 """
 
@@ -15,6 +17,7 @@ EXIT_USAGE = 2
 EXIT_REJECTED = 3
 EXIT_TRAINING = 4
 EXIT_TRACKING = 5
+EXIT_SOURCE_UNAVAILABLE = 6
 
 
 class ChurnRetrainError(Exception):
@@ -38,6 +41,13 @@ class SnapshotRejected(ChurnRetrainError):
         super().__init__(message)
         #: The `ValidationReport` when the suite (not a parse guard) rejected the data.
         self.report = report
+
+
+class SnapshotUnavailable(ChurnRetrainError):
+    """The snapshot's URL answered 5xx/429, did not answer or finish within the deadline, or could
+    not be connected to. Transient: the load task retries it (`is_transient`), then ends with it."""
+
+    exit_code = EXIT_SOURCE_UNAVAILABLE
 
 
 class TrainingFailed(ChurnRetrainError):
@@ -150,9 +160,12 @@ def is_transient(task: object, task_run: object, state: object) -> bool:
     """Prefect `retry_condition_fn`: retry network and storage hiccups, never bad data.
 
     Network trouble as `unreachable_reason` sees it, or a local `OSError`/`TimeoutError`
-    (a storage hiccup); never one of this project's named failures.
+    (a storage hiccup), or a `SnapshotUnavailable`; never another of this project's named
+    failures (a 4xx answer is a `SnapshotRejected`: asking again gets the same answer).
     """
     exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]
+    if isinstance(exc, SnapshotUnavailable):
+        return True
     if not isinstance(exc, BaseException) or isinstance(exc, ChurnRetrainError):
         return False
     return unreachable_reason(exc) is not None or isinstance(exc, OSError | TimeoutError)

@@ -118,6 +118,14 @@ class Settings(BaseSettings):
         ge=1,
         description="Snapshots larger than this are rejected before parsing.",
     )
+    download_timeout_seconds: float = Field(
+        default=300.0,
+        gt=0,
+        le=3600,
+        description="Longest one download of an http(s) snapshot may take, start to end "
+        "(connect, headers, body); each connect and read also waits at most 30 s. A slower "
+        "download is retried twice, then the run ends with SnapshotUnavailable (exit 6).",
+    )
     alert_url: SecretStr | None = Field(
         default=None,
         description="Where failure alerts go: an http(s) webhook (JSON POST; Slack-compatible "

@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
@@ -242,7 +243,10 @@ def test_cold_run_in_a_fresh_process_prints_one_json_record(tmp_path: Path) -> N
     assert record["period"] == "2026-03" and record["rows"] == 1500
     assert list(cwd.iterdir()) == []  # nothing written into the working directory
     # `reports/` holds the data gate's report of each run (tasks/gate/report.py).
-    assert {p.name for p in home.iterdir()} == {"mlflow.db", "mlartifacts", "prefect", "reports"}
+    # `mlflow.db.lock`: the first client of each process creates/migrates the store under it.
+    assert {p.name for p in home.iterdir()} == {
+        *("mlflow.db", "mlflow.db.lock", "mlartifacts", "prefect", "reports")
+    }
     assert (home / "prefect" / "server.log").is_file()  # the server this run started
 
 
@@ -263,7 +267,7 @@ def test_rejected_snapshot_exits_3_with_the_problem(
     assert not (state_home / "mlartifacts").exists()  # nothing was logged
 
 
-def _verdict(**fields: object) -> dict[str, object]:
+def _verdict(**fields: object) -> dict[str, Any]:
     """The verdict fields of a DecisionRecord: flat, or in its `decision` (tasks/decision/)."""
     if "decision" not in DecisionRecord.model_fields:
         return fields

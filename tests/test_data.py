@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -28,7 +27,7 @@ def test_parse_turns_blank_total_charges_into_missing() -> None:
     csv = HEADER + "0001-AAAAA,0,0,20.5, ,Two year,No\n0002-BBBBB,1,3,70.0,210.4,One year,Yes\n"
     frame = parse_snapshot(csv.encode(), source="inline.csv")
     assert frame["TotalCharges"].dtype == "float64"
-    assert np.isnan(frame.loc[0, "TotalCharges"])
+    assert pd.isna(frame.loc[0, "TotalCharges"])
     assert frame["tenure"].dtype == "int64" and frame["SeniorCitizen"].tolist() == [0, 1]
     assert frame["customerID"].tolist() == ["0001-AAAAA", "0002-BBBBB"]
 

@@ -363,3 +363,24 @@ def test_evaluate_with_delong_and_point_methods() -> None:
     point = evaluate(DecisionRule(**POINT), y, a, b, report_metrics=())
     assert point.decision.verdict == "promote" and point.decision.interval is None
     assert point.intervals is None  # nothing bootstrapped when nothing needs it
+
+
+def test_delong_with_a_single_positive_is_no_evidence_not_nan() -> None:
+    """One positive (or negative) leaves DeLong's variance undefined: it gave a NaN interval
+    and a keep-champion "[+nan, +nan]". Now the interval is all of [-1, 1]: a tie."""
+    y = np.array([0] * 20 + [1])
+    a, b = np.linspace(0, 1, 21), np.random.default_rng(0).random(21)
+    diff = delong_difference(y, a, b)
+    assert (diff.lower, diff.upper) == (-1.0, 1.0)
+    assert diff.estimate == pytest.approx(0.9)
+    rule = DecisionRule(method="delong", guardrails=(), leakage_ceiling=None, min_holdout_rows=10)
+    d = evaluate(rule, y, a, b, report_metrics=()).decision
+    assert d.verdict == "tie" and "nan" not in d.reason
+
+
+def test_evaluate_on_a_one_class_holdout_is_insufficient_not_an_error() -> None:
+    """Found by the property tests: `evaluate` raised ValueError on one-class labels."""
+    for y in (np.zeros(30, dtype=int), np.ones(30, dtype=int)):
+        e = evaluate(DecisionRule(), y, np.full(30, 0.3), None)
+        assert e.decision.verdict == "insufficient-holdout" and not e.decision.promote
+        assert "one class" in e.decision.reason and e.challenger == {}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import pickle
+
+import cloudpickle
 import numpy as np
 import pandas as pd
 import pytest
@@ -55,3 +59,68 @@ def test_a_model_gets_the_feature_version_it_was_trained_on() -> None:
     del old.feature_version  # as unpickled from a model saved before versions existed
     old.predict_proba(rows)
     assert old.pipeline.columns == list(FEATURES)
+
+
+@pytest.mark.parametrize("blank", [" ", "", None, np.nan])
+def test_a_blank_total_in_any_spelling_is_a_first_month(blank: object) -> None:
+    rows = generate_snapshot("2026-01", rows=500).head(2).copy()
+    rows["tenure"] = [0, 3]
+    rows["MonthlyCharges"] = [20.0, 30.0]
+    rows["TotalCharges"] = pd.Series([blank, "90"], dtype=object)
+    features = prepare_features(rows)
+    assert features["TotalCharges"].tolist() == pytest.approx([0.0, 90.0])
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "message"),
+    [
+        ("tenure", "twelve", "column 'tenure' has 1 value\\(s\\) that are not numbers"),
+        ("TotalCharges", "n/a", "column 'TotalCharges' has 1 value\\(s\\) that are not numbers"),
+        ("MonthlyCharges", {"a": 1}, "column 'MonthlyCharges' has 1 value\\(s\\) that are not"),
+        ("tenure", None, "missing values in tenure: only TotalCharges may be blank"),
+    ],
+)
+def test_bad_numbers_are_refused_by_column_never_by_value(
+    column: str, value: object, message: str
+) -> None:
+    rows = generate_snapshot("2026-01", rows=500).head(4).copy()
+    rows[column] = rows[column].astype(object)
+    rows.at[rows.index[1], column] = value
+    with pytest.raises(ValueError, match=message) as error:
+        ChurnModel(_Recorder()).predict_proba(rows)
+    assert not any(cid in str(error.value) for cid in rows["customerID"])
+
+
+class _Failing:
+    def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
+        raise KeyError(f"quoting the input: {frame.to_dict()}\nsecond line")
+
+
+def test_pipeline_errors_are_one_line_and_unchained() -> None:
+    rows = generate_snapshot("2026-01", rows=500).head(4)
+    with pytest.raises(
+        ValueError, match="the pipeline could not score the rows: KeyError"
+    ) as error:
+        ChurnModel(_Failing()).predict_proba(rows)
+    assert len(str(error.value)) <= 250 and "\n" not in str(error.value)
+    assert error.value.__cause__ is None and error.value.__suppress_context__
+
+
+def _logging_path_now() -> str | None:
+    """Rebuilt in the pipeline's place: where PyCaret would log if it were imported now."""
+    return os.environ.get("PYCARET_CUSTOM_LOGGING_PATH")
+
+
+class _SeesLoggingPath:
+    def __reduce__(self) -> tuple[object, tuple[()]]:
+        return _logging_path_now, ()
+
+
+def test_unpickling_sets_pycarets_logging_path_before_the_pipeline(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = ChurnModel(_SeesLoggingPath(), threshold=0.3)
+    monkeypatch.delenv("PYCARET_CUSTOM_LOGGING_PATH", raising=False)
+    loaded = pickle.loads(cloudpickle.dumps(model))
+    assert loaded.pipeline == os.devnull  # set before the pipeline was rebuilt, not after
+    assert vars(loaded) == {**vars(model), "pipeline": os.devnull}  # no marker left behind

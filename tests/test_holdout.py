@@ -136,3 +136,40 @@ def test_tampered_or_missing_training_ids_are_a_recorded_problem(state_home: Pat
     np.save(hashes_file, np.arange(10, dtype="<u8"))
     tampered = load_training_ids.fn(run_id)
     assert tampered.hashes is None and "do not match their digest" in (tampered.problem or "")
+
+
+def test_an_unseen_pool_one_row_over_the_request_is_sampled_not_a_crash() -> None:
+    """Issue 13: 846 unseen rows, 845 requested left one row to train on, and scikit-learn's
+    stratified split refused that (train_size 1 < 2 classes). Any size must sample."""
+    frame = generate_snapshot("2026-01", rows=4225)
+    seen = np.unique(hash_ids(frame[ID_COLUMN].iloc[: 4225 - 846]))
+    split = split_fair_holdout(
+        frame, fraction=0.2, seed=42, champion_ids=TrainingIds(seen, digest="d")
+    )
+    assert (split.summary.requested_rows, split.summary.unseen_rows) == (845, 846)
+    assert split.summary.holdout_rows == 845 and split.summary.train_rows == 4225 - 845
+    unseen = frame.iloc[4225 - 846 :]
+    assert set(split.holdout[ID_COLUMN]) <= set(unseen[ID_COLUMN])
+    churned = int((unseen[TARGET] == "Yes").sum())
+    assert abs(int((split.holdout[TARGET] == "Yes").sum()) - churned * 845 / 846) < 1
+
+
+@pytest.mark.parametrize("seed", [0, 7, 42])
+def test_sizes_scikit_learn_could_split_choose_the_rows_they_always_chose(seed: int) -> None:
+    """Decisions are reproducible across versions: where the earlier `train_test_split` worked,
+    the same data and seed still give exactly its rows."""
+    from sklearn.model_selection import train_test_split
+
+    from tasks.decision.holdout import _stratified_sample
+
+    rng = np.random.default_rng(seed)
+    for n, rate in ((50, 0.3), (300, 0.265), (301, 0.02), (40, 0.5)):
+        labels = np.where(rng.random(n) < rate, "Yes", "No").astype(object)
+        for size in (2, n // 5, n // 2, n - 2):
+            _, before = train_test_split(
+                np.arange(n), test_size=size, stratify=labels, random_state=seed
+            )
+            assert np.array_equal(_stratified_sample(labels, size, seed), np.sort(before))
+    one_positive = np.array(["No"] * 29 + ["Yes"], dtype=object)  # no stratification possible
+    _, before = train_test_split(np.arange(30), test_size=6, random_state=seed)
+    assert np.array_equal(_stratified_sample(one_positive, 6, seed), np.sort(before))

@@ -1,11 +1,14 @@
-"""Training guards and the size-adapted plan: no PyCaret needed for these."""
+"""Training guards, the size-adapted plan and what the logged model declares: no PyCaret."""
 
 from __future__ import annotations
+
+from importlib.metadata import version
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from tasks.data.schema import FEATURES
 from tasks.errors import TrainingFailed
 from tasks.training.plan import LARGE_MONTH_ROWS, SCALABLE_MODELS, check_trainable, plan_training
 
@@ -50,3 +53,30 @@ def test_large_months_keep_scalable_models_and_fewer_folds() -> None:
 def test_untrainable_data_is_refused_before_pycaret(frame: pd.DataFrame, message: str) -> None:
     with pytest.raises(TrainingFailed, match=message):
         check_trainable(frame, folds=5)
+
+
+def test_the_signature_lets_every_raw_row_through_to_the_model() -> None:
+    """MLflow enforces a signature before the model runs, quoting the input when it fails."""
+    from mlflow.models import validate_schema
+
+    from tasks.tracking.models import input_example, model_signature
+
+    schema = model_signature().inputs
+    rows = pd.concat([input_example()] * 3, ignore_index=True).astype(object)
+    rows["TotalCharges"] = [" ", "", None, np.nan, "29.85", 1889.5]  # blanks as the CSV has them
+    rows.loc[0, "tenure"] = "twelve"  # the model refuses it, with a message naming the column
+    validate_schema(rows, schema)
+    validate_schema(rows.drop(columns=["customerID", "Contract"]), schema)
+    assert schema.input_names() == ["customerID", *FEATURES]
+
+
+def test_requirements_pin_the_model_packages_and_what_they_need() -> None:
+    from tasks.tracking.models import _pip_requirements
+
+    pins = dict(pin.split("==") for pin in _pip_requirements())
+    names = {name.lower().replace("_", "-"): v for name, v in pins.items()}
+    assert names["scikit-learn"] == version("scikit-learn") and names["mlflow"] == version("mlflow")
+    # Indirect dependencies too: a fresh resolver would otherwise pick today's versions.
+    for indirect in ("scipy", "joblib", "category-encoders", "threadpoolctl", "python-dateutil"):
+        assert names[indirect] == version(indirect), indirect
+    assert "churn-retrain" not in names and "pytest" not in names

@@ -7,6 +7,8 @@ from datetime import UTC, datetime
 PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 #: Files above this are refused before parsing (a month of even a large base is far smaller).
 DEFAULT_MAX_BYTES = 512 * 1024 * 1024
+#: Longest a URL download may take, start to end (512 MB at under 2 MB/s is still in time).
+DEFAULT_DOWNLOAD_DEADLINE = 300.0
 #: What can drift in a generated month (see tasks/data/generate.py).
 DRIFT_SCENARIOS: tuple[str, ...] = ("none", "price_rise", "fibre_launch")
 

@@ -51,9 +51,21 @@ def evaluate(
     """Score both models on the same holdout, compute the intervals the rule needs, decide.
 
     `report_metrics` are bootstrapped too (for the comparison report); pass () to compute only
-    what the rule needs. Deterministic in `seed`.
+    what the rule needs. Deterministic in `seed`. A holdout that cannot carry the decision (one
+    class only; with a champion, fewer than `rule.min_holdout_rows` rows) gives the verdict
+    insufficient-holdout, with no metrics.
     """
     y = np.asarray(y_true).astype(np.int64)
+    shortfall = holdout_shortfall(
+        rule, rows=y.size, positives=int(y.sum()), with_champion=champion_proba is not None
+    )
+    if shortfall is not None:
+        return Evaluation(
+            challenger={},
+            champion=None,
+            intervals=None,
+            decision=insufficient_holdout(rule, shortfall),
+        )
     ours = holdout_metrics(y, challenger_proba, threshold=thresholds[0])
     theirs = (
         None

@@ -128,7 +128,7 @@ def split_fair_holdout(
         if known.hashes is not None:
             note += f" (all of them: fewer than the {requested:,} requested)"
     else:
-        chosen = _stratified_sample(frame[TARGET].to_numpy()[pool], pool, requested, seed)
+        chosen = pool[_stratified_sample(frame[TARGET].to_numpy()[pool], requested, seed)]
     in_holdout = np.zeros(len(frame), dtype=bool)
     in_holdout[chosen] = True
     holdout = frame.loc[in_holdout].reset_index(drop=True)
@@ -150,15 +150,51 @@ def split_fair_holdout(
 
 
 def _stratified_sample(
-    labels: npt.NDArray[np.object_], pool: npt.NDArray[np.intp], size: int, seed: int
+    labels: npt.NDArray[np.object_], size: int, seed: int
 ) -> npt.NDArray[np.intp]:
-    """`size` positions of `pool`, stratified by label when every class can be split."""
-    from sklearn.model_selection import train_test_split
+    """`size` of the positions 0..n-1 of `labels` (any 0 <= size <= n), stratified and seeded.
 
-    _, counts = np.unique(labels, return_counts=True)
-    stratify = labels if counts.size > 1 and counts.min() >= 2 else None
-    _, chosen = train_test_split(pool, test_size=size, stratify=stratify, random_state=seed)
-    return np.sort(np.asarray(chosen))
+    Each class gets its share of the rows left out, rounded by largest remainder (ties broken
+    by the seeded generator), and the sample is the rest of each class after a seeded shuffle:
+    every class is within one row of its share, whatever the sizes. These are the draws
+    scikit-learn's stratified `train_test_split` made here before, from the same generator in
+    the same order, so the same data and seed choose the same rows as before (that function
+    refused some sizes: fewer rows left out, or sampled, than there are classes). With one
+    class, or a class of one row, the rows are a plain seeded shuffle's first `size`, as before.
+    """
+    n = labels.size
+    if not 0 <= size <= n:
+        raise ValueError(f"cannot sample {size} of {n} rows")
+    rng = np.random.RandomState(seed)  # the generator the earlier splits drew from
+    _, inverse = np.unique(labels, return_inverse=True)
+    counts = np.bincount(inverse.ravel(), minlength=1)
+    if counts.size < 2 or counts.min() < 2:
+        return np.sort(rng.permutation(n)[:size])
+    left_out = _largest_remainder(counts, n - size, rng)
+    members = np.split(np.argsort(inverse.ravel(), kind="mergesort"), np.cumsum(counts)[:-1])
+    chosen = [
+        rows[rng.permutation(rows.size)][k:] for rows, k in zip(members, left_out, strict=True)
+    ]
+    return np.sort(np.concatenate(chosen))
+
+
+def _largest_remainder(
+    counts: npt.NDArray[np.int64], total: int, rng: np.random.RandomState
+) -> npt.NDArray[np.int64]:
+    """`total` split over the classes in proportion to `counts`: floors, then one more to the
+    largest remainders (tied remainders drawn at random). Each share is within one of exact."""
+    exact = counts / counts.sum() * total
+    shares = np.floor(exact)
+    missing = int(total - shares.sum())
+    remainder = exact - shares
+    for value in np.sort(np.unique(remainder))[::-1]:
+        if missing <= 0:
+            break
+        (tied,) = np.where(remainder == value)
+        picked = rng.choice(tied, size=min(tied.size, missing), replace=False)
+        shares[picked] += 1
+        missing -= picked.size
+    return shares.astype(np.int64)
 
 
 @retried_step("log-training-ids")  # same files and tags again: safe to repeat

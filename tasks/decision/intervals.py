@@ -190,15 +190,19 @@ def delong_difference(
         aucs.append(float(placement_pos.mean()))
         v10.append(placement_pos)
         v01.append(placement_neg)
-    s10, s01 = np.cov(np.vstack(v10)), np.cov(np.vstack(v01))
-    covariance = s10 / m + s01 / n
-    variance = float(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1])
     estimate = aucs[0] - aucs[1]
-    half = float(norm.ppf(0.5 + confidence / 2)) * math.sqrt(max(variance, 0.0))
+    if m < 2 or n < 2:  # one positive or one negative: no variance to estimate, no evidence
+        half = math.inf
+    else:
+        s10, s01 = np.cov(np.vstack(v10)), np.cov(np.vstack(v01))
+        covariance = s10 / m + s01 / n
+        variance = float(covariance[0, 0] + covariance[1, 1] - 2 * covariance[0, 1])
+        half = float(norm.ppf(0.5 + confidence / 2)) * math.sqrt(max(variance, 0.0))
+    # A difference of two AUCs lies in [-1, 1]; the interval says no more than that.
     return Interval(
         estimate=estimate,
-        lower=estimate - half,
-        upper=estimate + half,
+        lower=max(estimate - half, -1.0),
+        upper=min(estimate + half, 1.0),
         confidence=confidence,
         method="DeLong paired",
     )

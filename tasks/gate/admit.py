@@ -70,8 +70,17 @@ def admit_snapshot(
 
 
 @retried_step("load-snapshot", delay_seconds=5)
-def load_snapshot(request: SnapshotRequest, *, max_bytes: int = DEFAULT_MAX_BYTES) -> Snapshot:
-    """Read the month's data from a path or URL, or generate it when no source is given."""
+def load_snapshot(
+    request: SnapshotRequest,
+    *,
+    max_bytes: int = DEFAULT_MAX_BYTES,
+    deadline_seconds: float | None = None,
+) -> Snapshot:
+    """Read the month's data from a path or URL, or generate it when no source is given.
+
+    A URL download ends within `deadline_seconds` (default: the `download_timeout_seconds`
+    setting); a 5xx answer or a timeout (`SnapshotUnavailable`) is retried, a 4xx is not.
+    """
     source, period, seed = request.source, request.period, request.seed
     if source is None:
         from tasks.data.generate import generate_snapshot
@@ -88,7 +97,10 @@ def load_snapshot(request: SnapshotRequest, *, max_bytes: int = DEFAULT_MAX_BYTE
             label += f"&scenario={request.scenario}&drift={request.drift}"
     else:
         label = resolve_source(source, period)
-        frame = parse_snapshot(read_source_bytes(label, max_bytes=max_bytes), source=label)
+        if deadline_seconds is None:
+            deadline_seconds = Settings().download_timeout_seconds
+        payload = read_source_bytes(label, max_bytes=max_bytes, deadline=deadline_seconds)
+        frame = parse_snapshot(payload, source=label)
     if ID_COLUMN in frame and frame[ID_COLUMN].dtype != object:
         frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
     return Snapshot(

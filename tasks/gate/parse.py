@@ -202,17 +202,21 @@ def parse_snapshot(payload: bytes, *, source: str) -> pd.DataFrame:
 
 
 def coerce_types(frame: pd.DataFrame) -> pd.DataFrame:
-    """Cast known columns to their schema types; leave uncastable text for validation to report."""
+    """Cast known columns to their schema types; leave uncastable text for validation to report.
+
+    Any frame, not only one read as text: a cell that is not a string is kept as it is
+    (`Series.str` would raise on a column without strings, and blank out the others).
+    """
     frame = frame.copy()
     for column in STRING_COLUMNS:
         if column in frame:
-            frame[column] = frame[column].astype(object).str.strip()
+            frame[column] = frame[column].astype(object).map(_strip)
     for column in (*INTEGER_COLUMNS, *FLOAT_COLUMNS):
         if column not in frame:
             continue
         raw = frame[column]
         if raw.dtype == object:
-            raw = raw.str.strip().replace("", np.nan)
+            raw = raw.map(_strip).replace("", np.nan)
         numbers = pd.to_numeric(raw, errors="coerce")
         if numbers.isna().sum() > raw.isna().sum():
             continue  # text in a numeric column: keep it, the suite reports the type problem
@@ -221,3 +225,7 @@ def coerce_types(frame: pd.DataFrame) -> pd.DataFrame:
         else:
             frame[column] = numbers.astype("float64")
     return frame
+
+
+def _strip(value: object) -> object:
+    return value.strip() if isinstance(value, str) else value

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -167,4 +170,56 @@ def connect_tracking(settings: Settings) -> Connection:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+    for uri in dict.fromkeys((connection.tracking_uri, connection.registry_uri)):
+        if (database := sqlite_path(uri)) is not None:
+            create_local_store(database, connection.tracking_uri, connection.registry_uri)
     return connection
+
+
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a `sqlite:///PATH` URI, else None (a server, memory, another DB)."""
+    if not uri.startswith("sqlite:///") or uri in ("sqlite:///", "sqlite:///:memory:"):
+        return None
+    return Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+
+
+#: SQLite stores this process has created or migrated (or found current) under the lock.
+_READY_STORES: set[str] = set()
+
+
+def create_local_store(database: Path, tracking_uri: str, registry_uri: str) -> None:
+    """Create or migrate an MLflow SQLite store once, under an OS lock on `<database>.lock`.
+
+    MLflow creates and migrates a SQLite store when its first client opens it, with no lock of
+    its own: two first runs at once both ran the migrations and one crashed (`duplicate column
+    name`). Here the first client of each process opens both stores (tracking and registry,
+    each migrates) holding `fcntl.flock` on a lock file next to the database, so a second
+    process waits and then finds the schema current. The kernel drops the lock when its holder
+    dies, even by SIGKILL. Later calls in the process do nothing (MLflow keeps the store).
+    """
+    if str(database) in _READY_STORES:
+        return
+    from mlflow.tracking import MlflowClient
+
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with _file_lock(database.with_name(database.name + ".lock")):
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+        client.search_experiments(max_results=1)
+        client.search_registered_models(max_results=1)
+    _READY_STORES.add(str(database))
+
+
+@contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An exclusive `flock` on `path` (blocking) where the OS has one; nothing elsewhere."""
+    try:
+        import fcntl
+    except ImportError:  # Windows: no flock
+        yield
+        return
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import functools
+import io
 import os
+import pickle
 import tempfile
-from importlib.metadata import version
+from collections.abc import Mapping
+from importlib.metadata import PackageNotFoundError, distribution, packages_distributions
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +16,18 @@ import mlflow
 import pandas as pd
 from mlflow.models.signature import ModelSignature
 from mlflow.tracking import MlflowClient
-from mlflow.types.schema import ColSpec, Schema
+from mlflow.types.schema import AnyType, ColSpec, Schema
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
-from tasks.data.schema import FEATURES, FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS
+from tasks.data.schema import FEATURES, ID_COLUMN
 from tasks.steps import step
 from tasks.tracking.check import check_tracking as check_tracking
 from tasks.tracking.runs import param_text
 from tasks.training.train import Challenger
 
-#: Pinned so loading the model never re-resolves its environment (inference takes ~8 s).
+#: The distributions every model needs, whatever its pipeline holds. Their requirements are
+#: pinned too (see `_pip_requirements`).
 _MODEL_PACKAGES = (
     "pycaret",
     "scikit-learn",
@@ -33,10 +40,15 @@ _MODEL_PACKAGES = (
 
 
 def model_signature() -> ModelSignature:
-    """Raw rows in (ID optional), probability and label out."""
-    kinds = {c: "long" for c in INTEGER_COLUMNS} | {c: "double" for c in FLOAT_COLUMNS}
-    inputs: list[Any] = [ColSpec("string", ID_COLUMN, required=False)]
-    inputs += [ColSpec(kinds.get(c, "string"), c, required=c != "TotalCharges") for c in FEATURES]
+    """Raw rows in, probability and label out.
+
+    Every input column is `Any` and optional: MLflow enforces a signature before the model
+    runs, and its errors quote the whole input (customer IDs included) into the caller's log
+    and a served model's HTTP response. The model checks its own input instead (the 19 feature
+    columns; numbers, or numeric text, in the numeric ones; a blank TotalCharges) with
+    messages that name columns only. The signature still lists the columns the model reads.
+    """
+    inputs: list[Any] = [ColSpec(AnyType(), c, required=False) for c in (ID_COLUMN, *FEATURES)]
     outputs: list[Any] = [
         ColSpec("double", "churn_probability"),
         ColSpec("string", "churn_prediction"),
@@ -59,8 +71,65 @@ def input_example() -> pd.DataFrame:
     return pd.DataFrame(list(_EXAMPLE_ROWS), columns=[ID_COLUMN, *FEATURES])
 
 
-def _pip_requirements() -> list[str]:
-    return [f"{name}=={version(name)}" for name in _MODEL_PACKAGES]
+def _pip_requirements(model: Any = None) -> list[str]:
+    """`name==version` for everything the model needs to load and serve, as installed here.
+
+    That is `_MODEL_PACKAGES`, the distributions whose modules the model's pickle refers to,
+    and all their requirements, transitively: a virtualenv built from the model's
+    `requirements.txt` then holds the versions it was trained with, so nothing warns of a
+    mismatch when it is unpickled, and nothing is re-resolved (inference takes ~8 s).
+    """
+    roots = set(_MODEL_PACKAGES)
+    if model is not None:
+        roots |= _pickled_distributions(model)
+    return list(_pinned_closure(frozenset(roots)))
+
+
+def _pickled_distributions(model: Any) -> set[str]:
+    """The installed distributions providing the modules `model`'s pickle imports."""
+    import cloudpickle
+
+    modules: set[str] = set()
+
+    class _Recorder(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            modules.add(module.partition(".")[0])
+            return super().find_class(module, name)
+
+    _Recorder(io.BytesIO(cloudpickle.dumps(model))).load()
+    providers = _module_distributions()
+    return {dist for module in modules for dist in providers.get(module, ())}
+
+
+@functools.cache
+def _module_distributions() -> Mapping[str, list[str]]:
+    return packages_distributions()  # ~0.8 s: every installed distribution's file list
+
+
+@functools.cache
+def _pinned_closure(roots: frozenset[str]) -> tuple[str, ...]:
+    """`roots` and their requirements (markers evaluated here, extras as requested), pinned."""
+    pins: dict[str, str] = {}
+    seen: set[tuple[str, frozenset[str]]] = set()
+    todo = [Requirement(root) for root in sorted(roots)]
+    while todo:
+        requirement = todo.pop()
+        key = (canonicalize_name(requirement.name), frozenset(requirement.extras))
+        if key in seen:
+            continue
+        seen.add(key)
+        try:
+            dist = distribution(requirement.name)
+        except PackageNotFoundError:  # an optional dependency nobody installed here
+            continue
+        name = dist.metadata["Name"]
+        pins[canonicalize_name(name)] = f"{name}=={dist.version}"
+        extras = requirement.extras or {""}
+        for text in dist.requires or ():
+            needed = Requirement(text)
+            if needed.marker is None or any(needed.marker.evaluate({"extra": e}) for e in extras):
+                todo.append(needed)
+    return tuple(sorted(pins.values(), key=str.lower))
 
 
 @step("log-challenger")  # never retried: a retry would log a second model into the run
@@ -100,6 +169,9 @@ def log_challenger(run_id: str, challenger: Challenger) -> str:
             python_model=challenger.model,
             signature=model_signature(),
             input_example=input_example(),
-            pip_requirements=_pip_requirements(),
+            pip_requirements=_pip_requirements(challenger.model),
         )
+    # `start_run` ended the run (FINISHED) on the way out; the retrain goes on in it. RUNNING
+    # again, so a run killed from here on shows as interrupted (tasks/tracking/runs.py).
+    client.update_run(run_id, status="RUNNING")
     return str(info.model_uri)

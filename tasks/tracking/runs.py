@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,6 +17,12 @@ from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step, step
 from tasks.tracking.check import check_tracking as check_tracking
 from tasks.tracking.connection import connect_tracking
+from tasks.tracking.owner import Owner
+
+#: The run tag naming the process that opened the run (tasks/tracking/owner.py).
+OWNER_TAG = "churn-retrain.owner"
+#: Set on a run another process found RUNNING with its owner gone, and marked FAILED.
+INTERRUPTED_TAG = "churn-retrain.interrupted"
 
 
 def tracking_lost(exc: BaseException, *, run_id: str) -> TrackingUnavailable | None:
@@ -64,6 +71,7 @@ def configure_tracking(settings: Settings) -> Tracking:
         )
     else:
         experiment_id = experiment.experiment_id
+        fail_interrupted_runs(client, experiment_id)
     return Tracking(
         experiment_id=experiment_id,
         tracking_uri=redact_uri(settings.resolved_tracking_uri),
@@ -72,12 +80,53 @@ def configure_tracking(settings: Settings) -> Tracking:
     )
 
 
+def fail_interrupted_runs(client: MlflowClient, experiment_id: str) -> list[str]:
+    """Mark FAILED the experiment's RUNNING runs whose owner is gone; their ids.
+
+    A run killed with SIGKILL (or a lost machine) cannot mark itself: its MLflow run would
+    show RUNNING for good. Its owner tag (`open_run`) says which process opened it; when that
+    process is gone for sure (`Owner.is_gone`: same host, and the pid is dead or reused, or the
+    host rebooted), the run is interrupted. A run of a live process, of another host, or
+    without the tag is left alone. Each one marked is said as a warning.
+    """
+    marked = []
+    running = client.search_runs(
+        [experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=200
+    )
+    for run in running:
+        owner = Owner.parse(run.data.tags.get(OWNER_TAG, ""))
+        if owner is None or not owner.is_gone():
+            continue
+        why = f"its process ({owner.describe()}) ended without finishing it"
+        client.set_tag(run.info.run_id, INTERRUPTED_TAG, why)
+        client.set_terminated(run.info.run_id, "FAILED")
+        marked.append(run.info.run_id)
+        _warn(
+            f"MLflow run {run.info.run_id} ({run.info.run_name}) was left RUNNING: {why}; "
+            "marked it FAILED"
+        )
+    return marked
+
+
+def _warn(message: str) -> None:
+    """A warning in the run's log, or on stderr outside a run (the status command, a CLI
+    preparing its store before the flow starts)."""
+    from prefect.exceptions import MissingContextError
+    from prefect.logging import get_run_logger
+
+    try:
+        get_run_logger().warning(message)
+    except MissingContextError:
+        print(f"churn-retrain: {message}", file=sys.stderr)
+
+
 @step("open-run")  # never retried: a retry after a lost answer would make a second run
 def open_run(
     tracking: Tracking, *, run_name: str, params: dict[str, Any], tags: dict[str, str]
 ) -> str:
     """Start the MLflow run that holds this retrain's records; returns its id."""
     client = MlflowClient()
+    tags = {**tags, OWNER_TAG: Owner.current().text()}
     run = client.create_run(tracking.experiment_id, run_name=run_name, tags=tags)
     client.log_batch(
         run.info.run_id,
@@ -88,7 +137,8 @@ def open_run(
 
 @contextmanager
 def finishing_run(run_id: str) -> Iterator[None]:
-    """Mark the MLflow run FINISHED when the block completes and FAILED when it raises.
+    """Mark the MLflow run FINISHED when the block completes, FAILED when it raises, KILLED
+    when it is interrupted (SIGTERM, which the CLI turns into SystemExit, or Ctrl-C).
 
     A tracking server that went away mid-run becomes `TrackingUnavailable` saying so (rather
     than the HTTP client's traceback); the run cannot be marked FAILED then, which is said too.
@@ -97,7 +147,9 @@ def finishing_run(run_id: str) -> Iterator[None]:
         yield
     except BaseException as exc:
         try:
-            MlflowClient().set_terminated(run_id, "FAILED")
+            MlflowClient().set_terminated(
+                run_id, "FAILED" if isinstance(exc, Exception) else "KILLED"
+            )
         except Exception as marking:
             if lost := tracking_lost(exc, run_id=run_id) or tracking_lost(marking, run_id=run_id):
                 raise lost from exc

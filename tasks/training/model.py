@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 import numpy as np
 import pandas as pd
 from mlflow.pyfunc import PythonModel
+from pandas.api.types import is_numeric_dtype
 
 from tasks.data.schema import (
     FEATURES,
@@ -27,12 +29,47 @@ LABEL_COLUMN = "churn_prediction"
 FEATURE_VERSION = 2
 
 
+#: Text that means "no value" in a numeric column: a first-month TotalCharges is " " in the CSV.
+_BLANK = re.compile(r"\s*")
+
+
 def keep_pycaret_quiet() -> None:
     """Call before PyCaret is imported (training, or unpickling a model).
 
     `import pycaret` opens `logs.log` in the current directory unless told otherwise.
     """
     os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
+
+
+class _QuietPyCaret:
+    """Unpickles as a call to `keep_pycaret_quiet()`, so PyCaret imported later in the same
+    pickle logs nowhere.
+
+    A pickle is rebuilt in stream order, and `load_context` only runs after the whole model is
+    loaded: too late, as the pipeline's classes import PyCaret while it is being rebuilt.
+    """
+
+    def __reduce__(self) -> tuple[Any, tuple[()]]:
+        return keep_pycaret_quiet, ()
+
+
+def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+    """A numeric column as float64: blanks, None and NaN become NaN; other text is refused.
+
+    Messages name the column and a count, never a value: they can end up in a client's log.
+    """
+    values = frame[column]
+    if is_numeric_dtype(values):
+        return values.astype("float64")
+    try:
+        numbers = pd.to_numeric(values, errors="coerce").astype("float64")
+    except (TypeError, ValueError):  # a guard: pandas coerces even lists and dicts to NaN
+        raise ValueError(f"column {column!r} holds values that are not numbers") from None
+    blank = values.isna() | values.map(lambda v: isinstance(v, str) and bool(_BLANK.fullmatch(v)))
+    unreadable = int((numbers.isna() & ~blank).sum())
+    if unreadable:
+        raise ValueError(f"column {column!r} has {unreadable} value(s) that are not numbers")
+    return numbers
 
 
 def prepare_features(frame: pd.DataFrame, *, version: int = FEATURE_VERSION) -> pd.DataFrame:
@@ -44,7 +81,7 @@ def prepare_features(frame: pd.DataFrame, *, version: int = FEATURE_VERSION) -> 
     features = frame.loc[:, list(FEATURES)].copy()
     for column in (*INTEGER_COLUMNS, *FLOAT_COLUMNS):
         # Raw CSV rows carry " " for a first-month TotalCharges; the pipeline wants NaN.
-        features[column] = pd.to_numeric(features[column], errors="coerce").astype("float64")
+        features[column] = _numbers(features, column)
     if version >= 2:
         tenure = features["tenure"]
         # A blank TotalCharges is a customer in their first month: billed tenure x monthly so
@@ -59,13 +96,27 @@ def prepare_features(frame: pd.DataFrame, *, version: int = FEATURE_VERSION) -> 
             (features.loc[:, list(SERVICE_COLUMNS)] == "Yes").sum(axis=1).astype("float64")
         )
         features["avg_monthly_charge"] = features["TotalCharges"] / tenure.clip(lower=1)
+        empty = [c for c in (*INTEGER_COLUMNS, *FLOAT_COLUMNS) if features[c].isna().any()]
+        if empty:
+            raise ValueError(
+                f"missing values in {', '.join(empty)}: only TotalCharges may be blank "
+                "(the pipeline has no imputers)"
+            )
     return features
+
+
+def _brief(exc: BaseException) -> str:
+    """An exception as its type and the first line of its message, at most 200 characters."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:200]
 
 
 class ChurnModel(PythonModel):
     """Wraps a fitted pipeline so `models:/NAME@champion` takes raw Telco rows.
 
     `predict` returns the churn probability and the label at the model's operating threshold.
+    The model checks its input itself (the logged signature lets every value through) and
+    raises `ValueError`s that name columns, never values or rows.
     """
 
     #: Models pickled before feature versions existed were trained on the raw columns.
@@ -84,9 +135,24 @@ class ChurnModel(PythonModel):
         self.algorithm = algorithm
         self.feature_version = feature_version
 
+    def __getstate__(self) -> dict[str, Any]:
+        # First in the state, so it is rebuilt before the pipeline (and PyCaret) is.
+        return {"_quiet_pycaret": _QuietPyCaret(), **self.__dict__}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update({k: v for k, v in state.items() if k != "_quiet_pycaret"})
+
     def predict_proba(self, frame: pd.DataFrame) -> np.ndarray:
         """Probability of churn for each row."""
-        proba = self.pipeline.predict_proba(prepare_features(frame, version=self.feature_version))
+        if not isinstance(frame, pd.DataFrame):
+            raise ValueError(f"expected a DataFrame of raw rows, got {type(frame).__name__}")
+        features = prepare_features(frame, version=self.feature_version)
+        try:
+            proba = self.pipeline.predict_proba(features)
+        except Exception as exc:
+            # `from None`: the chained original (and its traceback, which a model server
+            # returns to the client) may quote the input.
+            raise ValueError(f"the pipeline could not score the rows: {_brief(exc)}") from None
         classes = list(getattr(self.pipeline, "classes_", [0, 1]))
         # PyCaret label-encodes the target; the positive class is the last one (1 or "Yes").
         positive = classes.index(POSITIVE_LABEL) if POSITIVE_LABEL in classes else len(classes) - 1
