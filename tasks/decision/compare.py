@@ -135,7 +135,7 @@ def predict_churn(model: Any, holdout: pd.DataFrame) -> tuple[npt.NDArray[np.flo
     rows = holdout.drop(columns=[TARGET])
     if isinstance(model, ChurnModel):
         return model.predict_proba(rows), model.threshold
-    # Through pyfunc's predict, so the champion's signature checks the raw rows too.
+    # Through pyfunc's predict, so the champion checks the raw rows as any MLflow client's would.
     proba = np.asarray(model.predict(rows)[PROBABILITY_COLUMN].to_numpy(), dtype=float)
     return proba, float(getattr(model.unwrap_python_model(), "threshold", 0.5))
 
