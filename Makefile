@@ -132,3 +132,7 @@ mlflow-server: install ## MLflow server with basic auth on 127.0.0.1:$(MLFLOW_SE
 .PHONY: bench-tracking
 bench-tracking: install ## how long an unreachable tracking server keeps a run waiting (ARGS=--with-mlflow-defaults)
 	$(RUN) python benchmarks/bench_tracking.py $(ARGS)
+
+.PHONY: test-kill-matrix
+test-kill-matrix: install ## every stage x SIGKILL/SIGTERM, of a CLI run and of a deployment run (~25 min)
+	CHURN_RETRAIN_KILL_MATRIX=all $(RUN) pytest tests/test_kill.py tests/test_kill_deployment.py -k "stage" $(PYTEST_ARGS)

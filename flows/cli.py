@@ -16,16 +16,15 @@ the traceback).
 from __future__ import annotations
 
 import os
-import signal
 import sys
 import threading
 import traceback
 from collections.abc import Callable, Sequence
-from contextlib import AbstractContextManager, nullcontext
-from types import FrameType
+from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from flows.options import parse
+from flows.shutdown import Shutdown
 from tasks.errors import EXIT_CRASH, EXIT_USAGE, ChurnRetrainError, UsageError
 
 if TYPE_CHECKING:
@@ -107,16 +106,13 @@ def _using(server: PrefectServer | None) -> AbstractContextManager[object]:
     )
 
 
-#: Prefix of the flow-run tag naming the CLI process that ran it on its own server.
-OWNER_TAG_PREFIX = "churn-retrain-cli:"
-
-
 def _owned(server: PrefectServer | None) -> AbstractContextManager[object]:
     """Flow runs on this process's own server carry its owner tag (see `_crash_orphans`)."""
     if server is None:
         return nullcontext()
     from prefect import tags
 
+    from flows.shutdown import OWNER_TAG_PREFIX
     from tasks.tracking.owner import Owner
 
     return tags(OWNER_TAG_PREFIX + Owner.current().text())
@@ -127,57 +123,13 @@ def _ready(server: PrefectServer | None) -> Callable[[], None]:
     if server is None:
         return lambda: None
 
+    from flows.shutdown import crash_orphans
+
     def ready() -> None:
         server.wait()
-        _crash_orphans()
+        crash_orphans()
 
     return ready
-
-
-def _crash_orphans() -> list[str]:
-    """Mark Crashed the flow runs a killed CLI left Running (or Pending) in this PREFECT_HOME.
-
-    The CLI's server dies with it, so a SIGKILLed run cannot be marked Crashed by anyone then:
-    the next CLI on the same database does it, for runs whose owner tag names a process that is
-    gone (tasks/tracking/owner.py: same host, pid dead or reused). Runs of a live CLI, of
-    another host, or without the tag are left alone. Said on stderr; never fails the command.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import (
-        FlowRunFilter,
-        FlowRunFilterState,
-        FlowRunFilterStateType,
-    )
-    from prefect.client.schemas.objects import StateType
-    from prefect.states import Crashed
-
-    from tasks.tracking.owner import Owner
-
-    crashed = []
-    try:
-        with get_client(sync_client=True) as client:
-            states = [StateType.RUNNING, StateType.PENDING]
-            runs = client.read_flow_runs(
-                flow_run_filter=FlowRunFilter(
-                    state=FlowRunFilterState(type=FlowRunFilterStateType(any_=states))
-                )
-            )
-            for run in runs:
-                tagged = [t for t in run.tags if t.startswith(OWNER_TAG_PREFIX)]
-                owner = Owner.parse(tagged[0][len(OWNER_TAG_PREFIX) :]) if tagged else None
-                if owner is None or not owner.is_gone():
-                    continue
-                why = f"its CLI process ({owner.describe()}) was killed"
-                client.set_flow_run_state(run.id, Crashed(message=why), force=True)
-                crashed.append(str(run.id))
-                print(
-                    f"churn-retrain: flow run {run.name} ({run.id}) was left "
-                    f"{run.state_name}: {why}; marked it Crashed",
-                    file=sys.stderr,
-                )
-    except Exception as exc:  # bookkeeping of an old run must not stop this one
-        print(f"churn-retrain: could not check for crashed flow runs: {exc}", file=sys.stderr)
-    return crashed
 
 
 def _stop_prefect_server(server: PrefectServer | None) -> None:
@@ -193,43 +145,6 @@ def _stop_prefect_server(server: PrefectServer | None) -> None:
     except Exception as exc:  # a lost log line must not turn a finished run into a crash
         print(f"churn-retrain: could not flush Prefect logs: {exc}", file=sys.stderr)
     server.stop()
-
-
-#: Set when SIGTERM arrived: the process then exits without waiting for worker threads.
-_TERMINATED: list[int] = []
-
-
-#: Seconds SIGTERM leaves the flow to unwind before the process stops its server and exits.
-TERM_GRACE_SECONDS = 10.0
-#: The server this process started, for that last stop.
-_SERVERS: list[PrefectServer] = []
-
-
-def _terminated(signum: int, frame: FrameType | None) -> None:
-    """SIGTERM ends the command like Ctrl-C does: `finally` blocks run, the server stops.
-
-    The flow unwinds at once (the MLflow run is marked KILLED on the way), but Prefect then
-    waits for tasks still running in worker threads (training): after `TERM_GRACE_SECONDS`
-    a timer stops the server and exits; the next CLI marks that flow run Crashed.
-    """
-    if not _TERMINATED:
-        _TERMINATED.append(signum)
-        timer = threading.Timer(TERM_GRACE_SECONDS, _exit_now, args=(signum,))
-        timer.daemon = True
-        timer.start()
-    raise SystemExit(128 + signum)
-
-
-def _exit_now(signum: int) -> None:
-    print(
-        f"churn-retrain: still busy {TERM_GRACE_SECONDS:g} s after the signal; exiting",
-        file=sys.stderr,
-        flush=True,
-    )
-    for server in _SERVERS:
-        server.stop()
-    sys.stdout.flush()
-    os._exit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -252,33 +167,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         "validate": commands.validate,
         "automation": commands.automation,
     }
-    server = None
-    previous = signal.getsignal(signal.SIGTERM)
-    try:
-        server = start_prefect_server(name)
-        if server is not None and threading.current_thread() is threading.main_thread():
-            _SERVERS.append(server)
-            signal.signal(signal.SIGTERM, _terminated)
-        with _using(server), _owned(server):
+    server, shutdown = None, None
+    with ExitStack() as stack:
+        try:
+            server = start_prefect_server(name)
+            # Signals only reach the main thread (tests call `main` from others).
+            if server is not None and threading.current_thread() is threading.main_thread():
+                shutdown = stack.enter_context(Shutdown(server))
+            stack.enter_context(_using(server))
+            stack.enter_context(_owned(server))
             return handlers[name](command, _ready(server))
-    except ChurnRetrainError as exc:
-        print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return exc.exit_code
-    except Exception:
-        traceback.print_exc()
-        print("churn-retrain: the run crashed (see the traceback above)", file=sys.stderr)
-        return EXIT_CRASH
-    finally:
-        _stop_prefect_server(server)
-        if server is not None and threading.current_thread() is threading.main_thread():
-            _SERVERS.clear()
-            signal.signal(signal.SIGTERM, previous)
-            if _TERMINATED:
+        except ChurnRetrainError as exc:
+            print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
+            return exc.exit_code
+        except Exception:
+            traceback.print_exc()
+            print("churn-retrain: the run crashed (see the traceback above)", file=sys.stderr)
+            return EXIT_CRASH
+        finally:
+            _stop_prefect_server(server)
+            if shutdown is not None and (signum := shutdown.signalled) is not None:
                 # The flow has marked its runs; a task still busy in a worker thread (training)
                 # would keep the interpreter alive until it ends: exit now.
                 sys.stdout.flush()
                 sys.stderr.flush()
-                os._exit(128 + _TERMINATED[0])
+                os._exit(128 + signum)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,7 @@ from tasks.steps import StageClock
 from tasks.tracking.check import check_tracking
 from tasks.tracking.models import log_challenger
 from tasks.tracking.runs import configure_tracking, finishing_run, open_run
-from tasks.training.train import train_challenger
+from tasks.training.train import train_where_the_flow_runs
 
 
 # Any failed (or crashed) run alerts; the hook never raises, so the state stays Failed.
@@ -63,15 +63,15 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
         split = split_fair_holdout(
             snapshot.frame, fraction=params.holdout_fraction, seed=params.seed, champion_ids=ids
         )
-        with clock("train"):  # submitted, not called: under a DaskTaskRunner it trains there
-            challenger = train_challenger.submit(
+        with clock("train"):  # here, or on the flow's Dask cluster when it has one
+            challenger = train_where_the_flow_runs(
                 split.train,
                 seed=params.seed,
                 models=params.models,
                 folds=params.folds,
                 budget_minutes=params.budget_minutes,
                 distributed=params.distributed_training,
-            ).result()
+            )
             log_reference_profile(run_id, split.train)  # next month's drift is measured on it
         with clock("compare"):
             comparison = compare_with_champion(

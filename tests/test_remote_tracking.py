@@ -19,7 +19,7 @@ import mlflow
 import pytest
 from tracking_server import TrackingServer, free_port
 
-import flows.retrain
+import tasks.training.train
 from flows.cli import main
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain
@@ -211,7 +211,7 @@ def test_server_killed_during_training_keeps_the_champion(
         server.kill()  # the task is Running: PyCaret trains while the server is gone
 
     killing = train_challenger.with_options(on_running=[kill_server])
-    monkeypatch.setattr(flows.retrain, "train_challenger", killing)
+    monkeypatch.setattr(tasks.training.train, "train_challenger", killing)
     started = time.perf_counter()
     state = retrain(RetrainParameters(period="2026-02", **FAST), return_state=True)
     took = time.perf_counter() - started
@@ -224,7 +224,7 @@ def test_server_killed_during_training_keeps_the_champion(
     server.start()  # same port, same store: the outage is over
     _assert_nothing_promoted(server, model, champion="1")
 
-    monkeypatch.setattr(flows.retrain, "train_challenger", train_challenger)
+    monkeypatch.setattr(tasks.training.train, "train_challenger", train_challenger)
     _rerun_promotes(server, model, champion="1")
 
 

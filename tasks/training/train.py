@@ -130,6 +130,35 @@ def train_challenger(
     )
 
 
+def train_where_the_flow_runs(
+    train: pd.DataFrame,
+    *,
+    seed: int,
+    models: Sequence[str] = DEFAULT_MODELS,
+    folds: int = DEFAULT_FOLDS,
+    budget_minutes: float | None = None,
+    distributed: bool = False,
+) -> Challenger:
+    """`train_challenger` in the flow's own thread, or on its Dask cluster when it runs on one.
+
+    Not submitted to the default thread pool: a SIGTERM (or Ctrl-C) interrupts the flow's
+    thread, but Prefect joins a pool's worker threads before the run can end, so a signal
+    during training would wait for the training to finish.
+    """
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    options: dict[str, Any] = {
+        "seed": seed, "models": models, "folds": folds,
+        "budget_minutes": budget_minutes, "distributed": distributed,
+    }  # fmt: skip
+    if runner is None or isinstance(runner, ThreadPoolTaskRunner):
+        return train_challenger(train, **options)
+    return train_challenger.submit(train, **options).result()
+
+
 def _dask_worker() -> str | None:
     """The address of the Dask worker running this task, or None outside Dask."""
     from distributed import get_worker
