@@ -11,7 +11,7 @@ PREFECT_PORT ?= 4200
 
 .PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
 	prefect-server deploy worker bench-scale validate automation \
-	status rollback simulate bench-cold-starts bench-decision promotion-lock bench-models
+	source status rollback simulate bench-sources bench-cold-starts bench-decision promotion-lock bench-models
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -24,8 +24,8 @@ help: ## list targets
 
 install: .venv/.installed ## create .venv from the lock file (uv sync --frozen)
 
-run: install ## retrain for this month on generated data (ARGS="--period 2026-01 --data PATH" to change)
-	$(RUN) churn-retrain run $(ARGS)
+run: install ## retrain for this month on generated data (ARGS="--period 2026-01 --data PATH" for real data)
+	$(RUN) churn-retrain run --data generated $(ARGS)
 
 validate: install ## check a snapshot with the data gate, no training (ARGS="--data PATH --period 2026-01")
 	$(RUN) churn-retrain validate $(ARGS)
@@ -66,6 +66,9 @@ bench-models: install ## quality per second of candidate model sets on the real 
 bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
 	$(RUN) python benchmarks/bench_scale.py
 
+bench-sources: install ## a 2M-row month as CSV vs Parquet: load time, peak memory, whole retrain (ARGS="--rows 200000")
+	$(RUN) python benchmarks/bench_sources.py $(ARGS)
+
 bench-cold-starts: install ## 100 cold `churn-retrain run` starts in a row: any start-up crash? (ARGS="--runs 20")
 	$(RUN) python benchmarks/bench_cold_starts.py $(ARGS)
 
@@ -98,18 +101,22 @@ clean-state: ## delete the local state (MLflow store, registry, Prefect DB) unde
 
 # --- Prefect server deployments (see prefect.yaml) ---------------------------------------------
 # Only the server-side targets talk to a server: `make run` must keep its temporary one.
-deploy worker automation: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+deploy worker automation source: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
 prefect-server: install ## a local Prefect server + UI on 127.0.0.1:$(PREFECT_PORT), SQLite under the state dir
 	mkdir -p "$(HOME_DIR)/prefect"
 	PREFECT_HOME="$(HOME_DIR)/prefect" $(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
-deploy: install ## work pool, queue (one retrain at a time) and the deployments of prefect.yaml on $PREFECT_API_URL
+deploy: install ## work pool, queue and the deployments of prefect.yaml on $PREFECT_API_URL (DATA=location DATA_TABLE=table)
 	$(RUN) prefect work-pool inspect churn-retrain >/dev/null 2>&1 \
 		|| $(RUN) prefect work-pool create churn-retrain --type process
 	$(RUN) prefect work-queue inspect retrain --pool churn-retrain >/dev/null 2>&1 \
 		|| $(RUN) prefect work-queue create retrain --pool churn-retrain --limit 1
 	$(RUN) prefect --no-prompt deploy --all
+	$(if $(DATA),$(RUN) churn-retrain source --data '$(DATA)' $(if $(DATA_TABLE),--source.table '$(DATA_TABLE)'),$(RUN) churn-retrain source)
+
+source: install ## show or set the data location scheduled runs read (ARGS="--data s3://bucket/{period}.parquet")
+	$(RUN) churn-retrain source $(ARGS)
 
 worker: install ## a process worker for the churn-retrain pool (runs from this checkout)
 	$(RUN) prefect worker start --pool churn-retrain

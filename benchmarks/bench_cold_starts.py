@@ -27,7 +27,17 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-FAST = ["--generated-rows", "500", "--models", "lr", "--folds", "2", "--json"]
+FAST = [
+    "--data",
+    "generated",
+    "--generated-rows",
+    "500",
+    "--models",
+    "lr",
+    "--folds",
+    "2",
+    "--json",
+]
 
 
 #: Logged once the flow has loaded the month: everything a start involves has happened.

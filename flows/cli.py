@@ -32,8 +32,8 @@ if TYPE_CHECKING:
     from tasks.settings import Settings
 
 
-#: Commands that run a flow (each calls `ready` before it does).
-_FLOW_COMMANDS = frozenset({"run", "score", "rollback", "simulate", "validate"})
+#: Commands that run a flow or use the Prefect API (each calls `ready` before it does).
+_FLOW_COMMANDS = frozenset({"run", "score", "rollback", "simulate", "validate", "source"})
 #: Commands that train, so GX and PyCaret are worth importing ahead of time.
 _TRAINING_COMMANDS = frozenset({"run", "simulate"})
 
@@ -166,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "generate": commands.generate,
         "validate": commands.validate,
         "automation": commands.automation,
+        "source": commands.source,
     }
     server, shutdown = None, None
     with ExitStack() as stack:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
         RunCommand,
         ScoreCommand,
         SimulateCommand,
+        SourceCommand,
         StatusCommand,
         ValidateCommand,
     )
@@ -321,6 +322,40 @@ def automation(command: AutomationCommand, ready: Ready) -> int:
         automation_id = install_automation(path, block=command.block)
         print(f"created automation from {path} (id {automation_id})")
     print(f"notifications go through the block {command.block}")
+    return EXIT_OK
+
+
+def source(command: SourceCommand, ready: Ready) -> int:
+    from prefect.variables import Variable
+
+    from tasks.data.configured import (
+        DATA_VARIABLE,
+        describe_configured,
+        find_configured_source,
+        parse_configured,
+        set_configured_source,
+    )
+
+    import httpx
+    from prefect.settings import get_current_settings
+
+    from tasks.errors import UsageError
+
+    ready()
+    try:
+        if command.clear:
+            Variable.unset(DATA_VARIABLE)
+            print(f"cleared: runs without `data` now fail (Prefect Variable {DATA_VARIABLE})")
+        elif command.data is not None:
+            value = set_configured_source(command.data, command.source)
+            print("set " + describe_configured(parse_configured(value)))
+        else:
+            print(describe_configured(find_configured_source()))
+    except httpx.TransportError as exc:
+        raise UsageError(
+            f"the Prefect API at {get_current_settings().api.url} did not answer "
+            f"({type(exc).__name__}): start it (make prefect-server) or set PREFECT_API_URL"
+        ) from None
     return EXIT_OK
 
 

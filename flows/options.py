@@ -31,7 +31,7 @@ from flows.parameters import (
     SimulateParameters,
     ValidateParameters,
 )
-from tasks.data.request import PERIOD_PATTERN
+from tasks.data.request import PERIOD_PATTERN, SourceOptions
 from tasks.errors import UsageError
 
 
@@ -125,6 +125,22 @@ class AutomationCommand(BaseModel):
     )
 
 
+class SourceCommand(BaseModel):
+    """Show, set or clear the data location scheduled runs read (the Prefect Variable
+    churn-retrain-data on the Prefect server in PREFECT_API_URL)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    data: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The location to set, as a retrain's `data` (`{period}` and "
+        "`{secret:NAME}` kept as written). Empty: show the current one.",
+    )
+    source: SourceOptions = _retrain_field("source")
+    clear: bool = Field(default=False, description="Remove the configured location.")
+
+
 Command = (
     RunCommand
     | StatusCommand
@@ -134,6 +150,7 @@ Command = (
     | GenerateCommand
     | ValidateCommand
     | AutomationCommand
+    | SourceCommand
 )
 
 
@@ -161,6 +178,7 @@ class ChurnRetrainCli(BaseSettings):
         alias="validate", description=ValidateCommand.__doc__
     )
     automation: CliSubCommand[AutomationCommand] = Field(description=AutomationCommand.__doc__)
+    source: CliSubCommand[SourceCommand] = Field(description=SourceCommand.__doc__)
 
     @classmethod
     def settings_customise_sources(

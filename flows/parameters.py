@@ -6,11 +6,13 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN
+from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN, SourceOptions
 from tasks.decision.rule import DecisionRule
-from tasks.gate.admit import SnapshotRequest
+from tasks.gate.load import SnapshotRequest
 from tasks.gate.thresholds import DriftThresholds
 from tasks.training.plan import DEFAULT_FOLDS, DEFAULT_MODELS
+
+SOURCE_DESCRIPTION = "How to read `data`: the file format, or the table or query of a database."
 
 
 class RetrainParameters(BaseModel):
@@ -25,9 +27,14 @@ class RetrainParameters(BaseModel):
     )
     data: str | None = Field(
         default=None,
-        description="CSV path or http(s) URL of the month's snapshot; `{period}` is filled in. "
-        "Empty: generate a Telco-shaped snapshot for the period.",
+        description="Where the month's snapshot is: a path or http(s) URL (CSV, CSV.gz, "
+        "Parquet), an fsspec URL (s3://, gs://, abfs://, file://), or a database URL "
+        "(postgresql+psycopg://…, sqlite:///file.db) with `source.table` or `source.query`; "
+        "`{period}` is filled in, `{secret:NAME}` takes a Prefect Secret block. `generated`: a "
+        "generated Telco-shaped month. Empty: the Prefect Variable churn-retrain-data, else "
+        "the run fails before training.",
     )
+    source: SourceOptions = Field(default_factory=SourceOptions, description=SOURCE_DESCRIPTION)
     seed: int = Field(
         default=42, ge=0, le=2**31 - 1, description="Seed for the holdout split and training."
     )
@@ -82,6 +89,7 @@ class RetrainParameters(BaseModel):
         """Where this run's month comes from (the period resolved by the flow)."""
         return SnapshotRequest(
             source=self.data,
+            options=self.source,
             period=period,
             seed=self.seed,
             generated_rows=self.generated_rows,
@@ -92,7 +100,8 @@ class RetrainParameters(BaseModel):
     def run_params(self) -> dict[str, Any]:
         """The MLflow run's parameters: every field, the rule flattened, the data apart."""
         return {
-            **self.model_dump(exclude={"rule", "data"}),
+            **self.model_dump(exclude={"rule", "data", "source"}),
+            **{f"source.{k}": v for k, v in self.source.model_dump(exclude={"query"}).items()},
             **{f"rule.{k}": v for k, v in self.rule.model_dump().items()},
         }
 
@@ -104,8 +113,10 @@ class ValidateParameters(BaseModel):
 
     data: str = Field(
         min_length=1,
-        description="CSV path or http(s) URL of the snapshot to check; `{period}` is filled in.",
+        description="Where the snapshot to check is, as a retrain's `data` (a path, URL, "
+        "s3://… location or database URL; not `generated`); `{period}` is filled in.",
     )
+    source: SourceOptions = Field(default_factory=SourceOptions, description=SOURCE_DESCRIPTION)
     period: str | None = Field(
         default=None,
         pattern=PERIOD_PATTERN,
@@ -127,9 +138,10 @@ class ScoreParameters(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     data: str = Field(
-        description="CSV path or http(s) URL of the customers to score (the target column is "
-        "optional); `{period}` is filled in."
+        description="Where the customers to score are, as a retrain's `data` (the target "
+        "column is optional); `{period}` is filled in."
     )
+    source: SourceOptions = Field(default_factory=SourceOptions, description=SOURCE_DESCRIPTION)
     period: str | None = Field(
         default=None, pattern=PERIOD_PATTERN, description="Month, YYYY-MM. Empty: this month."
     )

@@ -10,7 +10,7 @@ from prefect import flow
 from flows.parameters import ScoreParameters
 from tasks.data.request import current_period
 from tasks.errors import TrackingUnavailable
-from tasks.gate.admit import SnapshotRequest, load_snapshot
+from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.suite import validate_snapshot
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import load_champion
@@ -25,7 +25,9 @@ def score(params: ScoreParameters) -> ScoreSummary:
     settings = Settings()
     period = params.period or current_period()
     tracking = configure_tracking(settings)
-    snapshot = load_snapshot(SnapshotRequest(params.data, period))
+    snapshot = load_snapshot(
+        SnapshotRequest(params.data, period, options=params.source, in_customer_order=False)
+    )
     validate_snapshot(snapshot.frame, source=snapshot.source, for_scoring=True)
     champion = find_champion(tracking.model_name)
     if champion is None:

@@ -17,6 +17,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from flows.parameters import SimulateParameters
+from tasks.data.request import GENERATED
 from tasks.decision.record import DecisionRecord
 
 
@@ -125,6 +126,7 @@ def simulate(
         record = retrain(
             RetrainParameters(
                 period=period,
+                data=GENERATED,
                 seed=params.seed,
                 models=params.models,
                 folds=params.folds,

@@ -16,7 +16,8 @@ from pydantic import BaseModel
 
 from flows.parameters import ValidateParameters
 from tasks.data.request import current_period
-from tasks.gate.admit import SnapshotRequest, admit_snapshot
+from tasks.gate.admit import admit_snapshot
+from tasks.gate.load import SnapshotRequest
 from tasks.gate.suite import DEFAULT_SUITE_PATH
 from tasks.settings import Settings
 
@@ -40,7 +41,10 @@ def validate(params: ValidateParameters) -> GateVerdict:
     period = params.period or current_period()
     suite = Path(params.suite) if params.suite else DEFAULT_SUITE_PATH
     admitted = admit_snapshot(
-        SnapshotRequest(params.data, period), settings, params.drift_gate, suite_path=suite
+        SnapshotRequest(params.data, period, options=params.source),
+        settings,
+        params.drift_gate,
+        suite_path=suite,
     )
     snapshot, gate = admitted.snapshot, admitted.gate
     return GateVerdict(

@@ -1,7 +1,8 @@
 """Exceptions a run can end with, each with its CLI exit status, and the statuses themselves.
 
 `churn-retrain` exits with `EXIT_OK` when the command completed (a run that kept the champion
-included), `EXIT_USAGE` for a command line that does not validate or a refused rollback,
+included), `EXIT_USAGE` for a command line that does not validate, a refused rollback or no (usable)
+data source configured,
 `EXIT_REJECTED` when the data gate rejected the snapshot (nothing trained), `EXIT_TRAINING`
 when training failed, `EXIT_TRACKING` when the tracking server cannot be used,
 `EXIT_SOURCE_UNAVAILABLE` when the snapshot's URL gave no usable answer (5xx, no answer within
@@ -30,6 +31,11 @@ class UsageError(ChurnRetrainError):
     """A command line or parameters that do not validate: nothing was run."""
 
     exit_code = EXIT_USAGE
+
+
+class DataSourceMisconfigured(UsageError):
+    """No data source is configured (a scheduled run never falls back to generated rows), or
+    the source cannot be used as given (a missing extra, options that do not fit it)."""
 
 
 class SnapshotRejected(ChurnRetrainError):

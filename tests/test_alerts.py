@@ -20,7 +20,7 @@ from tasks.gate.failures import FailedCheck
 from tasks.gate.suite import ValidationReport
 from tasks.settings import Settings
 
-FAST = {"models": ["lr"], "folds": 3, "generated_rows": 1500}
+FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": 1500}
 
 
 def _rejection() -> SnapshotRejected:
@@ -203,7 +203,7 @@ def test_failed_run_with_an_unreachable_receiver_ends_failed_and_says_so(
 ) -> None:
     monkeypatch.setenv("CHURN_RETRAIN_ALERT_TIMEOUT_SECONDS", "1")
     monkeypatch.setenv("CHURN_RETRAIN_ALERT_RETRIES", "1")
-    params = RetrainParameters(period="2026-02", data=_header_only(tmp_path), **FAST)
+    params = RetrainParameters(period="2026-02", **{**FAST, "data": _header_only(tmp_path)})
     started = time.monotonic()
     if kind == "closed port":
         monkeypatch.setenv("CHURN_RETRAIN_ALERT_URL", closed_port_url())
@@ -228,7 +228,7 @@ def test_failed_run_alert_carries_run_period_problem_and_report(
 ) -> None:
     monkeypatch.setenv("CHURN_RETRAIN_ALERT_URL", alerts.url)
     state = retrain(
-        RetrainParameters(period="2026-02", data=_header_only(tmp_path), **FAST),
+        RetrainParameters(period="2026-02", **{**FAST, "data": _header_only(tmp_path)}),
         return_state=True,
     )
     assert state.is_failed()

@@ -166,7 +166,16 @@ def test_a_retrain_whose_process_dies_is_marked_crashed_and_alerts(tmp_path: Pat
         PREFECT_API_URL=str(PREFECT_API_URL.value()),
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY="30",
     )
-    args = ["--period", "2031-01", "--generated-rows", "30000", "--models", "lr,lightgbm"]
+    args = [
+        "--period",
+        "2031-01",
+        "--data",
+        "generated",
+        "--generated-rows",
+        "30000",
+        "--models",
+        "lr,lightgbm",
+    ]
     server: Any
     ids: list[Any] = []
     process = None

@@ -41,7 +41,7 @@ pytestmark = pytest.mark.slow
 MODEL = "telco-churn"
 PERIOD = "2026-02"
 ROWS = 1500
-FAST = {"models": ["lr"], "folds": 3, "generated_rows": ROWS}
+FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": ROWS}
 SECRET = "SECRET-7731"
 
 
@@ -354,7 +354,7 @@ def test_bad_input_is_rejected_before_training_and_alerted(
     alerts.clear()
 
     state = retrain(
-        RetrainParameters(period=PERIOD, data=str(tmp_path / "{period}.csv"), **FAST),
+        RetrainParameters(period=PERIOD, **{**FAST, "data": str(tmp_path / "{period}.csv")}),
         return_state=True,
     )
 

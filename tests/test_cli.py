@@ -27,6 +27,7 @@ from flows.options import (
     RunCommand,
     ScoreCommand,
     SimulateCommand,
+    SourceCommand,
     StatusCommand,
     ValidateCommand,
     parse,
@@ -39,6 +40,7 @@ from flows.parameters import (
     ValidateParameters,
 )
 from tasks.data.generate import generate_snapshot
+from tasks.data.request import SourceOptions
 from tasks.decision.record import DecisionRecord, ModelScores
 from tasks.decision.rule import DecisionRule, Guardrail
 from tasks.gate.thresholds import DriftThresholds
@@ -56,6 +58,7 @@ COMMANDS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
     ("generate", GenerateCommand, None),
     ("validate", ValidateCommand, ValidateParameters),
     ("automation", AutomationCommand, None),
+    ("source", SourceCommand, None),
 ]
 
 
@@ -147,6 +150,9 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
     expected = RetrainParameters(
         period="2026-07",
         data="/deliveries/{period}.csv",
+        source=SourceOptions(
+            format="csv.gz", table="telco", query="SELECT 1", period_column="month"
+        ),
         seed=7,
         holdout_fraction=0.3,
         models=["lr", "gbc"],
@@ -175,6 +181,8 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
     argv = [
         "run",
         *("--period", "2026-07", "--data", "/deliveries/{period}.csv", "--seed", "7"),
+        *("--source.format", "csv.gz", "--source.table", "telco", "--source.query", "SELECT 1"),
+        *("--source.period-column", "month"),
         *("--holdout-fraction", "0.3", "--models", "lr,gbc", "--folds", "4"),
         *("--budget-minutes", "12.5", "--distributed-training", "--dask", "local"),
         *("--rule.metric", "pr_auc", "--rule.method", "point"),
@@ -236,7 +244,9 @@ def test_cold_run_in_a_fresh_process_prints_one_json_record(tmp_path: Path) -> N
     home, cwd = tmp_path / "state", tmp_path / "cwd"
     cwd.mkdir()
     env = clean_env(CHURN_RETRAIN_HOME=str(home))
-    done = run_cli("run", "--period", "2026-03", "--json", *FAST_ARGS, cwd=cwd, env=env)
+    done = run_cli(
+        "run", "--period", "2026-03", "--data", "generated", "--json", *FAST_ARGS, cwd=cwd, env=env
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(done.stdout)
     assert record["verdict"] == "promote-first" and record["champion_version_after"] == "1"

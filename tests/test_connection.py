@@ -140,7 +140,9 @@ def test_cli_without_a_dagshub_token_exits_5_with_stdin_closed(tmp_path: Path) -
         "NO_PROXY": "127.0.0.1,localhost",  # the Prefect API is local
     }
     started = time.perf_counter()
-    done = run_cli("run", "--period", "2026-01", cwd=tmp_path, env=env, timeout=120)
+    done = run_cli(
+        "run", "--period", "2026-01", "--data", "generated", cwd=tmp_path, env=env, timeout=120
+    )
     took = time.perf_counter() - started
     assert done.returncode == 5, done.stderr[-3000:]
     assert "TrackingMisconfigured: DagsHub tracking on https://dagshub.com/acme/churn.mlflow" in (

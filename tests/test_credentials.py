@@ -46,7 +46,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
 PREFIX = "/acme/churn.mlflow"
 OWNER, REPO = "acme", "churn"
-FAST: dict[str, Any] = {"models": ["lr"], "folds": 2, "generated_rows": 1000}
+FAST: dict[str, Any] = {"data": "generated", "models": ["lr"], "folds": 2, "generated_rows": 1000}
 BLOCK = "churn-credentials-dagshub-token"
 #: user -> password on the server; DagsHub's user is the repository owner.
 USERS = {

@@ -31,7 +31,7 @@ from tasks.tracking.runs import configure_tracking
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 ROWS = 1500
-FAST = {"models": ["lr"], "folds": 3, "generated_rows": ROWS}
+FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": ROWS}
 
 
 @pytest.fixture
@@ -177,7 +177,7 @@ def test_a_suspiciously_good_challenger_is_rejected_as_leakage(
     february[TARGET] = (february["MonthlyCharges"] > cut).map({True: "Yes", False: "No"})
     february.to_csv(tmp_path / "2026-02.csv", index=False)
     record = retrain(
-        RetrainParameters(period="2026-02", data=str(tmp_path / "{period}.csv"), **FAST)
+        RetrainParameters(period="2026-02", **{**FAST, "data": str(tmp_path / "{period}.csv")})
     )
     assert record.verdict == "reject-leakage-suspected" and not record.promoted
     assert record.challenger.holdout["roc_auc"] > 0.9

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import subprocess
 import time
 from collections.abc import Iterator
@@ -16,11 +17,13 @@ import pytest
 import yaml
 from mlflow.tracking import MlflowClient
 
-from tests.servers import BIN, clean_env, free_port, start, stop, wait_http
+from tests.alert_receivers import AlertReceiver, receiver
+from tests.data_servers import PG_PASSWORD, Postgres
+from tests.servers import BIN, clean_env, free_port, run_cli, start, stop, wait_http
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = "telco-churn"
-FAST = {"models": ["lr"], "folds": 3, "generated_rows": 1500}
+FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": 1500}
 
 
 def _deployments() -> dict[str, dict[str, Any]]:
@@ -50,11 +53,21 @@ def test_retrains_never_overlap_by_configuration() -> None:
 
 
 @pytest.fixture(scope="module")
-def prefect_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
-    """A real `prefect server` (SQLite in a temp dir), the deployments, and a process worker."""
+def alerts() -> Iterator[AlertReceiver]:
+    with receiver() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def prefect_stack(
+    tmp_path_factory: pytest.TempPathFactory, alerts: AlertReceiver
+) -> Iterator[dict[str, str]]:
+    """A real `prefect server` (SQLite in a temp dir), the deployments, and a process worker
+    whose runs alert the receiver on 127.0.0.1."""
     tmp = tmp_path_factory.mktemp("prefect-stack")
     port = free_port()
     env = clean_env(
+        CHURN_RETRAIN_ALERT_URL=alerts.url,
         PREFECT_HOME=str(tmp / "prefect"),
         PREFECT_API_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{tmp / 'prefect.db'}",
         PREFECT_API_URL=f"http://127.0.0.1:{port}/api",
@@ -217,3 +230,99 @@ def test_validate_deployment_checks_a_delivery_without_training(
     assert "missing column Contract" in (flow_run.state.message or "")
     report = Path(prefect_stack["CHURN_RETRAIN_HOME"]) / "reports" / str(flow_run.id)
     assert (report / "validation.html").is_file()
+
+
+# --- the monthly deployment reads the business's data -------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crm(real_frame: Any) -> Iterator[Postgres]:
+    """A PostgreSQL cluster whose table `telco_monthly` holds the real rows for 2026-03."""
+    import sqlalchemy as sa
+
+    pg = Postgres.create().start()
+    try:
+        admin = sa.create_engine(pg.url(), isolation_level="AUTOCOMMIT")
+        with admin.connect() as connection:
+            connection.execute(sa.text("CREATE DATABASE crm"))
+        admin.dispose()
+        engine = sa.create_engine(pg.url("crm"))
+        real_frame.assign(period="2026-03").to_sql("telco_monthly", engine, index=False)
+        engine.dispose()
+        yield pg
+    finally:
+        pg.stop()
+
+
+def _scheduled(env: dict[str, str], when: datetime) -> Any:
+    """A run of the monthly deployment as its schedule makes it: no parameters of its own
+    but the training options (kept small), scheduled for `when`."""
+    from prefect.deployments import run_deployment
+
+    small = {k: v for k, v in FAST.items() if k not in ("data", "generated_rows")}
+    with _with_api(env):
+        return run_deployment(
+            "retrain/monthly", parameters={"params": small}, scheduled_time=when, timeout=600
+        )
+
+
+def _champion_version(env: dict[str, str]) -> str | None:
+    client = _mlflow_client(env)
+    try:
+        return str(client.get_model_version_by_alias(MODEL, "champion").version)
+    except mlflow.exceptions.MlflowException:
+        return None
+
+
+@pytest.mark.slow
+def test_monthly_run_without_a_data_source_fails_before_training_and_alerts(
+    prefect_stack: dict[str, str], alerts: AlertReceiver
+) -> None:
+    before = _champion_version(prefect_stack)
+    alerts.clear()
+    flow_run = _scheduled(prefect_stack, datetime(2026, 2, 1, 2, tzinfo=ZoneInfo("UTC")))
+    assert flow_run.state.is_failed(), flow_run.state
+    assert "no data source configured" in (flow_run.state.message or "")
+    assert _champion_version(prefect_stack) == before
+    client = _mlflow_client(prefect_stack)
+    trained = client.search_runs(
+        [client.get_experiment_by_name("churn-retrain").experiment_id],
+        filter_string=f"tags.`prefect.flow_run_id` = '{flow_run.id}'",
+    )
+    assert trained == []  # failed before any MLflow run: nothing trained
+    deadline = time.monotonic() + 30
+    while not any("no data source configured" in t for t in alerts.texts()):
+        assert time.monotonic() < deadline, alerts.texts()
+        time.sleep(0.5)
+    assert any("2026-02" in t for t in alerts.texts())
+
+
+@pytest.mark.slow
+def test_monthly_run_reads_its_period_from_postgres(
+    prefect_stack: dict[str, str], crm: Postgres, alerts: AlertReceiver
+) -> None:
+    from prefect.blocks.system import Secret
+
+    with _with_api(prefect_stack):
+        Secret(value=PG_PASSWORD).save("churn-crm-password", overwrite=True)
+    location = crm.url("crm", password="{secret:churn-crm-password}")
+    env = {**prefect_stack}
+    done = run_cli("source", "--data", location, "--source.table", "telco_monthly", env=env)
+    assert done.returncode == 0, done.stderr
+    assert "telco_monthly" in done.stdout and PG_PASSWORD not in done.stdout + done.stderr
+    alerts.clear()
+    flow_run = _scheduled(prefect_stack, datetime(2026, 3, 1, 2, tzinfo=ZoneInfo("UTC")))
+    assert flow_run.state.is_completed(), flow_run.state
+    client = _mlflow_client(prefect_stack)
+    (run,) = client.search_runs(
+        [client.get_experiment_by_name("churn-retrain").experiment_id],
+        filter_string=f"tags.`prefect.flow_run_id` = '{flow_run.id}'",
+    )
+    assert run.data.params["period"] == "2026-03" and run.data.params["data.rows"] == "7043"
+    assert run.data.params["data.source"] == f"postgresql+psycopg://127.0.0.1:{crm.port}/crm"
+    assert PG_PASSWORD not in json.dumps({**run.data.params, **run.data.tags})
+    assert alerts.texts() == []
+    shown = run_cli("source", env=env)
+    assert "telco_monthly" in shown.stdout and PG_PASSWORD not in shown.stdout
+    cleared = run_cli("source", "--clear", env=env)
+    assert cleared.returncode == 0 and "cleared" in cleared.stdout

@@ -39,7 +39,7 @@ from tests.servers import clean_env, run_cli
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and flock")
 
-RUN_ARGS = ["--generated-rows", "500", "--models", "lr", "--folds", "2"]
+RUN_ARGS = ["--data", "generated", "--generated-rows", "500", "--models", "lr", "--folds", "2"]
 #: A tie promotes under this rule, so the killed run reaches `promote-challenger`.
 KILLED_RUN = ["run", "--period", "2026-02", *RUN_ARGS, "--rule.method", "point"]
 KILLED_RUN += ["--rule.min-improvement", "0"]

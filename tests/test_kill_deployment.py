@@ -50,10 +50,10 @@ pytestmark = [
 
 ROOT = Path(__file__).resolve().parents[1]
 T = TypeVar("T")
-FAST = {"models": ["lr"], "folds": 2, "generated_rows": 500}
+FAST = {"data": "generated", "models": ["lr"], "folds": 2, "generated_rows": 500}
 #: A tie promotes under this rule, so the killed run reaches `promote-challenger`.
 KILLED_PARAMS = {**FAST, "period": "2026-02", "rule": {"method": "point", "min_improvement": 0}}
-CLI_ARGS = ["--generated-rows", "500", "--models", "lr", "--folds", "2"]
+CLI_ARGS = ["--data", "generated", "--generated-rows", "500", "--models", "lr", "--folds", "2"]
 
 #: The cases `make test` runs; all 12: `make test-kill-matrix`.
 DEFAULT_CASES = {("train", "SIGTERM"), ("register", "SIGKILL")}

@@ -131,7 +131,9 @@ def portable(tmp_path_factory: pytest.TempPathFactory, real_csv: Path) -> Iterat
         patch.setitem(Settings.model_config, "env_file", None)
         try:
             record = retrain(
-                RetrainParameters(period="2026-01", models=["lr"], folds=2, generated_rows=1500)
+                RetrainParameters(
+                    period="2026-01", data="generated", models=["lr"], folds=2, generated_rows=1500
+                )
             )
             assert record.promoted and record.champion_version_after == "1"
             tracking_uri = mlflow.get_tracking_uri()

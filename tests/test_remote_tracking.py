@@ -29,7 +29,7 @@ from tasks.training.train import train_challenger
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-FAST = {"models": ["lr"], "folds": 3, "generated_rows": 1500}
+FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": 1500}
 WEAK = {**FAST, "models": ["dummy"], "rule": {"floor": 0.0}}  # AUC 0.5: any real model beats it
 BOT, BOT_PASSWORD = "churn-bot", "churn-bot-password-1"
 #: The promise: an unreachable server fails the run within this many seconds.
@@ -118,7 +118,19 @@ def test_wrong_credentials_exit_5_naming_the_server(
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     started = time.perf_counter()
     code = main(
-        ["run", "--period", "2026-01", "--generated-rows", "1500", "--models", "lr", "--folds", "3"]
+        [
+            "run",
+            "--period",
+            "2026-01",
+            "--data",
+            "generated",
+            "--generated-rows",
+            "1500",
+            "--models",
+            "lr",
+            "--folds",
+            "3",
+        ]
     )
     took = time.perf_counter() - started
 

@@ -18,7 +18,7 @@ from tasks.registry.aliases import CHAMPION, PREVIOUS_CHAMPION
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
 MODEL = "telco-churn"
-FAST = {"models": ["lr"], "folds": 3, "generated_rows": 1500}
+FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": 1500}
 
 
 def _client() -> MlflowClient:
@@ -124,7 +124,9 @@ def test_broken_column_is_rejected_before_training(state_home: Path, tmp_path: P
     frame.to_csv(bad, index=False)
 
     with pytest.raises(SnapshotRejected, match=r"(?s)2026-02\.csv rejected.*MonthlyCharges"):
-        retrain(RetrainParameters(period="2026-02", data=str(tmp_path / "{period}.csv"), **FAST))
+        retrain(
+            RetrainParameters(period="2026-02", **{**FAST, "data": str(tmp_path / "{period}.csv")})
+        )
 
     assert _champion() == "1"
     assert len(client.search_model_versions(f"name='{MODEL}'")) == versions_before

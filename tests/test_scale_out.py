@@ -78,7 +78,18 @@ def test_command_line_trains_on_a_local_dask_cluster_and_keeps_its_log_readable(
         PREFECT_API_URL=str(PREFECT_API_URL.value()),
         PREFECT_LOGGING_LEVEL="INFO",
     )
-    args = ["--period", "2026-02", "--generated-rows", "1500", "--models", "lr", "--folds", "3"]
+    args = [
+        "--period",
+        "2026-02",
+        "--data",
+        "generated",
+        "--generated-rows",
+        "1500",
+        "--models",
+        "lr",
+        "--folds",
+        "3",
+    ]
     done = run_cli("run", "--dask", "local", "--json", *args, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     record = json.loads(done.stdout)

@@ -86,7 +86,11 @@ def test_score_flow_with_the_champion(state_home: Path, tmp_path: Path) -> None:
     with pytest.raises(TrackingUnavailable, match="no champion"):
         score(ScoreParameters(data=str(source), period="2026-03"))
 
-    retrain(RetrainParameters(period="2026-02", models=["lr"], folds=3, generated_rows=1500))
+    retrain(
+        RetrainParameters(
+            period="2026-02", data="generated", models=["lr"], folds=3, generated_rows=1500
+        )
+    )
     summary = score(ScoreParameters(data=str(source), period="2026-03"))
     assert summary.rows == 800 and summary.model_version == "1"
     assert Path(summary.output) == state_home / "scores" / "2026-03-v1.csv"

@@ -27,7 +27,7 @@ from tasks.errors import SnapshotRejected, TrackingUnavailable
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 
-FAST = {"models": ["lr"], "folds": 3, "generated_rows": 1500}
+FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": 1500}
 PREFIX = "/acme/churn.mlflow"  # DagsHub's shape: https://dagshub.com/OWNER/REPO.mlflow
 
 SENTINELS = {
@@ -195,7 +195,7 @@ def test_no_secret_leaves_a_trace(
     bad = generate_snapshot("2026-03", rows=1500).drop(columns=["Contract"])
     bad.to_csv(tmp_path / "2026-03.csv", index=False)
     state = retrain(
-        RetrainParameters(period="2026-03", data=str(tmp_path / "2026-03.csv"), **FAST),
+        RetrainParameters(period="2026-03", **{**FAST, "data": str(tmp_path / "2026-03.csv")}),
         return_state=True,
     )
     assert state.is_failed()

@@ -17,7 +17,7 @@ from tasks.errors import (
     SnapshotRejected,
     SnapshotUnavailable,
 )
-from tasks.gate.admit import SnapshotRequest, load_snapshot
+from tasks.gate.load import SnapshotRequest, load_snapshot
 
 BODY = (
     b"customerID,SeniorCitizen,tenure,MonthlyCharges,TotalCharges,Contract,Churn\n"

@@ -7,7 +7,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from tasks.data.request import current_period, resolve_source
+from tasks.data.configured import DATA_VARIABLE
+from tasks.data.request import GENERATED, current_period, resolve_source
 from tasks.errors import ChurnRetrainError, SnapshotRejected
 from tasks.gate.report import (
     ColumnFailures,
@@ -117,7 +118,11 @@ def describe_source(parameters: dict[str, Any], period: str) -> str:
     """The run's data source from its parameters, fit for an alert (credentials removed)."""
     params = parameters.get("params") or {}
     data = params.get("data") if isinstance(params, dict) else None
-    return redact_uri(resolve_source(data, period)) if data else "generated data"
+    if data == GENERATED:
+        return "generated data"
+    if not data:
+        return f"the configured data source (Prefect Variable {DATA_VARIABLE})"
+    return redact_uri(resolve_source(data, period))
 
 
 def run_period(parameters: dict[str, Any], started: datetime | None) -> str:

@@ -9,29 +9,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from tasks.data.request import DEFAULT_MAX_BYTES, resolve_source
-from tasks.data.schema import ID_COLUMN
-from tasks.data.snapshot import Snapshot, digest_frame
-from tasks.data.sources import read_source_bytes
+from tasks.data.snapshot import Snapshot
 from tasks.gate.drift import DriftReport, check_drift, find_reference_profile
-from tasks.gate.parse import parse_snapshot
+from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.report import Gate, reporting_gate
 from tasks.gate.suite import DEFAULT_SUITE_PATH, ValidationReport, validate_snapshot
 from tasks.gate.thresholds import DriftThresholds
-from tasks.settings import Settings, redact_uri
-from tasks.steps import StageClock, retried_step
-
-
-@dataclass(frozen=True)
-class SnapshotRequest:
-    """Which month, from where: a path or URL (`{period}` filled in), or generated rows."""
-
-    source: str | None
-    period: str
-    seed: int = 0
-    generated_rows: int = 7043
-    drift: float = 0.0
-    scenario: str = "none"
+from tasks.settings import Settings
+from tasks.steps import StageClock
 
 
 @dataclass(frozen=True)
@@ -67,42 +52,3 @@ def admit_snapshot(
                 check_drift(snapshot.frame, reference, drift_gate, source=snapshot.source)
             )
     return Admitted(snapshot=snapshot, validation=validation, drift=drift, gate=gate)
-
-
-@retried_step("load-snapshot", delay_seconds=5)
-def load_snapshot(
-    request: SnapshotRequest,
-    *,
-    max_bytes: int = DEFAULT_MAX_BYTES,
-    deadline_seconds: float | None = None,
-) -> Snapshot:
-    """Read the month's data from a path or URL, or generate it when no source is given.
-
-    A URL download ends within `deadline_seconds` (default: the `download_timeout_seconds`
-    setting); a 5xx answer or a timeout (`SnapshotUnavailable`) is retried, a 4xx is not.
-    """
-    source, period, seed = request.source, request.period, request.seed
-    if source is None:
-        from tasks.data.generate import generate_snapshot
-
-        frame = generate_snapshot(
-            period,
-            seed=seed,
-            rows=request.generated_rows,
-            drift=request.drift,
-            scenario=request.scenario,
-        )
-        label = f"generated:{period}?seed={seed}&rows={request.generated_rows}"
-        if request.drift:
-            label += f"&scenario={request.scenario}&drift={request.drift}"
-    else:
-        label = resolve_source(source, period)
-        if deadline_seconds is None:
-            deadline_seconds = Settings().download_timeout_seconds
-        payload = read_source_bytes(label, max_bytes=max_bytes, deadline=deadline_seconds)
-        frame = parse_snapshot(payload, source=label)
-    if ID_COLUMN in frame and frame[ID_COLUMN].dtype != object:
-        frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
-    return Snapshot(
-        frame=frame, source=redact_uri(label), digest=digest_frame(frame), period=period
-    )

@@ -33,7 +33,7 @@ from tasks.settings import redact_uri
 _BINARY_SIGNATURES: tuple[tuple[bytes, str], ...] = (
     (b"PK\x03\x04", "a ZIP archive (an Excel .xlsx workbook?), not CSV text"),
     (b"\xd0\xcf\x11\xe0", "an old Excel .xls workbook, not CSV text"),
-    (b"\x1f\x8b", "gzip-compressed; decompress it first"),
+    (b"\x1f\x8b", "gzip-compressed: name it .csv.gz or set the format to csv.gz"),
     (b"%PDF", "a PDF document, not CSV text"),
 )
 _OTHER_DELIMITERS = (";", "\t", "|")

@@ -1,0 +1,130 @@
+"""Guards for typed sources (Parquet, a database query): the CSV parse guards' equivalents.
+
+A CSV file is text, checked line by line before pandas reads it (tasks/gate/parse.py). A Parquet
+file or a query result arrives typed, so its guards look at the columns instead: duplicated or
+missing names, types that cannot hold the column's values, no rows, rows of another period.
+Messages name the source, the column and the problem; never a cell's value.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import numpy as np
+import pandas as pd
+
+from tasks.data.schema import COLUMNS, NUMERIC_COLUMNS, STRING_COLUMNS
+from tasks.errors import SnapshotRejected
+from tasks.gate.parse import coerce_types
+from tasks.messages import describe_names, normalise_name, plural
+
+_CANONICAL = {normalise_name(column): column for column in COLUMNS}
+
+
+def check_typed_frame(
+    frame: pd.DataFrame,
+    *,
+    source: str,
+    period: str,
+    period_column: str | None,
+    what: str,
+) -> pd.DataFrame:
+    """The month's 21 columns, typed as a CSV read types them; `SnapshotRejected` otherwise.
+
+    `what` says where the rows came from ("query result", "Parquet file") in messages.
+    """
+    frame = _canonical_names(frame)
+    duplicated = [name for name, n in Counter(map(str, frame.columns)).items() if n > 1]
+    if duplicated:
+        raise _rejected(source, f"the {what} has duplicated columns: {describe_names(duplicated)}")
+    if period_column is not None and period_column in frame:
+        frame = _this_period(frame, source=source, period=period, column=period_column, what=what)
+    if frame.empty:
+        raise _rejected(source, f"the {what} has no rows for {period}")
+    missing = [c for c in COLUMNS if c not in frame]
+    if missing:
+        raise _rejected(source, f"the {what} lacks the columns: {', '.join(missing)}")
+    for column in COLUMNS:
+        _check_type(frame[column], source=source, what=what)
+    return coerce_types(_as_objects(frame))
+
+
+def _canonical_names(frame: pd.DataFrame) -> pd.DataFrame:
+    """`customerid` (a database folds unquoted names to lower case) becomes `customerID`."""
+    present = set(map(str, frame.columns))
+    renames = {
+        name: _CANONICAL[normalise_name(name)]
+        for name in map(str, frame.columns)
+        if normalise_name(name) in _CANONICAL
+        and _CANONICAL[normalise_name(name)] != name
+        and _CANONICAL[normalise_name(name)] not in present
+    }
+    return frame.rename(columns=renames) if renames else frame
+
+
+def _this_period(
+    frame: pd.DataFrame, *, source: str, period: str, column: str, what: str
+) -> pd.DataFrame:
+    values = frame[column].astype(str)
+    other = values != period
+    if other.any():
+        periods = sorted(set(values[other]))
+        shown = ", ".join(periods[:3]) + (
+            f" and {len(periods) - 3} more" if len(periods) > 3 else ""
+        )
+        raise _rejected(
+            source,
+            f"the {what} holds {plural(int(other.sum()), 'row')} of another period than "
+            f"{period} in column {column} ({shown})",
+        )
+    return frame.drop(columns=[column])
+
+
+def _check_type(series: pd.Series, *, source: str, what: str) -> None:
+    """Refuse a type that cannot hold the column (a date for tenure, a number for gender).
+
+    Text in a numeric column is let through: the suite reports it by value count, as for CSV.
+    """
+    column, dtype = str(series.name), series.dtype
+    kind = dtype.kind
+    texty = kind in "OSU" or isinstance(dtype, pd.CategoricalDtype | pd.StringDtype)
+    if column in NUMERIC_COLUMNS:
+        if kind in "iuf" or texty:
+            if kind == "O" and not _all_text_or_numbers(series):
+                raise _wrong(source, what, column, dtype, "a number")
+            return
+        raise _wrong(source, what, column, dtype, "a number")
+    if column in STRING_COLUMNS and not texty:
+        raise _wrong(source, what, column, dtype, "text")
+    if column in STRING_COLUMNS and kind == "O" and not _all_text(series):
+        raise _wrong(source, what, column, dtype, "text")
+
+
+def _all_text(series: pd.Series) -> bool:
+    values = series.dropna()
+    return bool(values.map(type).isin([str]).all())
+
+
+def _all_text_or_numbers(series: pd.Series) -> bool:
+    values = series.dropna()
+    return bool(
+        values.map(lambda v: isinstance(v, str | int | float) and not isinstance(v, bool)).all()
+    )
+
+
+def _as_objects(frame: pd.DataFrame) -> pd.DataFrame:
+    """Categorical (Parquet dictionary) and string columns as plain objects, as a CSV read has."""
+    frame = frame.copy()
+    for column in STRING_COLUMNS:
+        if column in frame:
+            values = frame[column].astype(object)
+            frame[column] = values.where(values.notna(), np.nan)  # None (pyarrow) as a CSV's NaN
+    return frame
+
+
+def _wrong(source: str, what: str, column: str, dtype: object, expected: str) -> SnapshotRejected:
+    return _rejected(source, f"column {column} has type {dtype} in the {what}, expected {expected}")
+
+
+def _rejected(source: str, problem: str) -> SnapshotRejected:
+    return SnapshotRejected(f"Snapshot {source}: {problem}")
