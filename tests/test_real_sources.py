@@ -32,7 +32,7 @@ from tasks.errors import (
 )
 from tasks.gate.load import SnapshotRequest, load_snapshot
 from tests.data_servers import PG_PASSWORD, S3, Postgres
-from tests.servers import free_port
+from tests.servers import clean_env, free_port, run_cli
 
 pytestmark = pytest.mark.slow
 PERIOD = "2026-03"
@@ -269,3 +269,42 @@ def test_a_password_from_a_secret_block_is_used_and_never_shown(sources: Sources
     assert snapshot.rows == 7043 and PG_PASSWORD not in snapshot.source  # type: ignore[attr-defined]
     with pytest.raises(DataSourceMisconfigured, match="no Prefect Secret block named 'absent'"):
         _load(sources.pg.url("crm", password="{secret:absent}"), SourceOptions(table="t"))
+
+
+def test_bad_sources_through_the_command_line_lose_nothing_and_show_no_secret(
+    sources: Sources, tmp_path: Path
+) -> None:
+    """As a user runs it: each bad source exits with its status and message; the champion a
+    first run promoted stays; no MLflow run is left for the failed months; no secret shown."""
+    from mlflow.tracking import MlflowClient
+
+    env = clean_env(CHURN_RETRAIN_HOME=str(tmp_path / "state"), **sources.s3.env())
+    fast = ["--models", "lr", "--folds", "2"]
+    first = run_cli("run", "--period", OTHER, "--data", "generated", "--generated-rows", "1000",
+                    *fast, env=env)  # fmt: skip
+    assert first.returncode == 0, first.stderr
+    table = ["--source.table", "telco_monthly"]
+    cases = [
+        ([ "--data", sources.pg.url("crm", password="wrong-Pass-123"), *table], 3,
+         "the database refused the credentials"),
+        (["--data", sources.pg.url("crm"), "--source.query", _without("tenure")], 3,
+         "lacks the columns: tenure"),
+        (["--data", f"postgresql+psycopg://churn:{PG_PASSWORD}@127.0.0.1:{free_port()}/crm",
+          *table], 6, "connection refused"),
+        (["--data", f"s3://{BUCKET}/telco/{{period}}.parquet"], 3, "access denied"),
+    ]  # fmt: skip
+    for args, status, message in cases:
+        case_env = (
+            env if "s3://" not in args[1] else {**env, "AWS_SECRET_ACCESS_KEY": "wrong-S3-key"}
+        )
+        done = run_cli("run", "--period", PERIOD, *args, *fast, env=case_env, timeout=200)
+        output = done.stdout + done.stderr
+        assert done.returncode == status, (args[1:], output[-2000:])
+        assert message in output
+        for secret in (PG_PASSWORD, "wrong-Pass-123", "wrong-S3-key", sources.s3.secret):
+            assert secret not in output
+    uri = f"sqlite:///{tmp_path / 'state' / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    assert str(client.get_model_version_by_alias("telco-churn", "champion").version) == "1"
+    runs = client.search_runs([client.get_experiment_by_name("churn-retrain").experiment_id])
+    assert [r.data.params["period"] for r in runs] == [OTHER]  # nothing trained for PERIOD

@@ -82,7 +82,9 @@ def test_the_configured_location_is_checked_like_a_parameter() -> None:
     assert data == "sqlite:///crm.db" and options.table == "telco"
     with pytest.raises(DataSourceMisconfigured, match="never train on generated rows"):
         parse_configured("generated")
-    with pytest.raises(DataSourceMisconfigured, match=r"source\.table: String should match pattern"):
+    with pytest.raises(
+        DataSourceMisconfigured, match=r"source\.table: String should match pattern"
+    ):
         parse_configured({"data": "sqlite:///crm.db", "source": {"table": "telco; DROP TABLE x"}})
     with pytest.raises(DataSourceMisconfigured, match="must hold a location"):
         parse_configured(42)

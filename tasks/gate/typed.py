@@ -85,6 +85,8 @@ def _check_type(series: pd.Series, *, source: str, what: str) -> None:
 
     Text in a numeric column is let through: the suite reports it by value count, as for CSV.
     """
+    if isinstance(series.dtype, pd.CategoricalDtype):  # Parquet dictionary: its values count
+        series = series.astype(object)
     column, dtype = str(series.name), series.dtype
     kind = dtype.kind
     texty = kind in "OSU" or isinstance(dtype, pd.CategoricalDtype | pd.StringDtype)
@@ -100,16 +102,20 @@ def _check_type(series: pd.Series, *, source: str, what: str) -> None:
         raise _wrong(source, what, column, dtype, "text")
 
 
+#: What `infer_dtype` may say of a numeric column held as objects: text (the suite counts what
+#: does not parse), numbers, or decimals (a database's NUMERIC); not dates, bytes or booleans.
+_NUMERIC_OBJECTS = frozenset(
+    {"string", "integer", "floating", "mixed-integer-float", "mixed-integer", "decimal",
+     "mixed", "empty"}
+)  # fmt: skip
+
+
 def _all_text(series: pd.Series) -> bool:
-    values = series.dropna()
-    return bool(values.map(type).isin([str]).all())
+    return pd.api.types.infer_dtype(series, skipna=True) in ("string", "empty")
 
 
 def _all_text_or_numbers(series: pd.Series) -> bool:
-    values = series.dropna()
-    return bool(
-        values.map(lambda v: isinstance(v, str | int | float) and not isinstance(v, bool)).all()
-    )
+    return pd.api.types.infer_dtype(series, skipna=True) in _NUMERIC_OBJECTS
 
 
 def _as_objects(frame: pd.DataFrame) -> pd.DataFrame:
