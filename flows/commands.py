@@ -326,6 +326,8 @@ def automation(command: AutomationCommand, ready: Ready) -> int:
 
 
 def source(command: SourceCommand, ready: Ready) -> int:
+    import httpx
+    from prefect.settings import get_current_settings
     from prefect.variables import Variable
 
     from tasks.data.configured import (
@@ -335,10 +337,6 @@ def source(command: SourceCommand, ready: Ready) -> int:
         parse_configured,
         set_configured_source,
     )
-
-    import httpx
-    from prefect.settings import get_current_settings
-
     from tasks.errors import UsageError
 
     ready()
