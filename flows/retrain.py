@@ -15,6 +15,7 @@ from tasks.decision.verdict import hold_if_already_promoted, settle
 from tasks.gate.admit import admit_snapshot
 from tasks.gate.drift import log_reference_profile
 from tasks.gate.report import log_gate_report
+from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import find_missing_champion, load_champion
 from tasks.registry.lock import ensure_promotion_lock
@@ -37,6 +38,7 @@ from tasks.training.train import train_where_the_flow_runs
 @flow(name="retrain", log_prints=True, on_failure=[alert_on_failure], on_crashed=[alert_on_failure])
 def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord:  # noqa: B008
     """Retrain the churn model for one month and promote the challenger if it wins."""
+    keep_expected_failures_short()  # a named failure is logged as its message, no traceback
     settings, clock, flow_run_id = Settings(), StageClock(), str(runtime.flow_run.id)
     # A scheduled run works on the month it was scheduled for, even if it starts late.
     period = params.period or current_period(runtime.flow_run.scheduled_start_time)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from prefect import flow
 
 from flows.parameters import RollbackParameters
+from tasks.logs import keep_expected_failures_short
 from tasks.registry.history import HistoryEvent
 from tasks.registry.lock import ensure_promotion_lock
 from tasks.registry.promote import rollback_champion
@@ -17,6 +18,7 @@ def rollback(params: RollbackParameters | None = None) -> HistoryEvent:
     """Move `champion` back under the promotion lock; the move joins the promotion history."""
     from prefect.artifacts import create_markdown_artifact
 
+    keep_expected_failures_short()  # a refused rollback is logged as its message
     params = params or RollbackParameters()
     tracking = configure_tracking(Settings())
     ensure_promotion_lock(tracking.model_name, create=params.create_promotion_lock)

@@ -12,6 +12,7 @@ from tasks.data.request import current_period
 from tasks.errors import TrackingUnavailable
 from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.suite import validate_snapshot
+from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import load_champion
 from tasks.scoring.batch import ScoreSummary, write_scores
@@ -22,6 +23,7 @@ from tasks.tracking.runs import configure_tracking
 @flow(name="score", log_prints=True)
 def score(params: ScoreParameters) -> ScoreSummary:
     """Score customers with `models:/NAME@champion`; nothing is written if the input is bad."""
+    keep_expected_failures_short()  # a named failure is logged as its message, no traceback
     settings = Settings()
     period = params.period or current_period()
     tracking = configure_tracking(settings)

@@ -181,7 +181,7 @@ CASES = [
     Case(
         "text in a numeric column",
         _edit(_set("MonthlyCharges", slice(0, 30), SECRET)),
-        r"MonthlyCharges: values of wrong type \(expected numeric, got object\)",
+        r"MonthlyCharges: 30 values of wrong type \(expected numeric, got object\)",
     ),
     # --- values ---
     Case(
@@ -382,6 +382,48 @@ def test_bad_input_is_rejected_before_training_and_alerted(
     assert not [cid for cid in clean["customerID"].head(100) if cid in sent]
     # Nothing changed in the registry or the tracking store.
     assert _registry() == before == Registry(champion="1", versions=1, runs=1)
+    # The flow run's log (what the Prefect UI shows) says it, with no traceback.
+    logs = _flow_run_logs(state.state_details.flow_run_id)
+    assert any(re.search(case.problem, line) for line in logs), logs
+    assert not [line for line in logs if "Traceback" in line], logs
+
+
+def _flow_run_logs(flow_run_id: UUID) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        records = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
+        )
+    return [record.message for record in records]
+
+
+def test_a_bug_in_a_task_keeps_its_traceback(
+    champion_home: Path, clean: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only named failures lose their traceback: an injected bug still shows where it is."""
+    from prefect import task
+
+    import tasks.gate.admit as admit
+
+    @task(name="check-drift")
+    def broken(*args: object, **kwargs: object) -> None:
+        raise ZeroDivisionError("an injected bug")
+
+    monkeypatch.setattr(admit, "check_drift", broken)
+    clean.to_csv(tmp_path / f"{PERIOD}.csv", index=False)
+    state = retrain(
+        RetrainParameters(period=PERIOD, **{**FAST, "data": str(tmp_path / "{period}.csv")}),
+        return_state=True,
+    )
+    assert state.is_failed()
+    logs = _flow_run_logs(state.state_details.flow_run_id)
+    assert any(
+        "Traceback" in line and "ZeroDivisionError: an injected bug" in line for line in logs
+    )
 
 
 def test_the_champion_run_carries_its_gate_report_and_reference_profile(

@@ -106,7 +106,7 @@ def test_text_in_a_numeric_column_is_a_type_failure_not_a_crash(snapshot: pd.Dat
     snapshot["MonthlyCharges"] = snapshot["MonthlyCharges"].astype(object)
     snapshot.loc[[3, 9], "MonthlyCharges"] = "SECRET-29,85"
     error = rejected(snapshot)
-    assert "MonthlyCharges: values of wrong type (expected numeric, got object)" in str(error)
+    assert "MonthlyCharges: 2 values of wrong type (expected numeric, got object)" in str(error)
     assert "TotalCharges: not evaluated: MonthlyCharges is not numeric (got object)" in str(error)
     assert "SECRET" not in str(error) and "SECRET" not in json.dumps(error.report.to_dict())  # type: ignore[attr-defined]
 
@@ -277,3 +277,16 @@ def test_unparsable_suite_is_refused(tmp_path: Path) -> None:
     path.write_text('{"name": "telco_snapshot", "expectations": [')
     with pytest.raises(ValueError, match=r"broken\.json is not readable JSON"):
         load_suite(path)
+
+
+def test_a_type_failure_counts_the_bad_values_not_the_rows(snapshot: pd.DataFrame) -> None:
+    """GX counts every row of a column of the wrong dtype; the report counts what is wrong."""
+    from tasks.gate.report import failures_by_column
+
+    snapshot["tenure"] = snapshot["tenure"].astype(object)
+    snapshot.loc[snapshot.index[:14], "tenure"] = "n/a"
+    snapshot.loc[snapshot.index[20], "tenure"] = 1.5
+    error = rejected(snapshot)
+    assert "tenure: 15 values of wrong type (expected integer, got object)" in str(error)
+    [tenure] = [c for c in failures_by_column(error.report.failures) if c.column == "tenure"]  # type: ignore[attr-defined]
+    assert tenure.rows == 15 < len(snapshot)

@@ -98,9 +98,17 @@ def describe_failure(result: ExpectationValidationResult, frame: pd.DataFrame) -
         return FailedCheck(None, kind, f"{observed:,} rows, expected {bounds}", None)
     if kind == "expect_column_values_to_be_in_type_list":
         expected = "integer" if all("int" in t.lower() for t in kwargs["type_list"]) else "numeric"
-        got = frame[column].dtype if column in frame.columns else "unknown"
+        if column not in frame.columns:
+            return FailedCheck(column, kind, f"values of wrong type (expected {expected})", count)
+        # GX counts every row of a column whose dtype is wrong; a person needs the values that
+        # are not numbers (text left by the parse), so those are counted here.
+        bad = _non_numeric_values(frame[column], integer=expected == "integer")
         return FailedCheck(
-            column, kind, f"values of wrong type (expected {expected}, got {got})", count
+            column,
+            kind,
+            f"{plural(bad, 'value')} of wrong type (expected {expected}, got "
+            f"{frame[column].dtype})",
+            bad,
         )
     if kind == "expect_column_values_to_be_in_set" and "churn_rate_bound" in meta:
         return FailedCheck(column, kind, _describe_rate(meta, kwargs, percent), count)
@@ -147,6 +155,16 @@ def describe_failure(result: ExpectationValidationResult, frame: pd.DataFrame) -
             column, kind, f"{plural(count or 0, 'unexpected value')}{where}{allowed}", count
         )
     return FailedCheck(column, kind, "check failed", None)
+
+
+def _non_numeric_values(values: pd.Series, *, integer: bool) -> int:
+    """Cells that are not numbers (blanks are the null check's), or not whole for integers."""
+    present = values.dropna()
+    numbers = pd.to_numeric(present, errors="coerce")
+    bad = int(numbers.isna().sum())
+    if integer:
+        bad += int(((numbers.dropna() % 1) != 0).sum())
+    return bad or len(present)  # numbers all, yet the wrong dtype: every value counts
 
 
 def _raised_exception_types(result: ExpectationValidationResult) -> list[str] | None:

@@ -1,0 +1,37 @@
+"""What a run's log shows: an expected failure as its message, a bug with its traceback.
+
+Prefect logs every exception that ends a task or a flow with its traceback (the task engine's
+"Task run failed with exception", the flow engine's "Encountered exception during execution").
+For this project's named failures (`ChurnRetrainError`: a rejected snapshot, an unreachable
+tracking server, a refused rollback) the traceback says nothing a person can act on and buries
+the message, in the terminal and in the Prefect UI alike. A logging filter on Prefect's run
+loggers drops the traceback of those records only; anything else keeps its own.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from tasks.errors import ChurnRetrainError
+
+#: The loggers of Prefect's task and flow run engines (public names, `prefect.logging`).
+RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
+
+
+class _ExpectedFailures(logging.Filter):
+    """Keeps every record; removes the traceback when it is one of our named failures."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        if isinstance(exc, ChurnRetrainError):
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
+def keep_expected_failures_short() -> None:
+    """Install the filter on the run loggers (idempotent; call before a flow runs)."""
+    for name in RUN_LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _ExpectedFailures) for f in logger.filters):
+            logger.addFilter(_ExpectedFailures())
