@@ -72,6 +72,8 @@ def summary(record: DecisionRecord) -> str:
             f"  holdout      {record.holdout_split.holdout_rows:,} rows the champion never "
             f"trained on ({record.holdout_split.excluded_rows:,} rows excluded)"
         )
+    if record.champion_health is not None:
+        lines.append(f"  health       {record.champion_health.text()}")
     lines += [
         f"  decision     {record.reason}",
         f"  champion now v{record.champion_version_after} (models:/{record.model_name}@champion)"

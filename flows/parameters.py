@@ -71,7 +71,7 @@ class RetrainParameters(BaseModel):
     )
     scenario: str = Field(
         default="none",
-        description="Drift scenario of generated data: none, price_rise, fibre_launch.",
+        description="Drift scenario of generated data: " + ", ".join(DRIFT_SCENARIOS) + ".",
     )
     drift_gate: DriftThresholds = Field(
         default_factory=DriftThresholds,

@@ -5,9 +5,11 @@ from __future__ import annotations
 from prefect import flow, runtime
 
 from flows.parameters import RetrainParameters
-from tasks.alerts.hook import alert_on_failure
+from tasks.alerts.decay import tell_about_champion_health
+from tasks.alerts.hook import alert_on_failure, flow_run_url
 from tasks.data.request import current_period
 from tasks.decision.compare import compare_with_champion
+from tasks.decision.health import champion_health
 from tasks.decision.holdout import load_training_ids, log_training_ids, split_fair_holdout
 from tasks.decision.publish import log_comparison_report, record_decision
 from tasks.decision.record import DecisionRecord, build_record
@@ -17,7 +19,7 @@ from tasks.gate.drift import log_reference_profile
 from tasks.gate.report import log_gate_report
 from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
-from tasks.registry.champion import find_missing_champion, load_champion
+from tasks.registry.champion import find_missing_champion, find_promotion_score, load_champion
 from tasks.registry.lock import ensure_promotion_lock
 from tasks.registry.promote import promote_challenger
 from tasks.registry.versions import (
@@ -87,6 +89,8 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             decision = hold_if_already_promoted(
                 comparison.decision, find_period_promotion(name, key)
             )
+            promoted_at = find_promotion_score(champion, params.rule.metric)
+            health = champion_health(comparison, champion, promoted_at, params.rule)
         with clock("promote"):
             model_uri = log_challenger(run_id, challenger)
             ids_digest = log_training_ids(run_id, split.train)
@@ -116,7 +120,11 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             rule=params.rule, seed=params.seed, run_id=run_id, challenger=challenger,
             version=version, champion=champion, comparison=comparison, decision=decision,
             promotion=promotion, training_ids_digest=ids_digest, report_artifacts=artifacts,
-            flow_run_id=flow_run_id, stage_seconds=clock.seconds,
+            flow_run_id=flow_run_id, stage_seconds=clock.seconds, champion_health=health,
         )  # fmt: skip
         record_decision(record)
+    # Decay: a degraded champion alerts; one below the floor that stays fails the run (exit 7).
+    tell_about_champion_health(
+        record, settings, flow_run_name=str(runtime.flow_run.name), flow_run_url=flow_run_url()
+    )
     return record

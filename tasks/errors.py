@@ -6,7 +6,9 @@ data source configured,
 `EXIT_REJECTED` when the data gate rejected the snapshot (nothing trained), `EXIT_TRAINING`
 when training failed, `EXIT_TRACKING` when the tracking server cannot be used,
 `EXIT_SOURCE_UNAVAILABLE` when the snapshot's URL gave no usable answer (5xx, no answer within
-the download deadline) after the retries, and `EXIT_CRASH`
+the download deadline) after the retries, `EXIT_CHAMPION_BELOW_FLOOR` when the champion scored
+below the rule's floor on fresh data and no challenger replaced it (the run is recorded, and
+Failed, so a person sees it), and `EXIT_CRASH`
 for anything else (a bug or an unexpected failure: the traceback is printed).
 """
 
@@ -19,6 +21,7 @@ EXIT_REJECTED = 3
 EXIT_TRAINING = 4
 EXIT_TRACKING = 5
 EXIT_SOURCE_UNAVAILABLE = 6
+EXIT_CHAMPION_BELOW_FLOOR = 7
 
 
 class ChurnRetrainError(Exception):
@@ -54,6 +57,13 @@ class SnapshotUnavailable(ChurnRetrainError):
     not be connected to. Transient: the load task retries it (`is_transient`), then ends with it."""
 
     exit_code = EXIT_SOURCE_UNAVAILABLE
+
+
+class ChampionBelowFloor(ChurnRetrainError):
+    """The champion misses the rule's floor on this month's fresh rows and no challenger could
+    replace it: the decision is recorded and the champion kept, but a person must act."""
+
+    exit_code = EXIT_CHAMPION_BELOW_FLOOR
 
 
 class TrainingFailed(ChurnRetrainError):

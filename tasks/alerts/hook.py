@@ -79,7 +79,7 @@ def alert_for_run(
         source=describe_source(parameters, period),
         error=_state_error(state),
         report=report.as_uri() if report.is_file() else None,
-        flow_run_url=_flow_run_url(str(flow_run.id)),
+        flow_run_url=flow_run_url(str(flow_run.id)),
     )
 
 
@@ -91,10 +91,12 @@ def _state_error(state: State[Any]) -> BaseException | None:
     return result if isinstance(result, BaseException) else None
 
 
-def _flow_run_url(flow_run_id: str) -> str | None:
+def flow_run_url(flow_run_id: str | None = None) -> str | None:
     """A UI link when a real Prefect server is configured (a temporary one is gone by then)."""
+    from prefect import runtime
     from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 
+    flow_run_id = flow_run_id or str(runtime.flow_run.id)
     if not PREFECT_API_URL.value():
         return None
     base = PREFECT_UI_URL.value()

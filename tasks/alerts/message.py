@@ -22,6 +22,18 @@ if TYPE_CHECKING:
 
 
 _MAX_MESSAGE = 3000
+_HEADLINES = {
+    "SnapshotRejected": "snapshot REJECTED",
+    "ChampionDegraded": "champion DEGRADED",
+    "ChampionBelowFloor": "champion BELOW FLOOR",
+}
+_CLOSINGS = {
+    "SnapshotRejected": "The champion model and the registry were not changed by this run's gate.",
+    "ChampionDegraded": "The run completed; look at the champion's monthly scores and this "
+    "month's data (drift) before it falls below the floor.",
+    "ChampionBelowFloor": "The champion was kept (no challenger could replace it); it scores "
+    "below the floor on fresh data: retrain with other models or data, or roll back.",
+}
 
 
 @dataclass(frozen=True)
@@ -42,7 +54,7 @@ class Alert:
 
     @property
     def subject(self) -> str:
-        what = "snapshot REJECTED" if self.error == "SnapshotRejected" else f"run {self.state}"
+        what = _HEADLINES.get(self.error, f"run {self.state}")
         return f"churn-retrain {self.period}: {what} ({self.flow} run {self.flow_run_name})"
 
     def text(self) -> str:
@@ -64,7 +76,7 @@ class Alert:
             lines.append(f"Report: {self.report}")
         if self.flow_run_url:
             lines.append(f"Flow run: {self.flow_run_url}")
-        lines.append("The champion model and the registry were not changed by this run's gate.")
+        lines.append(_CLOSINGS.get(self.error, _CLOSINGS["SnapshotRejected"]))
         return "\n".join(lines)
 
     def payload(self) -> dict[str, Any]:

@@ -16,7 +16,9 @@ How the customer base is modelled
 - Drift: `scenario` picks what moves, `drift` in [0, 1] how much. "price_rise" raises
   MonthlyCharges by up to 15% (past the public file's 118.75 maximum) and makes churn more
   sensitive to charges; "fibre_launch" moves up to 15 points of customers to fibre and makes
-  fibre customers churn more. With drift 0 every scenario is "none"; "none" ignores drift.
+  fibre customers churn more; "contract_shock" (concept drift) weakens what keeps customers (a
+  long contract or tenure), reversed at drift 1: a champion trained before it decays. With
+  drift 0 every scenario is "none"; "none" ignores drift.
 
 The marginal mixes, the service-driven price list and the conditional tables are rounded from
 the public IBM Telco data; no rows or IDs are copied. Everything is vectorised numpy: no global
@@ -174,6 +176,7 @@ def generate_snapshot(
     strength = 0.0 if scenario == "none" else float(drift)
     price_rise = strength if scenario == "price_rise" else 0.0
     fibre_launch = strength if scenario == "fibre_launch" else 0.0
+    loyalty = 1.0 - 2.0 * strength * (scenario == "contract_shock")
 
     keys, tenure = _occupants(seed, rows, month)
     draw = CounterDraws(seed, keys)
@@ -212,10 +215,13 @@ def generate_snapshot(
     charges = np.round(charges, 2)
     total = _total_charges(draw, tenure, charges)
 
+    # What keeps customers, scaled around its mean by `loyalty`: the drivers change, the rate stays.
+    loyal = np.take(_CHURN_CONTRACT, contract) + _CHURN_LOG_TENURE * np.log1p(tenure)
+    if loyalty != 1.0 and loyal.size:  # exactly the old labels without the shock
+        loyal = loyal.mean() + loyalty * (loyal - loyal.mean())
     log_odds = (
         _CHURN_INTERCEPT
-        + np.take(_CHURN_CONTRACT, contract)
-        + _CHURN_LOG_TENURE * np.log1p(tenure)
+        + loyal
         + np.take(_CHURN_INTERNET, internet)
         + _FIBRE_CHURN * fibre_launch * (internet == 1)
         + _CHURN_ECHECK * (payment == 2)

@@ -15,7 +15,7 @@ DEFAULT_MAX_BYTES = 512 * 1024 * 1024
 #: Longest a URL download may take, start to end (512 MB at under 2 MB/s is still in time).
 DEFAULT_DOWNLOAD_DEADLINE = 300.0
 #: What can drift in a generated month (see tasks/data/generate.py).
-DRIFT_SCENARIOS: tuple[str, ...] = ("none", "price_rise", "fibre_launch")
+DRIFT_SCENARIOS: tuple[str, ...] = ("none", "price_rise", "fibre_launch", "contract_shock")
 #: The `data` value that asks for a generated month (never the default of a scheduled run).
 GENERATED = "generated"
 

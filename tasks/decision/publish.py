@@ -33,6 +33,12 @@ def record_decision(record: DecisionRecord) -> None:
 
     client = MlflowClient()
     metrics = [Metric(f"holdout_{k}", v, 0, 0) for k, v in record.challenger.holdout.items()]
+    if record.intervals is not None:  # next year's health check compares with these
+        for name, interval in record.intervals.challenger.items():
+            metrics += [
+                Metric(f"holdout_{name}_lower", interval.lower, 0, 0),
+                Metric(f"holdout_{name}_upper", interval.upper, 0, 0),
+            ]
     if record.champion is not None:
         metrics += [
             Metric(f"champion_holdout_{k}", v, 0, 0) for k, v in record.champion.holdout.items()

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from tasks.decision.health import ChampionHealth
 from tasks.decision.holdout import HoldoutSplit, HoldoutSummary
 from tasks.decision.intervals import PairedIntervals
 from tasks.decision.rule import LOWER_IS_BETTER, METRICS, DecisionRule
@@ -66,6 +67,7 @@ class DecisionRecord(BaseModel):
     intervals: PairedIntervals | None = None
     holdout_split: HoldoutSummary | None = None
     champion_problem: str | None = None
+    champion_health: ChampionHealth | None = None
     promotion: Promotion | None = None
     training_ids_digest: str | None = None
     report_artifacts: list[str] = Field(default_factory=list)
@@ -104,6 +106,7 @@ class DecisionRecord(BaseModel):
             "decision.champion_version_after": self.champion_version_after or "",
             "data.digest": self.data_digest,
             "data.period": self.period,
+            **({"champion.health": self.champion_health.state} if self.champion_health else {}),
             **self._statistics_tags(),
         }
 
@@ -145,6 +148,15 @@ class DecisionRecord(BaseModel):
             "",
             self.reason,
             "",
+            *(
+                [
+                    f"Champion health: **{self.champion_health.state}**: "
+                    f"{self.champion_health.text()}",
+                    "",
+                ]
+                if self.champion_health
+                else []
+            ),
             "| | version | algorithm | holdout "
             + metric
             + " | holdout brier | CV "
@@ -251,6 +263,7 @@ def build_record(
     report_artifacts: list[str],
     flow_run_id: str | None,
     stage_seconds: dict[str, float],
+    champion_health: ChampionHealth | None = None,
 ) -> DecisionRecord:
     """The record of one retrain from what its steps returned; `decision` is the settled one."""
     after = decision.champion_after
@@ -291,6 +304,7 @@ def build_record(
         intervals=comparison.intervals,
         holdout_split=split.summary,
         champion_problem=comparison.champion_problem,
+        champion_health=champion_health,
         promotion=promotion,
         training_ids_digest=training_ids_digest,
         report_artifacts=report_artifacts,

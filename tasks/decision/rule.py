@@ -98,6 +98,14 @@ class DecisionRule(BaseModel):
         le=1_000_000,
         description="Fewest holdout rows a comparison with the champion may rest on.",
     )
+    health_tolerance: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=0.5,
+        description="Champion health: a drop of the champion's metric since its promotion "
+        "that is confidently larger than this (the whole interval of the change beyond it) "
+        "makes it `degraded`, which alerts; below `floor` it is `below-floor`.",
+    )
     replace_unusable_champion: bool = Field(
         default=True,
         description="If the champion cannot be loaded or cannot score the snapshot, promote a "

@@ -8,6 +8,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tasks.decision.health import PromotionScore
 from tasks.errors import unreachable_reason
 from tasks.registry.aliases import ChampionRef, champion_version, is_missing
 from tasks.registry.history import read_history
@@ -67,3 +68,20 @@ def _brief(exc: BaseException) -> str:
     """An exception as one short line (type and first line of the message)."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+@retried_step("find-promotion-score")
+def find_promotion_score(champion: ChampionRef | None, metric: str) -> PromotionScore | None:
+    """The champion's holdout score (and interval, when recorded) from the run that promoted it."""
+    if champion is None or champion.run_id is None:
+        return None
+    run = MlflowClient().get_run(champion.run_id)
+    metrics, key = run.data.metrics, f"holdout_{metric}"
+    if key not in metrics:
+        return None
+    return PromotionScore(
+        period=run.data.tags.get("data.period"),
+        estimate=metrics[key],
+        lower=metrics.get(f"{key}_lower"),
+        upper=metrics.get(f"{key}_upper"),
+    )
