@@ -5,8 +5,8 @@ from __future__ import annotations
 from prefect import flow, runtime
 
 from flows.parameters import RetrainParameters
-from tasks.alerts.decay import tell_about_champion_health
 from tasks.alerts.hook import alert_on_failure, flow_run_url
+from tasks.alerts.notices import tell_a_person
 from tasks.data.request import current_period
 from tasks.decision.compare import compare_with_champion
 from tasks.decision.health import champion_health
@@ -123,8 +123,8 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             flow_run_id=flow_run_id, stage_seconds=clock.seconds, champion_health=health,
         )  # fmt: skip
         record_decision(record)
-    # Decay: a degraded champion alerts; one below the floor that stays fails the run (exit 7).
-    tell_about_champion_health(
+    # Decay alerts; a champion below the floor that stays fails the run (exit 7); decisions on request.
+    tell_a_person(
         record, settings, flow_run_name=str(runtime.flow_run.name), flow_run_url=flow_run_url()
     )
     return record

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from prefect import flow
+from prefect import flow, runtime
 
 from flows.parameters import RollbackParameters
+from tasks.alerts.hook import flow_run_url
+from tasks.alerts.notices import notify_rollback
 from tasks.logs import keep_expected_failures_short
 from tasks.registry.history import HistoryEvent
 from tasks.registry.lock import ensure_promotion_lock
@@ -25,10 +27,15 @@ def rollback(params: RollbackParameters | None = None) -> HistoryEvent:
     event = rollback_champion(
         tracking.model_name, to_version=params.to_version, reason=params.reason
     )
-    print(
+    text = (
         f"{tracking.model_name}: champion rolled back from v{event.from_version} to "
-        f"v{event.to_version} (history #{event.seq}, by {event.by})"
+        f"v{event.to_version} (history #{event.seq}, by {event.by}): {event.reason}"
     )
+    print(text)
+    notify_rollback(
+        text, Settings(), flow_run_name=str(runtime.flow_run.name),
+        flow_run_id=str(runtime.flow_run.id), flow_run_url=flow_run_url(),
+    )  # fmt: skip
     create_markdown_artifact(
         key="rollback",
         markdown=f"## Rollback of `{tracking.model_name}`\n\nChampion moved from "

@@ -142,6 +142,11 @@ class Settings(BaseSettings):
     alert_retries: int = Field(
         default=2, ge=0, le=5, description="Extra delivery attempts after a failed one."
     )
+    notify_decisions: bool = Field(
+        default=False,
+        description="Also send a message for every decision (a promotion, a kept champion, a "
+        "rollback) through the alert destination; off: only failures and decay are sent.",
+    )
 
     @model_validator(mode="after")
     def _credentials_out_of_uris(self) -> Self:

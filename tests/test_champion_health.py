@@ -130,3 +130,36 @@ def test_a_champion_below_the_floor_that_stays_fails_the_run_and_alerts(
     from mlflow.tracking import MlflowClient
 
     assert str(MlflowClient().get_model_version_by_alias("telco-churn", "champion").version) == "1"
+
+
+@pytest.mark.usefixtures("prefect_server")
+@pytest.mark.parametrize("notify", [True, False], ids=["notifications on", "off"])
+def test_a_promotion_sends_one_message_when_asked_and_none_otherwise(
+    alerts: AlertReceiver, monkeypatch: pytest.MonkeyPatch, notify: bool
+) -> None:
+    from flows.parameters import RetrainParameters, RollbackParameters
+    from flows.retrain import retrain
+    from flows.rollback import rollback
+
+    monkeypatch.setenv("CHURN_RETRAIN_NOTIFY_DECISIONS", str(notify).lower())
+    weak = {**FAST, "models": ["dummy"], "rule": {"floor": 0.0}}  # a constant-score champion v1
+    retrain(RetrainParameters(period="2026-01", **weak))
+    alerts.clear()
+    record = retrain(RetrainParameters(period="2026-02", **FAST))
+    assert record.promoted and record.champion_version_after == "2"
+    if not notify:
+        assert alerts.bodies == []
+        return
+    [message] = alerts.bodies
+    assert "churn-retrain 2026-02: challenger PROMOTED" in message["subject"]
+    assert "Decision: promote: champion now v2; roc_auc change +" in message["text"]
+    assert record.mlflow_run_url in message["text"] and "Error:" not in message["text"]
+    alerts.clear()
+    again = retrain(RetrainParameters(period="2026-02", **FAST))  # that month already promoted
+    [kept] = alerts.bodies
+    assert "champion KEPT" in kept["subject"] and f"Decision: {again.verdict}" in kept["text"]
+    alerts.clear()
+    rollback(RollbackParameters(reason="announced"))
+    [rolled] = alerts.bodies
+    assert "champion ROLLED BACK" in rolled["subject"] and "v2 to v1" in rolled["text"]
+    assert "announced" in rolled["text"]

@@ -26,13 +26,21 @@ _HEADLINES = {
     "SnapshotRejected": "snapshot REJECTED",
     "ChampionDegraded": "champion DEGRADED",
     "ChampionBelowFloor": "champion BELOW FLOOR",
+    "ChampionPromoted": "challenger PROMOTED",
+    "ChampionKept": "champion KEPT",
+    "ChampionRolledBack": "champion ROLLED BACK",
 }
+#: Messages that report a decision, not an error.
+_NOTICES = frozenset({"ChampionDegraded", "ChampionPromoted", "ChampionKept", "ChampionRolledBack"})
 _CLOSINGS = {
     "SnapshotRejected": "The champion model and the registry were not changed by this run's gate.",
     "ChampionDegraded": "The run completed; look at the champion's monthly scores and this "
     "month's data (drift) before it falls below the floor.",
     "ChampionBelowFloor": "The champion was kept (no challenger could replace it); it scores "
     "below the floor on fresh data: retrain with other models or data, or roll back.",
+    "ChampionPromoted": "The registry alias moved; `churn-retrain rollback` undoes it.",
+    "ChampionKept": "The champion stays.",
+    "ChampionRolledBack": "The promotion history records the move.",
 }
 
 
@@ -55,7 +63,8 @@ class Alert:
     @property
     def subject(self) -> str:
         what = _HEADLINES.get(self.error, f"run {self.state}")
-        return f"churn-retrain {self.period}: {what} ({self.flow} run {self.flow_run_name})"
+        period = f" {self.period}" if self.period else ""
+        return f"churn-retrain{period}: {what} ({self.flow} run {self.flow_run_name})"
 
     def text(self) -> str:
         lines = [
@@ -63,7 +72,9 @@ class Alert:
             f"Flow run: {self.flow}/{self.flow_run_name} ({self.flow_run_id}), state {self.state}",
             f"Period: {self.period}",
             f"Source: {self.source}",
-            f"Error: {self.error}: {self.message}",
+            f"Decision: {self.message}"
+            if self.error in _NOTICES
+            else f"Error: {self.error}: {self.message}",
         ]
         if self.failures:
             lines.append("Failed checks by column:")
