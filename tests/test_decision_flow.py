@@ -177,7 +177,11 @@ def test_a_suspiciously_good_challenger_is_rejected_as_leakage(
     february[TARGET] = (february["MonthlyCharges"] > cut).map({True: "Yes", False: "No"})
     february.to_csv(tmp_path / "2026-02.csv", index=False)
     record = retrain(
-        RetrainParameters(period="2026-02", **{**FAST, "data": str(tmp_path / "{period}.csv")})
+        RetrainParameters(
+            period="2026-02",
+            rule={"floor": 0.5},  # the champion (0.70 on this month) stays above it
+            **{**FAST, "data": str(tmp_path / "{period}.csv")},
+        )
     )
     assert record.verdict == "reject-leakage-suspected" and not record.promoted
     assert record.challenger.holdout["roc_auc"] > 0.9

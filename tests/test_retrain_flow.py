@@ -151,7 +151,7 @@ def test_a_period_is_promoted_at_most_once(state_home: Path) -> None:
     )
     assert first.promoted and first.idempotency_key == "telco-churn:2026-06"
     # A much better model for the same month would win, but the month already promoted once.
-    again = retrain(RetrainParameters(period="2026-06", **FAST))
+    again = retrain(RetrainParameters(period="2026-06", rule={"floor": 0.0}, **FAST))
     assert again.verdict == "already-promoted" and not again.promoted
     assert again.decision.superseded == "promote"
     assert "version 1 was already promoted" in again.reason
