@@ -105,7 +105,10 @@ deploy worker automation source: export PREFECT_API_URL ?= http://127.0.0.1:$(PR
 
 prefect-server: install ## a local Prefect server + UI on 127.0.0.1:$(PREFECT_PORT), SQLite under the state dir
 	mkdir -p "$(HOME_DIR)/prefect"
-	PREFECT_HOME="$(HOME_DIR)/prefect" $(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	# The UI calls the API at PREFECT_UI_API_URL (4200 unless told) and links use PREFECT_UI_URL.
+	PREFECT_HOME="$(HOME_DIR)/prefect" PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api PREFECT_UI_URL=http://127.0.0.1:$(PREFECT_PORT) \
+		$(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
 
 deploy: install ## work pool, queue and the deployments of prefect.yaml on $PREFECT_API_URL (DATA=location DATA_TABLE=table)
 	$(RUN) prefect work-pool inspect churn-retrain >/dev/null 2>&1 \

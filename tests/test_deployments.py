@@ -326,3 +326,22 @@ def test_monthly_run_reads_its_period_from_postgres(
     assert "telco_monthly" in shown.stdout and PG_PASSWORD not in shown.stdout
     cleared = run_cli("source", "--clear", env=env)
     assert cleared.returncode == 0 and "cleared" in cleared.stdout
+
+
+@pytest.mark.slow
+def test_the_ui_of_a_server_on_another_port_calls_that_port(tmp_path: Path) -> None:
+    """`make prefect-server PREFECT_PORT=N`: the UI's settings name port N's API and UI (before,
+    the UI kept calling 4200: "Can't connect to Server API")."""
+    import urllib.request
+
+    port = free_port()
+    env = clean_env(CHURN_RETRAIN_HOME=str(tmp_path / "state"))
+    log = tmp_path / "server.log"
+    server = start(["make", "prefect-server", f"PREFECT_PORT={port}"], env=env, log=log, cwd=ROOT)
+    try:
+        wait_http(f"http://127.0.0.1:{port}/api/health", timeout=120, process=server, log=log)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/ui-settings", timeout=10) as answer:
+            settings = json.loads(answer.read())
+        assert settings["api_url"] == f"http://127.0.0.1:{port}/api"
+    finally:
+        stop(server)
