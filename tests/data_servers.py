@@ -100,7 +100,15 @@ class S3:
             [str(BIN / "moto_server"), "-H", "127.0.0.1", "-p", str(port)], env=env, log=log
         )
         self.endpoint = f"http://127.0.0.1:{port}"
-        wait_http(f"{self.endpoint}/moto-api/", timeout=60, process=self.process, log=log)
+        try:
+            wait_http(f"{self.endpoint}/moto-api/", timeout=60, process=self.process, log=log)
+            self._create_user()
+        except BaseException:
+            self.stop()  # a half-started server is not left behind
+            raise
+        return self
+
+    def _create_user(self) -> None:
         import boto3
 
         iam = boto3.client(
@@ -116,7 +124,6 @@ class S3:
         )
         key = iam.create_access_key(UserName="churn")["AccessKey"]
         self.key_id, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
-        return self
 
     def env(self, *, secret: str | None = None) -> dict[str, str]:
         """The AWS variables a run reads its credentials and endpoint from."""

@@ -91,7 +91,11 @@ def sources(
     monthly.to_sql("telco_monthly", engine, index=False)
     engine.dispose()
     pg = Postgres.create().start()
-    s3 = S3(root=root).start()
+    try:
+        s3 = S3(root=root).start()
+    except BaseException:
+        pg.stop()
+        raise
     try:
         admin = sa.create_engine(pg.url(), isolation_level="AUTOCOMMIT")
         with admin.connect() as connection:
