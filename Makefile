@@ -11,7 +11,7 @@ PREFECT_PORT ?= 4200
 
 .PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
 	prefect-server deploy worker bench-scale validate automation \
-	source status rollback simulate bench-sources bench-cold-starts bench-decision promotion-lock bench-models
+	source status rollback prune simulate bench-sources bench-cold-starts bench-decision promotion-lock bench-models
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -80,6 +80,9 @@ status: install ## the champion, its scores and the promotion history
 
 rollback: install ## move the champion back to the previous one (ARGS="--to-version 3" for a named version)
 	$(RUN) churn-retrain rollback $(ARGS)
+
+prune: install ## delete registered versions never promoted and older than 6 months (ARGS="--older-than-months 12 --dry-run")
+	$(RUN) churn-retrain prune $(ARGS)
 
 simulate: install ## a year of generated months with drift through the real flow, plotted
 	$(RUN) churn-retrain simulate $(ARGS)

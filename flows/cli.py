@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 
 #: Commands that run a flow or use the Prefect API (each calls `ready` before it does).
-_FLOW_COMMANDS = frozenset({"run", "score", "rollback", "simulate", "validate", "source"})
+_FLOW_COMMANDS = frozenset({"run", "score", "rollback", "prune", "simulate", "validate", "source"})
 #: Commands that train, so GX and PyCaret are worth importing ahead of time.
 _TRAINING_COMMANDS = frozenset({"run", "simulate"})
 
@@ -85,6 +85,21 @@ def start_prefect_server(command: str) -> PrefectServer | None:
     if command in _TRAINING_COMMANDS:
         _warm_imports()
     return server
+
+
+def _refuse_approval_nobody_can_give(command: object) -> None:
+    """A run that waits for a person needs a Prefect server that person can reach: this
+    process's own temporary one dies with it and has no UI."""
+    policy = getattr(command, "approval", None)
+    if policy is None or not policy.required:
+        return
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise UsageError(
+            "--approval.required waits for a person in the Prefect UI: point PREFECT_API_URL "
+            "at a Prefect server they can reach (`make prefect-server`) and run again"
+        )
 
 
 def _using(server: PrefectServer | None) -> AbstractContextManager[object]:
@@ -162,6 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "score": commands.score,
         "status": commands.status,
         "rollback": commands.rollback,
+        "prune": commands.prune,
         "simulate": commands.simulate,
         "generate": commands.generate,
         "validate": commands.validate,
@@ -171,6 +187,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     server, shutdown = None, None
     with ExitStack() as stack:
         try:
+            _refuse_approval_nobody_can_give(command)
             server = start_prefect_server(name)
             # Signals only reach the main thread (tests call `main` from others).
             if server is not None and threading.current_thread() is threading.main_thread():

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from flows.options import (
         AutomationCommand,
         GenerateCommand,
+        PruneCommand,
         RollbackCommand,
         RunCommand,
         ScoreCommand,
@@ -30,7 +31,6 @@ if TYPE_CHECKING:
         StatusCommand,
         ValidateCommand,
     )
-    from tasks.decision.record import DecisionRecord
     from tasks.registry.status import RegistryStatus, VersionSummary
 
 _Params = TypeVar("_Params", bound=BaseModel)
@@ -40,51 +40,6 @@ Ready = Callable[[], None]
 def flow_parameters(command: BaseModel, model: type[_Params]) -> _Params:
     """The flow's own parameters out of a command's options (the CLI-only ones left out)."""
     return model.model_validate({name: getattr(command, name) for name in model.model_fields})
-
-
-def summary(record: DecisionRecord) -> str:
-    """What a person needs after a run: the verdict, both scores, where to look."""
-    metric = record.rule.metric
-    ch = record.challenger
-    nan = float("nan")
-    lines = [
-        f"churn-retrain {record.period}: {record.verdict.upper()}",
-        f"  data         {record.data_source} ({record.rows:,} rows, {record.data_digest})",
-        f"  validation   {record.validation}",
-        *([f"  drift        {record.drift.splitlines()[0]}"] if record.drift else []),
-        f"  challenger   v{ch.version} {ch.algorithm}: holdout {metric} "
-        f"{ch.holdout.get(metric, nan):.4f} (CV {ch.cv.get(metric, nan):.4f}, "
-        f"{record.holdout_rows:,} holdout rows)",
-    ]
-    if record.champion is None:
-        lines.append(
-            f"  champion     none before this run ({record.champion_problem})"
-            if record.champion_problem
-            else "  champion     none before this run"
-        )
-    else:
-        lines.append(
-            f"  champion     v{record.champion.version}: holdout {metric} "
-            f"{record.champion.holdout.get(metric, nan):.4f} on the same rows"
-        )
-    if record.holdout_split is not None and record.holdout_split.unseen_rows is not None:
-        lines.append(
-            f"  holdout      {record.holdout_split.holdout_rows:,} rows the champion never "
-            f"trained on ({record.holdout_split.excluded_rows:,} rows excluded)"
-        )
-    if record.champion_health is not None:
-        lines.append(f"  health       {record.champion_health.text()}")
-    lines += [
-        f"  decision     {record.reason}",
-        f"  champion now v{record.champion_version_after} (models:/{record.model_name}@champion)"
-        if record.champion_version_after
-        else "  champion now none",
-        f"  took         {sum(record.stage_seconds.values()):.1f} s "
-        + " ".join(f"{k}={v:.1f}" for k, v in record.stage_seconds.items()),
-        f"  MLflow       run {record.mlflow_run_id} on {record.tracking_uri}",
-        f"  look at      {record.mlflow_run_url} (decision.json; local store: `make mlflow-ui`)",
-    ]
-    return "\n".join(lines)
 
 
 def run(command: RunCommand, ready: Ready) -> int:
@@ -109,7 +64,7 @@ def run(command: RunCommand, ready: Ready) -> int:
     if command.as_json:
         print(json.dumps(record.model_dump(mode="json")))
     else:
-        print(summary(record))
+        print(record.text())
     return EXIT_OK
 
 
@@ -134,6 +89,11 @@ def status(command: StatusCommand, ready: Ready) -> int:
         return EXIT_OK
     tracking = configure_tracking.fn(settings)
     found = registry_status(tracking.model_name)
+    if found is not None and found.reign is not None and found.reign.has_scores:
+        from tasks.decision.plots import reign_figure
+
+        plot = reign_figure(found.reign, settings.reports_dir / found.reign.plot_name())
+        found = found.model_copy(update={"reign_plot": str(plot)})
     if command.as_json:
         print(json.dumps(None if found is None else found.model_dump(mode="json")))
         return EXIT_OK
@@ -177,6 +137,10 @@ def status_text(status: RegistryStatus, where: str) -> str:
         lines.append(
             f"  {'':<18} latest retrain {latest['period']} ({latest['verdict']}): {scores}"
         )
+    if status.reign is not None:
+        lines += [f"  {'':<18} {line}" for line in status.reign.table()]
+    if status.reign_plot:
+        lines.append(f"  {'':<18} reign plot: {status.reign_plot}")
     if status.missing_champion:
         lines.append(f"  {'':<18} ({status.missing_champion})")
     lines += side("previous-champion", status.previous_champion)
@@ -210,6 +174,17 @@ def rollback(command: RollbackCommand, ready: Ready) -> int:
     event = rollback_flow(params)
     if command.as_json:
         print(json.dumps(event.model_dump(mode="json")))
+    return EXIT_OK
+
+
+def prune(command: PruneCommand, ready: Ready) -> int:
+    from flows.parameters import PruneParameters
+    from flows.prune import prune as prune_flow
+
+    params = flow_parameters(command, PruneParameters)
+    ready()
+    result = prune_flow(params)
+    print(json.dumps(result.model_dump(mode="json")) if command.as_json else result.describe())
     return EXIT_OK
 
 

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from flows.parameters import (
+    PruneParameters,
     RetrainParameters,
     RollbackParameters,
     ScoreParameters,
@@ -72,6 +73,12 @@ class RollbackCommand(RollbackParameters):
     """Move the champion back (to the previous champion, or --to-version)."""
 
     as_json: bool = _as_json("the history event")
+
+
+class PruneCommand(PruneParameters):
+    """Delete registered versions never promoted and older than N months (--dry-run lists them)."""
+
+    as_json: bool = _as_json("what was deleted and kept")
 
 
 class SimulateCommand(SimulateParameters):
@@ -145,6 +152,7 @@ Command = (
     RunCommand
     | StatusCommand
     | RollbackCommand
+    | PruneCommand
     | SimulateCommand
     | ScoreCommand
     | GenerateCommand
@@ -170,6 +178,7 @@ class ChurnRetrainCli(BaseSettings):
     run: CliSubCommand[RunCommand] = Field(description=RunCommand.__doc__)
     status: CliSubCommand[StatusCommand] = Field(description=StatusCommand.__doc__)
     rollback: CliSubCommand[RollbackCommand] = Field(description=RollbackCommand.__doc__)
+    prune: CliSubCommand[PruneCommand] = Field(description=PruneCommand.__doc__)
     simulate: CliSubCommand[SimulateCommand] = Field(description=SimulateCommand.__doc__)
     score: CliSubCommand[ScoreCommand] = Field(description=ScoreCommand.__doc__)
     generate: CliSubCommand[GenerateCommand] = Field(description=GenerateCommand.__doc__)

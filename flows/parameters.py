@@ -7,6 +7,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN, SourceOptions
+from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.rule import DecisionRule
 from tasks.gate.load import SnapshotRequest
 from tasks.gate.thresholds import DriftThresholds
@@ -63,6 +64,11 @@ class RetrainParameters(BaseModel):
     rule: DecisionRule = Field(
         default_factory=DecisionRule, description="When the challenger replaces the champion."
     )
+    approval: ApprovalPolicy = Field(
+        default_factory=ApprovalPolicy,
+        description="Whether a winning challenger waits for a person's approval before it "
+        "becomes champion.",
+    )
     generated_rows: int = Field(
         default=7043, ge=500, le=5_000_000, description="Rows to generate when no data is given."
     )
@@ -100,9 +106,10 @@ class RetrainParameters(BaseModel):
     def run_params(self) -> dict[str, Any]:
         """The MLflow run's parameters: every field, the rule flattened, the data apart."""
         return {
-            **self.model_dump(exclude={"rule", "data", "source"}),
+            **self.model_dump(exclude={"rule", "data", "source", "approval"}),
             **{f"source.{k}": v for k, v in self.source.model_dump(exclude={"query"}).items()},
             **{f"rule.{k}": v for k, v in self.rule.model_dump().items()},
+            **{f"approval.{k}": v for k, v in self.approval.model_dump().items()},
         }
 
 
@@ -170,6 +177,26 @@ class RollbackParameters(BaseModel):
         max_length=300,
         description="Why, for the promotion history.",
     )
+    create_promotion_lock: bool = Field(
+        default=True,
+        description="Create the promotion lock if it is missing (off: fail instead).",
+    )
+
+
+class PruneParameters(BaseModel):
+    """Parameters of a registry prune (the Prefect UI renders this as the run form)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    older_than_months: int = Field(
+        default=6,
+        ge=1,
+        le=120,
+        description="Delete versions never promoted and registered more than this many "
+        "calendar months ago. The champion, the previous champion, any aliased version and "
+        "any version in the promotion history are always kept.",
+    )
+    dry_run: bool = Field(default=False, description="List what would be deleted; delete nothing.")
     create_promotion_lock: bool = Field(
         default=True,
         description="Create the promotion lock if it is missing (off: fail instead).",

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from prefect import flow, runtime
+from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import RetrainParameters
 from tasks.alerts.hook import alert_on_failure, flow_run_url
-from tasks.alerts.notices import tell_a_person
+from tasks.alerts.notices import request_approval, tell_a_person
 from tasks.data.request import current_period
+from tasks.decision.approval import apply_approval, await_approval
 from tasks.decision.compare import compare_with_champion
 from tasks.decision.health import champion_health
 from tasks.decision.holdout import load_training_ids, log_training_ids, split_fair_holdout
@@ -99,6 +100,18 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
                 training_ids_digest=ids_digest, data_digest=snapshot.digest, key=key,
             )  # fmt: skip
             before = champion.version if champion else None
+        approval = None
+        if decision.promote and params.approval.required:
+            # Nothing is held while a person decides; the promotion re-reads the champion.
+            with clock("approve"):
+                request_approval(
+                    decision, settings, period=period, version=version,
+                    mlflow_run_url=tracking.run_url(run_id), flow_run_name=str(runtime.flow_run.name),
+                    flow_run_id=flow_run_id, flow_run_url=flow_run_url(), policy=params.approval,
+                )  # fmt: skip
+                approval = await_approval(params.approval, flow_run_id=flow_run_id)
+                decision = apply_approval(decision, approval)
+        with clock("promote"):
             promotion = None
             if decision.promote:
                 promotion = promote_challenger(
@@ -113,6 +126,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
                 run_id, comparison, challenger_label=f"challenger v{version}",
                 champion_label=f"champion v{before}" if before else None,
                 title=f"{name} {period}: {decision.verdict}",
+                champion=champion, period=period, health=health, rule=params.rule,
             )  # fmt: skip
         record = build_record(
             tracking=tracking, snapshot=snapshot, idempotency_key=key, split=split,
@@ -121,8 +135,11 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             version=version, champion=champion, comparison=comparison, decision=decision,
             promotion=promotion, training_ids_digest=ids_digest, report_artifacts=artifacts,
             flow_run_id=flow_run_id, stage_seconds=clock.seconds, champion_health=health,
+            approval=approval,
         )  # fmt: skip
         record_decision(record)
+    # The Prefect UI's log of the run ends with what the CLI prints.
+    get_run_logger().info("%s", record.text())
     # Decay alerts; a champion below the floor that stays fails the run (exit 7); decisions on request.
     tell_a_person(
         record, settings, flow_run_name=str(runtime.flow_run.name), flow_run_url=flow_run_url()

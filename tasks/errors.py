@@ -100,6 +100,12 @@ class RollbackRefused(ChurnRetrainError):
     exit_code = EXIT_USAGE
 
 
+class PruneRefused(ChurnRetrainError):
+    """The promotion lock stayed busy: a prune deletes nothing while a promotion is under way."""
+
+    exit_code = EXIT_USAGE
+
+
 class PrefectServerFailed(ChurnRetrainError):
     """The Prefect server this CLI process started did not answer in time, or exited."""
 

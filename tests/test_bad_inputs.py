@@ -338,6 +338,14 @@ def _gate_artifact(flow_run_id: UUID) -> str:
 # --- the catalogue ---------------------------------------------------------------------------
 
 
+def _cli_args(data: str) -> list[str]:
+    """The catalogue's runs as a user types them (the session's Prefect server is configured)."""
+    return [
+        "run", "--period", PERIOD, "--data", data, "--models", ",".join(FAST["models"]),
+        "--folds", str(FAST["folds"]), "--generated-rows", str(ROWS),
+    ]  # fmt: skip
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 def test_bad_input_is_rejected_before_training_and_alerted(
     case: Case,
@@ -346,34 +354,43 @@ def test_bad_input_is_rejected_before_training_and_alerted(
     alerts: AlertReceiver,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    from flows.cli import main
+
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
     (tmp_path / f"{PERIOD}.csv").write_bytes(case.make(clean))
     before = _registry()
     alerts.clear()
 
-    state = retrain(
-        RetrainParameters(period=PERIOD, **{**FAST, "data": str(tmp_path / "{period}.csv")}),
-        return_state=True,
-    )
+    status = main(_cli_args(str(tmp_path / "{period}.csv")))
 
-    # The run failed (not crashed), on the gate, with the problem named.
-    assert state.is_failed() and state.name == "Failed", state
-    with pytest.raises(SnapshotRejected, match=f"^Snapshot {tmp_path}/{PERIOD}.csv") as caught:
-        state.result()
-    assert re.search(case.problem, str(caught.value)), str(caught.value)
+    # The run was rejected by the gate (exit 3), with the problem named and no stack trace in
+    # what the command printed or in the log records its terminal handler formats (in-process,
+    # Prefect's console handler writes to the stream it found at import: caplog sees the same
+    # records; `test_a_bad_month_through_the_command_line` reads a real terminal).
+    out, err = capfd.readouterr()
+    terminal = out + err + caplog.text
+    assert status == SnapshotRejected.exit_code == 3, terminal[-3000:]
+    said = err[err.index("churn-retrain: SnapshotRejected: ") :]  # the message, to its end
+    assert said.startswith(f"churn-retrain: SnapshotRejected: Snapshot {tmp_path}/{PERIOD}.csv")
+    assert re.search(case.problem, said), said
+    assert "Finished in state Failed" in terminal  # the flow's log reached the terminal
+    assert "Traceback" not in terminal, terminal[-3000:]
     # Exactly one alert, with the period, the problem and a report that exists.
     assert len(alerts.bodies) == 1, alerts.bodies
     [body] = alerts.bodies
     text = body["text"]
     assert f"churn-retrain {PERIOD}: snapshot REJECTED" in body["subject"]
     assert f"Period: {PERIOD}" in text and re.search(case.problem, text), text
-    assert body["alert"]["flow_run_id"] == str(state.state_details.flow_run_id)
+    flow_run_id = UUID(body["alert"]["flow_run_id"])
+    assert _flow_run_state(flow_run_id) == "Failed"
     report = Path(body["alert"]["report"].removeprefix("file://"))
     assert report.is_file() and re.search(case.problem, html.unescape(report.read_text()))
     # The Prefect markdown artifact of the run summarises the failures by column.
-    markdown = _gate_artifact(state.state_details.flow_run_id)
+    markdown = _gate_artifact(flow_run_id)
     assert f"## Snapshot {PERIOD}: REJECTED" in markdown
     assert "| column | failed checks | rows affected | problems |" in markdown
     # No raw customer values anywhere in the alert or the artifact.
@@ -383,9 +400,34 @@ def test_bad_input_is_rejected_before_training_and_alerted(
     # Nothing changed in the registry or the tracking store.
     assert _registry() == before == Registry(champion="1", versions=1, runs=1)
     # The flow run's log (what the Prefect UI shows) says it, with no traceback.
-    logs = _flow_run_logs(state.state_details.flow_run_id)
+    logs = _flow_run_logs(flow_run_id)
     assert any(re.search(case.problem, line) for line in logs), logs
     assert not [line for line in logs if "Traceback" in line], logs
+
+
+def test_a_bad_month_through_the_command_line(clean: pd.DataFrame, tmp_path: Path) -> None:
+    """As a user runs it, in a real terminal's streams: the message, exit 3, no stack trace in
+    the flow's own log lines either."""
+    from tests.servers import clean_env, run_cli
+
+    [case] = [c for c in CASES if c.name == "missing column"]
+    (tmp_path / f"{PERIOD}.csv").write_bytes(case.make(clean))
+    env = clean_env(CHURN_RETRAIN_HOME=str(tmp_path / "state"), PREFECT_LOGGING_LEVEL="INFO")
+    done = run_cli(*_cli_args(str(tmp_path / "{period}.csv")), env=env)
+    terminal = done.stdout + done.stderr
+    assert done.returncode == 3, terminal[-3000:]
+    said = done.stderr[done.stderr.index("churn-retrain: SnapshotRejected: ") :]
+    assert re.search(case.problem, said), said
+    assert "Finished in state Failed" in done.stderr  # the flow's log lines are in it
+    assert "Traceback" not in terminal, terminal[-3000:]
+
+
+def _flow_run_state(flow_run_id: UUID) -> str | None:
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        run = client.read_flow_run(flow_run_id)
+    return None if run.state is None else run.state.name
 
 
 def _flow_run_logs(flow_run_id: UUID) -> list[str]:
@@ -402,12 +444,19 @@ def _flow_run_logs(flow_run_id: UUID) -> list[str]:
 
 
 def test_a_bug_in_a_task_keeps_its_traceback(
-    champion_home: Path, clean: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    champion_home: Path,
+    clean: pd.DataFrame,
+    alerts: AlertReceiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
-    """Only named failures lose their traceback: an injected bug still shows where it is."""
+    """Only named failures lose their traceback: an injected bug still shows where it is, in
+    the terminal (exit 1) and in the flow run's log."""
     from prefect import task
 
     import tasks.gate.admit as admit
+    from flows.cli import main
 
     @task(name="check-drift")
     def broken(*args: object, **kwargs: object) -> None:
@@ -415,12 +464,13 @@ def test_a_bug_in_a_task_keeps_its_traceback(
 
     monkeypatch.setattr(admit, "check_drift", broken)
     clean.to_csv(tmp_path / f"{PERIOD}.csv", index=False)
-    state = retrain(
-        RetrainParameters(period=PERIOD, **{**FAST, "data": str(tmp_path / "{period}.csv")}),
-        return_state=True,
-    )
-    assert state.is_failed()
-    logs = _flow_run_logs(state.state_details.flow_run_id)
+    alerts.clear()
+    assert main(_cli_args(str(tmp_path / "{period}.csv"))) == 1
+    err = capfd.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError: an injected bug" in err
+    assert "the run crashed (see the traceback above)" in err
+    [body] = alerts.bodies
+    logs = _flow_run_logs(UUID(body["alert"]["flow_run_id"]))
     assert any(
         "Traceback" in line and "ZeroDivisionError: an injected bug" in line for line in logs
     )

@@ -18,11 +18,12 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from flows.cli import main
-from flows.commands import flow_parameters, summary
+from flows.commands import flow_parameters
 from flows.options import (
     AutomationCommand,
     ChurnRetrainCli,
     GenerateCommand,
+    PruneCommand,
     RollbackCommand,
     RunCommand,
     ScoreCommand,
@@ -33,6 +34,7 @@ from flows.options import (
     parse,
 )
 from flows.parameters import (
+    PruneParameters,
     RetrainParameters,
     RollbackParameters,
     ScoreParameters,
@@ -41,6 +43,7 @@ from flows.parameters import (
 )
 from tasks.data.generate import generate_snapshot
 from tasks.data.request import SourceOptions
+from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.record import DecisionRecord, ModelScores
 from tasks.decision.rule import DecisionRule, Guardrail
 from tasks.gate.thresholds import DriftThresholds
@@ -53,6 +56,7 @@ COMMANDS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
     ("run", RunCommand, RetrainParameters),
     ("status", StatusCommand, None),
     ("rollback", RollbackCommand, RollbackParameters),
+    ("prune", PruneCommand, PruneParameters),
     ("simulate", SimulateCommand, SimulateParameters),
     ("score", ScoreCommand, ScoreParameters),
     ("generate", GenerateCommand, None),
@@ -172,6 +176,7 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
             health_tolerance=0.05,
             replace_unusable_champion=False,
         ),
+        approval=ApprovalPolicy(required=True, timeout_minutes=90, poll_seconds=5),
         generated_rows=1500,
         drift=0.4,
         scenario="price_rise",
@@ -195,6 +200,8 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
             '[{"metric": "f1", "max_worsening": 0.02}]',
         ),
         *("--rule.floor", "0.6", "--rule.leakage-ceiling", "null"),
+        *("--approval.required", "--approval.timeout-minutes", "90"),
+        *("--approval.poll-seconds", "5"),
         *("--rule.min-holdout-rows", "50", "--no-rule.replace-unusable-champion"),
         *("--rule.health-tolerance", "0.05"),
         *("--generated-rows", "1500", "--drift", "0.4", "--scenario", "price_rise"),
@@ -327,7 +334,7 @@ def test_summary_names_verdict_scores_version_and_where_to_look() -> None:
         decided_at="2026-05-01T02:00:00+00:00",
         stage_seconds={"train": 10.0, "validate": 0.5},
     )
-    text = summary(record)
+    text = record.text()
     for needle in ("PROMOTE", "0.8512", "0.8431", "passed 66/66", "v3", "r123", "@champion"):
         assert needle in text
 

@@ -75,7 +75,7 @@ def test_a_clearly_better_challenger_is_promoted_with_its_evidence(january: obje
     # The comparison report: plots and table on the run, markdown in Prefect.
     client = MlflowClient()
     files = {a.path for a in client.list_artifacts(record.mlflow_run_id, "comparison")}
-    assert files == {"comparison/comparison.png", "comparison/report.md"}
+    assert files == {"comparison/comparison.png", "comparison/reign.png", "comparison/report.md"}
     png = mlflow.artifacts.download_artifacts(
         run_id=record.mlflow_run_id, artifact_path="comparison/comparison.png"
     )

@@ -29,9 +29,12 @@ _HEADLINES = {
     "ChampionPromoted": "challenger PROMOTED",
     "ChampionKept": "champion KEPT",
     "ChampionRolledBack": "champion ROLLED BACK",
+    "ApprovalNeeded": "APPROVAL NEEDED",
 }
 #: Messages that report a decision, not an error.
-_NOTICES = frozenset({"ChampionDegraded", "ChampionPromoted", "ChampionKept", "ChampionRolledBack"})
+_NOTICES = frozenset(
+    {"ChampionDegraded", "ChampionPromoted", "ChampionKept", "ChampionRolledBack", "ApprovalNeeded"}
+)
 _CLOSINGS = {
     "SnapshotRejected": "The champion model and the registry were not changed by this run's gate.",
     "ChampionDegraded": "The run completed; look at the champion's monthly scores and this "
@@ -41,6 +44,8 @@ _CLOSINGS = {
     "ChampionPromoted": "The registry alias moved; `churn-retrain rollback` undoes it.",
     "ChampionKept": "The champion stays.",
     "ChampionRolledBack": "The promotion history records the move.",
+    "ApprovalNeeded": "The champion stays until the run is resumed with approve; no answer "
+    "keeps it (verdict approval-timeout).",
 }
 
 

@@ -6,6 +6,7 @@ challenger replaced needs nobody: the decision message says it, when those are o
 floor that no challenger replaced raises `ChampionBelowFloor`, so the run ends Failed (exit 7)
 and the failure hook alerts. With `notify_decisions` on, any other decision (a promotion, a
 kept champion) and a rollback send a message too: what was decided, by how much, the links.
+A run that waits for approval always asks (`request_approval`) and always says how it ended.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import logging
 
 from tasks.alerts.delivery import deliver_alert
 from tasks.alerts.message import Alert
+from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.record import DecisionRecord
+from tasks.decision.verdict import Decision
 from tasks.errors import ChampionBelowFloor
 from tasks.settings import Settings
 
@@ -29,8 +32,9 @@ def tell_a_person(
     health = record.champion_health
     kept = health is not None and record.champion_version_after == health.version
     if health is None or not health.needs_a_person or not kept:
-        # Nobody needs to act (a replaced champion included): the decision message, if on.
-        if settings.notify_decisions:
+        # Nobody needs to act (a replaced champion included): the decision message, if on;
+        # always when a person was asked to approve it.
+        if settings.notify_decisions or record.approval is not None:
             also = health.text() if health is not None and health.needs_a_person else ""
             _send(_decision_notice(record, flow_run_name, flow_run_url, also=also), settings)
         return
@@ -63,6 +67,36 @@ def _decision_notice(
         error="ChampionPromoted" if record.promoted else "ChampionKept", message=message,
         flow_run_url=url,
     )  # fmt: skip
+
+
+def request_approval(
+    decision: Decision,
+    settings: Settings,
+    *,
+    period: str,
+    version: str,
+    mlflow_run_url: str,
+    flow_run_name: str,
+    flow_run_id: str,
+    flow_run_url: str | None,
+    policy: ApprovalPolicy,
+) -> None:
+    """Tell the reviewer a challenger waits for them: what it won by, where to answer, until when."""
+    interval = decision.interval
+    by = f" ({decision.metric} change {interval.text()})" if interval else ""
+    where = flow_run_url or f"flow run {flow_run_name} ({flow_run_id})"
+    message = (
+        f"challenger v{version} would become champion{by}: {decision.reason}. Approve or "
+        f"reject it within {policy.timeout_minutes:g} min: open {where} in the Prefect UI and "
+        f"press Resume. MLflow run: {mlflow_run_url}"
+    )
+    logger.warning("Waiting for approval: %s", message)
+    alert = Alert(
+        flow="retrain", flow_run_name=flow_run_name, flow_run_id=flow_run_id, state="Paused",
+        period=period, source="", error="ApprovalNeeded", message=message,
+        flow_run_url=flow_run_url,
+    )  # fmt: skip
+    _send(alert, settings)
 
 
 def notify_rollback(

@@ -1,4 +1,4 @@
-"""Comparison and simulation plots (matplotlib, written as PNG files; no MLflow or Prefect).
+"""Comparison, simulation and reign plots (matplotlib, written as PNG files; no MLflow or Prefect).
 
 matplotlib is imported inside the functions, with the Agg backend, so importing this module
 costs nothing and never needs a display.
@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import numpy.typing as npt
+
+if TYPE_CHECKING:
+    from tasks.registry.reign import Reign
 
 COLOURS = {"challenger": "#1f77b4", "champion": "#ff7f0e"}
 
@@ -155,6 +158,91 @@ def _simulation_figure(plt: Any, months: Sequence[dict[str, Any]], path: Path, t
     ax.set_xticks(x, periods, rotation=45, ha="right")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=3, frameon=False, fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+#: Marker colour of a month by the health state its run recorded.
+HEALTH_COLOURS = {"healthy": "#2ca02c", "degraded": "#ff7f0e", "below-floor": "#d62728"}
+
+
+def reign_figure(reign: Reign, path: Path) -> Path:
+    """The champion's score month by month with intervals, against its score at promotion,
+    the health tolerance below it and the rule's floor."""
+    plt = _pyplot()
+    with _default_style():
+        return _reign_figure(plt, reign, path)
+
+
+def _reign_figure(plt: Any, reign: Reign, path: Path) -> Path:
+    from tasks.decision.rule import metric_sign
+
+    start = reign.at_promotion
+    points = [*([start] if start else []), *reign.months]
+    labels = [f"{p.period or '?'}\n(promoted)" if p is start else p.period or "?" for p in points]
+    n = max(1, len(points))
+    fig, ax = plt.subplots(figsize=(min(16.0, 5.0 + 0.4 * n), 4.8))
+    xs = np.arange(len(points))
+    y = np.array([np.nan if p.estimate is None else p.estimate for p in points], dtype=float)
+    ax.plot(xs, y, color="grey", alpha=0.5, linewidth=1)  # the trend; gaps where not scored
+    for i, p in enumerate(points):
+        if p.estimate is None:
+            continue
+        colour = COLOURS["challenger"] if p is start else HEALTH_COLOURS.get(p.state or "", "grey")
+        error = None
+        if p.lower is not None and p.upper is not None:
+            error = [[max(0.0, p.estimate - p.lower)], [max(0.0, p.upper - p.estimate)]]
+        ax.errorbar(
+            [i],
+            [p.estimate],
+            yerr=error,
+            fmt="*" if p is start else "o",
+            color=colour,
+            markersize=12 if p is start else 7,
+            capsize=4,
+            zorder=3,
+        )
+    if start is not None and start.estimate is not None:
+        ax.axhline(
+            start.estimate,
+            color=COLOURS["challenger"],
+            linestyle="--",
+            linewidth=1,
+            label=f"at promotion {start.estimate:.4f}",
+        )
+        if reign.tolerance:
+            # The allowed drop: below a higher-is-better score, above a lower-is-better one.
+            edge = start.estimate - metric_sign(reign.metric) * reign.tolerance
+            ax.axhspan(
+                min(edge, start.estimate),
+                max(edge, start.estimate),
+                color=COLOURS["challenger"],
+                alpha=0.08,
+                label=f"tolerance {reign.tolerance:g}",
+            )
+    if reign.floor is not None:
+        ax.axhline(
+            reign.floor,
+            color=HEALTH_COLOURS["below-floor"],
+            linestyle=":",
+            linewidth=1.5,
+            label=f"floor {reign.floor:g}",
+        )
+    for state, colour in HEALTH_COLOURS.items():  # a legend entry per state that occurs
+        if any(p.state == state for p in reign.months):
+            ax.plot([], [], "o", color=colour, label=state)
+    step = max(1, -(-len(points) // 24))  # at most 24 labels on a long reign
+    tilt = {"rotation": 45, "ha": "right"} if len(points) > 6 else {}
+    ax.set_xticks(xs[::step], labels[::step], fontsize=8, **tilt)
+    ax.set_xlim(-0.5, n - 0.5)
+    ax.set(xlabel="month", ylabel=f"holdout {reign.metric} (fresh rows)")
+    ax.set_title(f"{reign.model_name} champion v{reign.version}: {reign.metric} over its reign")
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best", fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -14,11 +14,17 @@ from tasks.steps import retried_step
 
 if TYPE_CHECKING:
     from tasks.decision.compare import Comparison
+    from tasks.decision.health import ChampionHealth
+    from tasks.decision.rule import DecisionRule
+    from tasks.registry.aliases import ChampionRef
+    from tasks.registry.reign import ReignPoint
 
 
 DECISION_ARTIFACT = "decision.json"
 #: Run artifact folder of the comparison report (plots and the metrics table).
 REPORT_DIR = "comparison"
+#: The champion's score over its reign, this month included (in `REPORT_DIR`).
+REIGN_PLOT = "reign.png"
 
 
 @retried_step("record-decision")  # tags, identical metrics and files again: safe to repeat
@@ -43,6 +49,12 @@ def record_decision(record: DecisionRecord) -> None:
         metrics += [
             Metric(f"champion_holdout_{k}", v, 0, 0) for k, v in record.champion.holdout.items()
         ]
+    if record.champion is not None and record.intervals is not None:  # the reign plots these
+        for name, interval in record.intervals.champion.items():
+            metrics += [
+                Metric(f"champion_holdout_{name}_lower", interval.lower, 0, 0),
+                Metric(f"champion_holdout_{name}_upper", interval.upper, 0, 0),
+            ]
     if record.decision.interval is not None:
         interval = record.decision.interval
         metrics += [
@@ -91,24 +103,61 @@ def log_comparison_report(
     challenger_label: str,
     champion_label: str | None,
     title: str,
+    champion: ChampionRef | None = None,
+    period: str | None = None,
+    health: ChampionHealth | None = None,
+    rule: DecisionRule | None = None,
 ) -> list[str]:
-    """ROC, precision-recall, calibration and lift plots of both models as run artifacts.
+    """ROC, precision-recall, calibration and lift plots of both models as run artifacts, and
+    the champion's reign with this month's point (given the champion, period and rule).
 
-    Returns the artifact paths (empty when the holdout could not be scored).
+    Returns the artifact paths (empty when the holdout could not be scored and no champion).
     """
-    from tasks.decision.plots import comparison_figure
+    from tasks.decision.plots import comparison_figure, reign_figure
+    from tasks.registry.reign import read_reign
 
-    if comparison.labels is None or comparison.challenger_proba is None:
-        return []
-    models = {challenger_label: comparison.challenger_proba}
-    if comparison.champion_proba is not None and champion_label:
-        models[champion_label] = comparison.champion_proba
-    client = MlflowClient()
+    artifacts: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / REPORT_DIR
-        comparison_figure(comparison.labels, models, folder / "comparison.png", title=title)
-        client.log_artifacts(run_id, str(folder), REPORT_DIR)
-    return [f"{REPORT_DIR}/comparison.png"]
+        if comparison.labels is not None and comparison.challenger_proba is not None:
+            models = {challenger_label: comparison.challenger_proba}
+            if comparison.champion_proba is not None and champion_label:
+                models[champion_label] = comparison.champion_proba
+            comparison_figure(comparison.labels, models, folder / "comparison.png", title=title)
+            artifacts.append(f"{REPORT_DIR}/comparison.png")
+        if champion is not None and period is not None and rule is not None:
+            # This run's decision is not recorded yet: its month is added from the comparison.
+            month = reign_month(run_id, period, comparison, rule.metric, health)
+            reign = read_reign(champion.name, champion.version, metric=rule.metric)
+            reign = reign.with_month(month).model_copy(
+                update={"floor": rule.floor, "tolerance": rule.health_tolerance}
+            )
+            reign_figure(reign, folder / REIGN_PLOT)
+            artifacts.append(f"{REPORT_DIR}/{REIGN_PLOT}")
+        if artifacts:
+            MlflowClient().log_artifacts(run_id, str(folder), REPORT_DIR)
+    return artifacts
+
+
+def reign_month(
+    run_id: str,
+    period: str,
+    comparison: Comparison,
+    metric: str,
+    health: ChampionHealth | None,
+) -> ReignPoint:
+    """This month's point of the champion's reign, from the comparison and its health."""
+    from tasks.registry.reign import ReignPoint
+
+    interval = comparison.intervals.champion.get(metric) if comparison.intervals else None
+    return ReignPoint(
+        period=period,
+        estimate=(comparison.champion or {}).get(metric),
+        lower=interval.lower if interval else None,
+        upper=interval.upper if interval else None,
+        state=health.state if health else None,
+        run_id=run_id,
+    )
 
 
 def write_report_markdown(record: DecisionRecord) -> None:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field, computed_field
 
+from tasks.decision.approval import ApprovalOutcome
 from tasks.decision.health import ChampionHealth
 from tasks.decision.holdout import HoldoutSplit, HoldoutSummary
 from tasks.decision.intervals import PairedIntervals
@@ -69,6 +70,9 @@ class DecisionRecord(BaseModel):
     champion_problem: str | None = None
     champion_health: ChampionHealth | None = None
     promotion: Promotion | None = None
+    #: Who approved or rejected the promotion and when (None: approval was not required, or
+    #: the comparison did not call for a promotion).
+    approval: ApprovalOutcome | None = None
     training_ids_digest: str | None = None
     report_artifacts: list[str] = Field(default_factory=list)
 
@@ -107,6 +111,7 @@ class DecisionRecord(BaseModel):
             "data.digest": self.data_digest,
             "data.period": self.period,
             **({"champion.health": self.champion_health.state} if self.champion_health else {}),
+            **({"decision.approval": self.approval.text()[:5000]} if self.approval else {}),
             **self._statistics_tags(),
         }
 
@@ -139,6 +144,53 @@ class DecisionRecord(BaseModel):
         if self.champion_problem:
             tags["decision.champion_problem"] = self.champion_problem[:5000]
         return tags
+
+    def text(self) -> str:
+        """What a person needs after a run: the verdict, both scores, where to look (the CLI
+        prints it; the flow run logs it last)."""
+        metric = self.rule.metric
+        ch = self.challenger
+        nan = float("nan")
+        lines = [
+            f"churn-retrain {self.period}: {self.verdict.upper()}",
+            f"  data         {self.data_source} ({self.rows:,} rows, {self.data_digest})",
+            f"  validation   {self.validation}",
+            *([f"  drift        {self.drift.splitlines()[0]}"] if self.drift else []),
+            f"  challenger   v{ch.version} {ch.algorithm}: holdout {metric} "
+            f"{ch.holdout.get(metric, nan):.4f} (CV {ch.cv.get(metric, nan):.4f}, "
+            f"{self.holdout_rows:,} holdout rows)",
+        ]
+        if self.champion is None:
+            lines.append(
+                f"  champion     none before this run ({self.champion_problem})"
+                if self.champion_problem
+                else "  champion     none before this run"
+            )
+        else:
+            lines.append(
+                f"  champion     v{self.champion.version}: holdout {metric} "
+                f"{self.champion.holdout.get(metric, nan):.4f} on the same rows"
+            )
+        if self.holdout_split is not None and self.holdout_split.unseen_rows is not None:
+            lines.append(
+                f"  holdout      {self.holdout_split.holdout_rows:,} rows the champion never "
+                f"trained on ({self.holdout_split.excluded_rows:,} rows excluded)"
+            )
+        if self.champion_health is not None:
+            lines.append(f"  health       {self.champion_health.text()}")
+        if self.approval is not None:
+            lines.append(f"  approval     {self.approval.text()}")
+        lines += [
+            f"  decision     {self.reason}",
+            f"  champion now v{self.champion_version_after} (models:/{self.model_name}@champion)"
+            if self.champion_version_after
+            else "  champion now none",
+            f"  took         {sum(self.stage_seconds.values()):.1f} s "
+            + " ".join(f"{k}={v:.1f}" for k, v in self.stage_seconds.items()),
+            f"  MLflow       run {self.mlflow_run_id} on {self.tracking_uri}",
+            f"  look at      {self.mlflow_run_url} (decision.json; local store: `make mlflow-ui`)",
+        ]
+        return "\n".join(lines)
 
     def markdown(self) -> str:
         """The human report (Prefect artifact, comparison report): verdict, numbers, why."""
@@ -193,6 +245,8 @@ class DecisionRecord(BaseModel):
             )
         if self.champion_problem:
             lines.append(f"Champion problem: {self.champion_problem}.")
+        if self.approval is not None:
+            lines.append(f"Approval: {self.approval.text()}.")
         if self.promotion is not None:
             lines.append(f"Promotion: {self.promotion.reason}.")
         lines += [
@@ -264,6 +318,7 @@ def build_record(
     flow_run_id: str | None,
     stage_seconds: dict[str, float],
     champion_health: ChampionHealth | None = None,
+    approval: ApprovalOutcome | None = None,
 ) -> DecisionRecord:
     """The record of one retrain from what its steps returned; `decision` is the settled one."""
     after = decision.champion_after
@@ -306,6 +361,7 @@ def build_record(
         champion_problem=comparison.champion_problem,
         champion_health=champion_health,
         promotion=promotion,
+        approval=approval,
         training_ids_digest=training_ids_digest,
         report_artifacts=report_artifacts,
     )

@@ -24,6 +24,8 @@ Verdict = Literal[
     "insufficient-holdout",
     "conflict",
     "already-promoted",
+    "rejected-by-reviewer",
+    "approval-timeout",
 ]
 #: Verdicts that move the champion alias (if the promotion is not refused as a conflict).
 PROMOTING: frozenset[str] = frozenset({"promote-first", "promote", "replace-unusable-champion"})

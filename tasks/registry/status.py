@@ -18,6 +18,7 @@ from tasks.registry.aliases import (
 )
 from tasks.registry.champion import find_missing_champion
 from tasks.registry.history import HistoryEvent, read_history
+from tasks.registry.reign import Reign, read_reign
 
 
 class VersionSummary(BaseModel):
@@ -51,6 +52,10 @@ class RegistryStatus(BaseModel):
     #: The champion's scores in the latest retrain that compared against it (same holdout as
     #: that month's challenger): period, run id and metrics.
     latest_comparison: dict[str, Any] | None = None
+    #: The champion's score at promotion and in every later month (None: no champion).
+    reign: Reign | None = None
+    #: Where `status` wrote the reign's plot (None: not written).
+    reign_plot: str | None = None
 
 
 def _summary(client: MlflowClient, name: str, version: str | None) -> VersionSummary | None:
@@ -125,4 +130,5 @@ def registry_status(name: str) -> RegistryStatus | None:
         missing_champion=None if champion else find_missing_champion.fn(name),
         history=read_history(client, name),
         latest_comparison=latest,
+        reign=read_reign(name, champion) if champion is not None else None,
     )

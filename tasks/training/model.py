@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import Any
@@ -39,6 +40,20 @@ def keep_pycaret_quiet() -> None:
     `import pycaret` opens `logs.log` in the current directory unless told otherwise.
     """
     os.environ.setdefault("PYCARET_CUSTOM_LOGGING_PATH", os.devnull)
+    _keep_lightgbm_quiet()
+
+
+def _keep_lightgbm_quiet() -> None:
+    """LightGBM `print`s its C++ log ("[LightGBM] [Info] ...", "No further splits ..."), which
+    a flow's `log_prints` turns into half the run's log: send it to a Python logger at DEBUG
+    instead. Its real failures raise, so nothing a person needs is lost."""
+    try:
+        import lightgbm
+    except ImportError:  # a portable model's environment may not have it, nor need it
+        return
+    lightgbm.register_logger(
+        logging.getLogger("lightgbm"), info_method_name="debug", warning_method_name="debug"
+    )
 
 
 class _QuietPyCaret:
