@@ -125,7 +125,22 @@ source: install ## show or set the data location scheduled runs read (ARGS="--da
 	$(RUN) churn-retrain source $(ARGS)
 
 worker: install ## a process worker for the churn-retrain pool (runs from this checkout)
-	$(RUN) prefect worker start --pool churn-retrain
+	# Its runs inherit its environment: their persisted results go under the state dir too.
+	PREFECT_RESULTS_LOCAL_STORAGE_PATH="$(or $(PREFECT_RESULTS_LOCAL_STORAGE_PATH),$(PREFECT_LOCAL_STORAGE_PATH),$(HOME_DIR)/prefect/storage)" \
+		$(RUN) prefect worker start --pool churn-retrain
+
+# The notification block the automations (and CHURN_RETRAIN_ALERT_BLOCK) send through: a webhook
+# receiving {"text": subject and body}, as Slack's, Mattermost's and Rocket.Chat's do. The URL is
+# kept in the block's secrets, and the recipe is not echoed (a Slack webhook URL is a secret).
+.PHONY: alert-block
+alert-block: export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+alert-block: install ## save the webhook block alerts go through, custom-webhook/NAME (URL=https://hooks.slack.com/... NAME=churn-alerts)
+	@test -n "$(URL)" || { echo 'usage: make alert-block URL=https://hooks.slack.com/services/... [NAME=churn-alerts]' >&2; exit 2; }
+	@ALERT_URL='$(URL)' ALERT_NAME='$(or $(NAME),churn-alerts)' $(RUN) python -c 'import os; \
+	from prefect.blocks.notifications import CustomWebhookNotificationBlock as Webhook; \
+	name, api = os.environ["ALERT_NAME"], os.environ["PREFECT_API_URL"]; \
+	Webhook(name=name, url="{{url}}", secrets={"url": os.environ["ALERT_URL"]}, json_data={"text": "{{subject}}\n{{body}}"}).save(name, overwrite=True); \
+	print(f"saved custom-webhook/{name} on {api}")'
 
 # A local MLflow server with basic auth, to try remote tracking (README: Remote tracking).
 MLFLOW_SERVER_PORT ?= 5001
@@ -146,6 +161,62 @@ mlflow-server: install ## MLflow server with basic auth on 127.0.0.1:$(MLFLOW_SE
 bench-tracking: install ## how long an unreachable tracking server keeps a run waiting (ARGS=--with-mlflow-defaults)
 	$(RUN) python benchmarks/bench_tracking.py $(ARGS)
 
+.PHONY: test-races
+test-races: install ## every promotion race 10 times: one state dir, one remote MLflow, one Prefect server, two CLI runs (~25 min)
+	CHURN_RETRAIN_RACES=10 $(RUN) pytest tests/test_races.py tests/test_lease.py $(PYTEST_ARGS)
+
 .PHONY: test-kill-matrix
 test-kill-matrix: install ## every stage x SIGKILL/SIGTERM, of a CLI run and of a deployment run (~25 min)
 	CHURN_RETRAIN_KILL_MATRIX=all $(RUN) pytest tests/test_kill.py tests/test_kill_deployment.py -k "stage" $(PYTEST_ARGS)
+
+# --- Production profile: PostgreSQL (README: Production profile: PostgreSQL) -------------------
+# Both servers keep their databases in one PostgreSQL 15 cluster under the state dir, on
+# 127.0.0.1 only (password auth over TCP; the socket sits in PG_DIR, mode 700). `make run`
+# keeps its embedded SQLite. As root, the cluster runs as the user postgres (initdb refuses
+# root), so PG_DIR must be reachable by it: not under /root (CHURN_RETRAIN_HOME=/var/lib/...).
+PG_PORT ?= 5433
+PG_DIR ?= $(HOME_DIR)/postgres
+ifndef PG_BIN
+PG_BIN := $(or $(shell pg_config --bindir 2>/dev/null),/usr/lib/postgresql/15/bin)
+endif
+PG_AS := $(if $(filter 0,$(shell id -u)),runuser -u postgres --)
+PG_CTL := $(PG_AS) "$(PG_BIN)/pg_ctl" -D "$(PG_DIR)/data"
+# Read when the command runs, so make never prints the password.
+PG_AUTH = churn:$$(cat "$(PG_DIR)/password")@127.0.0.1:$(PG_PORT)
+ARTIFACTS ?= $(HOME_DIR)/mlflow-pg/artifacts
+.PHONY: postgres postgres-stop prefect-server-pg mlflow-server-pg
+
+postgres: ## PostgreSQL on 127.0.0.1:$(PG_PORT) with databases prefect and mlflow, cluster under the state dir
+	@test -x "$(PG_BIN)/initdb" || { echo 'no initdb in $(PG_BIN): set PG_BIN=/usr/lib/postgresql/15/bin' >&2; exit 2; }
+	@mkdir -p "$(PG_DIR)" && chmod 700 "$(PG_DIR)" $(if $(PG_AS),&& chown postgres: "$(PG_DIR)")
+	@$(PG_AS) test -w "$(PG_DIR)" || { echo 'the user postgres cannot reach $(PG_DIR): as root, set CHURN_RETRAIN_HOME (or PG_DIR) outside /root' >&2; exit 2; }
+	@test -f "$(PG_DIR)/data/PG_VERSION" || { \
+		$(PG_AS) sh -c 'umask 077 && python3 -c "import secrets; print(secrets.token_hex(16))" > "$(PG_DIR)/password"' \
+		&& $(PG_AS) "$(PG_BIN)/initdb" -D "$(PG_DIR)/data" -U churn -E UTF8 --auth-local=trust \
+			--auth-host=scram-sha-256 --pwfile="$(PG_DIR)/password" >"$(PG_DIR)/initdb.log"; }
+	@$(PG_CTL) status >/dev/null 2>&1 || $(PG_CTL) -l "$(PG_DIR)/server.log" -w -t 60 start \
+		-o "-p $(PG_PORT) -k $(PG_DIR) -c listen_addresses=127.0.0.1"
+	@for db in prefect mlflow; do \
+		$(PG_AS) "$(PG_BIN)/psql" -h "$(PG_DIR)" -p $(PG_PORT) -U churn -d postgres -tAc \
+			"SELECT 1 FROM pg_database WHERE datname = '$$db'" | grep -q 1 \
+		|| $(PG_AS) "$(PG_BIN)/createdb" -h "$(PG_DIR)" -p $(PG_PORT) -U churn $$db || exit 1; \
+	done
+	@echo "PostgreSQL on 127.0.0.1:$(PG_PORT), user churn, password in $(PG_DIR)/password, log $(PG_DIR)/server.log"
+
+postgres-stop: ## stop the profile's PostgreSQL (its data stays under the state dir)
+	@if $(PG_CTL) status >/dev/null 2>&1; then $(PG_CTL) -m fast -w -t 60 stop; else echo 'PostgreSQL is not running'; fi
+
+prefect-server-pg: install ## Prefect server + UI on 127.0.0.1:$(PREFECT_PORT), its database in the profile's PostgreSQL
+	@test -r "$(PG_DIR)/password" || { echo 'no cluster under $(PG_DIR): run `make postgres` first' >&2; exit 2; }
+	mkdir -p "$(HOME_DIR)/prefect"
+	PREFECT_API_DATABASE_CONNECTION_URL="postgresql+asyncpg://$(PG_AUTH)/prefect" \
+	PREFECT_HOME="$(HOME_DIR)/prefect" PREFECT_SERVER_API_PORT=$(PREFECT_PORT) \
+	PREFECT_UI_API_URL=http://127.0.0.1:$(PREFECT_PORT)/api PREFECT_UI_URL=http://127.0.0.1:$(PREFECT_PORT) \
+		$(RUN) prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+mlflow-server-pg: install ## MLflow server on 127.0.0.1:$(MLFLOW_PORT), runs and registry in PostgreSQL (ARTIFACTS=dir or s3://bucket/path)
+	@test -r "$(PG_DIR)/password" || { echo 'no cluster under $(PG_DIR): run `make postgres` first' >&2; exit 2; }
+	$(if $(filter s3://%,$(ARTIFACTS)),,mkdir -p "$(ARTIFACTS)")
+	MLFLOW_BACKEND_STORE_URI="postgresql+psycopg://$(PG_AUTH)/mlflow" MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false \
+		$(RUN) mlflow server --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+		--serve-artifacts --artifacts-destination "$(ARTIFACTS)"

@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 _FLOW_COMMANDS = frozenset({"run", "score", "rollback", "prune", "simulate", "validate", "source"})
 #: Commands that train, so GX and PyCaret are worth importing ahead of time.
 _TRAINING_COMMANDS = frozenset({"run", "simulate"})
+#: Prefect's setting for local result storage, then its older name.
+_RESULT_STORAGE_VARIABLES = ("PREFECT_RESULTS_LOCAL_STORAGE_PATH", "PREFECT_LOCAL_STORAGE_PATH")
 
 
 def _prepare_environment(settings: Settings, command: str) -> None:
@@ -47,9 +49,14 @@ def _prepare_environment(settings: Settings, command: str) -> None:
         # The month table is the output; the flows' own logs still reach the Prefect API.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "ERROR")
-    if not os.environ.get("PREFECT_API_URL") and not os.environ.get("PREFECT_HOME"):
-        settings.prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect makes only the leaf
-        os.environ["PREFECT_HOME"] = str(settings.prefect_home)
+    if not os.environ.get("PREFECT_HOME"):
+        # Persisted results (a paused run's, a failed state's) go to $PREFECT_HOME/storage,
+        # i.e. ~/.prefect/storage against a server: keep them under the home as well.
+        if not any(os.environ.get(name) for name in _RESULT_STORAGE_VARIABLES):
+            os.environ[_RESULT_STORAGE_VARIABLES[0]] = str(settings.prefect_home / "storage")
+        if not os.environ.get("PREFECT_API_URL"):
+            settings.prefect_home.mkdir(parents=True, exist_ok=True)  # Prefect makes the leaf
+            os.environ["PREFECT_HOME"] = str(settings.prefect_home)
     # No usage statistics: GX and the Prefect server would otherwise try to send some.
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -1,12 +1,15 @@
-"""The promotion lock: a one-slot Prefect global concurrency limit per model."""
+"""The promotion lock: a one-slot Prefect global concurrency limit per model, and the registry
+lease under it."""
 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from tasks.errors import PromotionLockMissing
+from tasks.registry.lease import Lease, registry_lease
 from tasks.steps import retried_step
 
 #: Seconds to wait for the promotion lock before giving up (the verdict becomes `conflict`).
@@ -57,10 +60,18 @@ def ensure_promotion_lock(model_name: str, *, create: bool) -> str:
 @contextmanager
 def promotion_lock(
     model_name: str, *, timeout_seconds: float = LOCK_TIMEOUT_SECONDS
-) -> Iterator[None]:
-    """Hold the model's promotion lock; a missing limit raises instead of being skipped."""
+) -> Iterator[Lease]:
+    """Hold the model's promotion lock; a missing limit raises instead of being skipped.
+
+    Two locks, each for the runs the other cannot see: the Prefect limit queues the runs of one
+    Prefect server (deployments), the registry lease (`tasks.registry.lease`) every client of one
+    registry, whichever Prefect server each uses (two `churn-retrain run` processes, each with
+    its own temporary server; machines sharing a remote MLflow server). `TimeoutError` when
+    either stays busy for `timeout_seconds`.
+    """
     from prefect.concurrency.sync import concurrency
 
+    started = time.monotonic()
     with concurrency(
         promotion_lock_name(model_name),
         occupy=1,
@@ -68,4 +79,6 @@ def promotion_lock(
         timeout_seconds=timeout_seconds,
         lease_duration=LOCK_LEASE_SECONDS,
     ):
-        yield
+        remaining = max(1.0, timeout_seconds - (time.monotonic() - started))
+        with registry_lease(model_name, timeout_seconds=remaining) as lease:
+            yield lease

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import ExitStack
 from typing import Literal
 
@@ -20,9 +21,12 @@ from tasks.registry.aliases import (
     set_alias,
 )
 from tasks.registry.history import HistoryEvent, append_history, read_history
+from tasks.registry.lease import Lease, LeaseLost, check_lease
 from tasks.registry.lock import LOCK_TIMEOUT_SECONDS, promotion_lock
 from tasks.registry.versions import PROMOTED_TAG, mark_version
 from tasks.steps import retried_step, step
+
+logger = logging.getLogger(__name__)
 
 
 class Promotion(BaseModel):
@@ -99,9 +103,12 @@ def promote_challenger(
     client = MlflowClient()
     with ExitStack() as held:
         try:
-            held.enter_context(promotion_lock(name, timeout_seconds=lock_timeout_seconds))
-        except TimeoutError:
-            problem = f"the promotion lock of {name!r} stayed busy for {lock_timeout_seconds:.0f} s"
+            lease = held.enter_context(promotion_lock(name, timeout_seconds=lock_timeout_seconds))
+        except TimeoutError as exc:
+            problem = (
+                f"the promotion lock of {name!r} stayed busy for {lock_timeout_seconds:.0f} s "
+                f"({exc})"
+            )
             return _refused(client, name, version, champion_version(client, name), problem)
         except Exception:
             mark_version(
@@ -127,6 +134,10 @@ def promote_challenger(
                 "when compared"
             )
             return _refused(client, name, version, current, problem)
+        try:
+            check_lease(lease)  # still ours, for long enough to move the alias
+        except LeaseLost as exc:
+            return _refused(client, name, version, current, str(exc))
         event = _move_champion(
             client,
             name,
@@ -136,6 +147,7 @@ def promote_challenger(
             decision_run=decision_run,
             reason=reason,
         )
+        _confirm_lease(lease)
     return Promotion(
         promoted=True,
         conflict=False,
@@ -144,6 +156,18 @@ def promote_challenger(
         reason=f"v{version} is champion (was {_v(current)})",
         event=event,
     )
+
+
+def _confirm_lease(lease: Lease) -> None:
+    """After a move: a lease lost during it means another move may have overlapped it."""
+    try:
+        check_lease(lease, margin_seconds=0)
+    except LeaseLost as exc:
+        logger.error(
+            "The champion alias moved, but %s: another promotion may have overlapped this one; "
+            "check `churn-retrain status`",
+            exc,
+        )
 
 
 def _v(version: str | None) -> str:
@@ -191,7 +215,7 @@ def rollback_champion(
     client = MlflowClient()
     with ExitStack() as held:
         try:
-            held.enter_context(promotion_lock(name, timeout_seconds=lock_timeout_seconds))
+            lease = held.enter_context(promotion_lock(name, timeout_seconds=lock_timeout_seconds))
         except TimeoutError:
             raise RollbackRefused(
                 f"the promotion lock of {name!r} stayed busy for {lock_timeout_seconds:.0f} s; "
@@ -220,7 +244,11 @@ def rollback_champion(
             if is_missing(exc):
                 raise RollbackRefused(f"{name!r} has no version {target}") from None
             raise
-        return _move_champion(
+        try:
+            check_lease(lease)
+        except LeaseLost as exc:
+            raise RollbackRefused(f"{exc}; try again") from None
+        event = _move_champion(
             client,
             name,
             to_version=target,
@@ -229,3 +257,5 @@ def rollback_champion(
             decision_run=None,
             reason=reason or "rollback",
         )
+        _confirm_lease(lease)
+        return event
