@@ -11,7 +11,8 @@ PREFECT_PORT ?= 4200
 
 .PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
 	prefect-server deploy worker bench-scale validate automation \
-	source status rollback prune simulate bench-sources bench-cold-starts bench-decision promotion-lock bench-models
+	source status rollback prune simulate bench-sources bench-cold-starts bench-decision promotion-lock bench-models \
+	bench-learning-curve
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -74,6 +75,9 @@ bench-cold-starts: install ## 100 cold `churn-retrain run` starts in a row: any 
 
 bench-decision: install ## promotion rates of our rule vs point estimates, real Telco CSV (~5 min)
 	$(RUN) python benchmarks/bench_decision.py $(ARGS)
+
+bench-learning-curve: install ## challenger AUC and training s against training rows, the cap marked; PNG in the state dir (~5 min; ARGS="--seeds 42 1 7 --compare-rows 700000": ~16)
+	$(RUN) python benchmarks/bench_learning_curve.py $(ARGS)
 
 status: install ## the champion, its scores and the promotion history
 	$(RUN) churn-retrain status $(ARGS)

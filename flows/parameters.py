@@ -11,7 +11,12 @@ from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.rule import DecisionRule
 from tasks.gate.load import SnapshotRequest
 from tasks.gate.thresholds import DriftThresholds
-from tasks.training.plan import DEFAULT_FOLDS, DEFAULT_MODELS
+from tasks.training.plan import (
+    DEFAULT_FOLDS,
+    DEFAULT_MAX_TRAIN_ROWS,
+    DEFAULT_MODELS,
+    MIN_TRAIN_ROWS,
+)
 
 SOURCE_DESCRIPTION = "How to read `data`: the file format, or the table or query of a database."
 
@@ -54,6 +59,15 @@ class RetrainParameters(BaseModel):
         gt=0,
         le=600,
         description="Time budget for model comparison (PyCaret stops trying models after it).",
+    )
+    max_train_rows: int | None = Field(
+        default=DEFAULT_MAX_TRAIN_ROWS,
+        ge=MIN_TRAIN_ROWS,
+        le=50_000_000,
+        description="Cap on the challenger's training rows: a larger training split is "
+        "replaced by a stratified sample of this many rows (seeded with `seed`; the holdout is "
+        "never sampled). The default is where more rows stopped improving holdout ROC-AUC by "
+        "more than 0.001 (benchmarks/bench_learning_curve.py). Empty (null): train on every row.",
     )
     distributed_training: bool = Field(
         default=False,

@@ -34,6 +34,7 @@ from tasks.steps import StageClock
 from tasks.tracking.check import check_tracking
 from tasks.tracking.models import log_challenger
 from tasks.tracking.runs import configure_tracking, finishing_run, open_run
+from tasks.training.sample import sample_training_rows
 from tasks.training.train import train_where_the_flow_runs
 
 
@@ -68,16 +69,20 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
         split = split_fair_holdout(
             snapshot.frame, fraction=params.holdout_fraction, seed=params.seed, champion_ids=ids
         )
+        # Over the cap, the challenger trains on a stratified sample; the holdout stays whole.
+        training = sample_training_rows(
+            split.train, max_rows=params.max_train_rows, seed=params.seed
+        )
         with clock("train"):  # here, or on the flow's Dask cluster when it has one
             challenger = train_where_the_flow_runs(
-                split.train,
+                training.frame,
                 seed=params.seed,
                 models=params.models,
                 folds=params.folds,
                 budget_minutes=params.budget_minutes,
                 distributed=params.distributed_training,
             )
-            log_reference_profile(run_id, split.train)  # next month's drift is measured on it
+            log_reference_profile(run_id, training.frame)  # next month's drift is measured on it
         with clock("compare"):
             comparison = compare_with_champion(
                 challenger.model,
@@ -94,7 +99,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             health = champion_health(comparison, champion, promoted_at, params.rule)
         with clock("promote"):
             model_uri = log_challenger(run_id, challenger)
-            ids_digest = log_training_ids(run_id, split.train)
+            ids_digest = log_training_ids(run_id, training.frame)
             version = register_challenger(
                 model_uri, name, run_id=run_id, period=period, verdict=decision.verdict,
                 training_ids_digest=ids_digest, data_digest=snapshot.digest, key=key,
@@ -135,7 +140,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             version=version, champion=champion, comparison=comparison, decision=decision,
             promotion=promotion, training_ids_digest=ids_digest, report_artifacts=artifacts,
             flow_run_id=flow_run_id, stage_seconds=clock.seconds, champion_health=health,
-            approval=approval,
+            approval=approval, training_sample=training.summary,
         )  # fmt: skip
         record_decision(record)
     # The Prefect UI's log of the run ends with what the CLI prints.

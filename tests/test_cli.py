@@ -162,6 +162,7 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
         models=["lr", "gbc"],
         folds=4,
         budget_minutes=12.5,
+        max_train_rows=250_000,
         distributed_training=True,
         rule=DecisionRule(
             metric="pr_auc",
@@ -191,6 +192,7 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
         *("--source.period-column", "month"),
         *("--holdout-fraction", "0.3", "--models", "lr,gbc", "--folds", "4"),
         *("--budget-minutes", "12.5", "--distributed-training", "--dask", "local"),
+        *("--max-train-rows", "250000"),
         *("--rule.metric", "pr_auc", "--rule.method", "point"),
         *("--rule.min-improvement", "0.01", "--rule.confidence", "0.9"),
         *(

@@ -160,7 +160,7 @@ def test_sizes_scikit_learn_could_split_choose_the_rows_they_always_chose(seed: 
     the same data and seed still give exactly its rows."""
     from sklearn.model_selection import train_test_split
 
-    from tasks.decision.holdout import _stratified_sample
+    from tasks.decision.holdout import stratified_sample
 
     rng = np.random.default_rng(seed)
     for n, rate in ((50, 0.3), (300, 0.265), (301, 0.02), (40, 0.5)):
@@ -169,7 +169,7 @@ def test_sizes_scikit_learn_could_split_choose_the_rows_they_always_chose(seed: 
             _, before = train_test_split(
                 np.arange(n), test_size=size, stratify=labels, random_state=seed
             )
-            assert np.array_equal(_stratified_sample(labels, size, seed), np.sort(before))
+            assert np.array_equal(stratified_sample(labels, size, seed), np.sort(before))
     one_positive = np.array(["No"] * 29 + ["Yes"], dtype=object)  # no stratification possible
     _, before = train_test_split(np.arange(30), test_size=6, random_state=seed)
-    assert np.array_equal(_stratified_sample(one_positive, 6, seed), np.sort(before))
+    assert np.array_equal(stratified_sample(one_positive, 6, seed), np.sort(before))

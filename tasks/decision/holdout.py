@@ -128,7 +128,7 @@ def split_fair_holdout(
         if known.hashes is not None:
             note += f" (all of them: fewer than the {requested:,} requested)"
     else:
-        chosen = pool[_stratified_sample(frame[TARGET].to_numpy()[pool], requested, seed)]
+        chosen = pool[stratified_sample(frame[TARGET].to_numpy()[pool], requested, seed)]
     in_holdout = np.zeros(len(frame), dtype=bool)
     in_holdout[chosen] = True
     holdout = frame.loc[in_holdout].reset_index(drop=True)
@@ -149,7 +149,7 @@ def split_fair_holdout(
     )
 
 
-def _stratified_sample(
+def stratified_sample(
     labels: npt.NDArray[np.object_], size: int, seed: int
 ) -> npt.NDArray[np.intp]:
     """`size` of the positions 0..n-1 of `labels` (any 0 <= size <= n), stratified and seeded.

@@ -14,6 +14,7 @@ from tasks.decision.intervals import PairedIntervals
 from tasks.decision.rule import LOWER_IS_BETTER, METRICS, DecisionRule
 from tasks.decision.verdict import Decision
 from tasks.registry.promote import Promotion
+from tasks.training.sample import TrainingSample
 
 if TYPE_CHECKING:
     from tasks.data.snapshot import Snapshot
@@ -67,6 +68,8 @@ class DecisionRecord(BaseModel):
     drift: str | None = None
     intervals: PairedIntervals | None = None
     holdout_split: HoldoutSummary | None = None
+    #: Which training rows the challenger used: all of the split, or a sample over the cap.
+    training_sample: TrainingSample | None = None
     champion_problem: str | None = None
     champion_health: ChampionHealth | None = None
     promotion: Promotion | None = None
@@ -143,6 +146,8 @@ class DecisionRecord(BaseModel):
             tags["holdout.note"] = self.holdout_split.note[:5000]
         if self.champion_problem:
             tags["decision.champion_problem"] = self.champion_problem[:5000]
+        if self.training_sample is not None:
+            tags.update(self.training_sample.tags())
         return tags
 
     def text(self) -> str:
@@ -175,6 +180,12 @@ class DecisionRecord(BaseModel):
             lines.append(
                 f"  holdout      {self.holdout_split.holdout_rows:,} rows the champion never "
                 f"trained on ({self.holdout_split.excluded_rows:,} rows excluded)"
+            )
+        if self.training_sample is not None and self.training_sample.sampled:
+            t = self.training_sample
+            lines.append(
+                f"  training     {t.rows_used:,} of {t.rows_available:,} rows: a stratified "
+                f"sample (cap {t.max_rows:,}, seed {t.seed}; --max-train-rows null: all)"
             )
         if self.champion_health is not None:
             lines.append(f"  health       {self.champion_health.text()}")
@@ -243,6 +254,8 @@ class DecisionRecord(BaseModel):
             lines.append(
                 f"Holdout: {h.holdout_rows:,} rows (requested {h.requested_rows:,}); {h.note}."
             )
+        if self.training_sample is not None and self.training_sample.sampled:
+            lines.append(f"Training rows: {self.training_sample.reason}.")
         if self.champion_problem:
             lines.append(f"Champion problem: {self.champion_problem}.")
         if self.approval is not None:
@@ -319,6 +332,7 @@ def build_record(
     stage_seconds: dict[str, float],
     champion_health: ChampionHealth | None = None,
     approval: ApprovalOutcome | None = None,
+    training_sample: TrainingSample | None = None,
 ) -> DecisionRecord:
     """The record of one retrain from what its steps returned; `decision` is the settled one."""
     after = decision.champion_after
@@ -329,7 +343,7 @@ def build_record(
         data_digest=snapshot.digest,
         idempotency_key=idempotency_key,
         rows=snapshot.rows,
-        train_rows=len(split.train),
+        train_rows=len(split.train) if training_sample is None else training_sample.rows_used,
         holdout_rows=comparison.holdout_rows,
         validation=validation,
         seed=seed,
@@ -358,6 +372,7 @@ def build_record(
         drift=drift,
         intervals=comparison.intervals,
         holdout_split=split.summary,
+        training_sample=training_sample,
         champion_problem=comparison.champion_problem,
         champion_health=champion_health,
         promotion=promotion,

@@ -26,6 +26,11 @@ SCALABLE_MODELS: frozenset[str] = frozenset({"lr", "lightgbm", "ridge", "lda", "
 LARGE_MONTH_MAX_FOLDS = 3
 #: Below this PyCaret's CV returns nothing useful (it fails silently on tiny data).
 MIN_TRAIN_ROWS = 100
+#: The default cap on training rows (`RetrainParameters.max_train_rows`, applied by
+#: `tasks.training.sample`): on generated months neither the challenger's CV nor its holdout
+#: ROC-AUC gained more than 0.001 past it (benchmarks/bench_learning_curve.py; README, *Training
+#: rows*). It is below LARGE_MONTH_ROWS: that plan applies only with a higher cap, or none.
+DEFAULT_MAX_TRAIN_ROWS = 50_000
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,81 @@
+"""Cap the challenger's training rows: a stratified, seeded sample of a large training split.
+
+Past some tens of thousands of rows a bigger training split stops buying ROC-AUC
+(benchmarks/bench_learning_curve.py measures where) while training time keeps growing. Only the
+training split is ever sampled: the holdout the models are compared on stays whole.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, computed_field
+
+from tasks.data.schema import TARGET
+from tasks.decision.holdout import stratified_sample
+
+
+class TrainingSample(BaseModel):
+    """Which training rows the challenger used and why; part of the decision record."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    rows_available: int  # the training split
+    rows_used: int
+    max_rows: int | None  # the cap; None: train on everything
+    seed: int
+    reason: str
+
+    @computed_field  # type: ignore[prop-decorator]
+    @property
+    def sampled(self) -> bool:
+        return self.rows_used < self.rows_available
+
+    def tags(self) -> dict[str, str]:
+        """The sample as MLflow run tags."""
+        return {
+            "training.sampled": str(self.sampled).lower(),
+            "training.rows_available": str(self.rows_available),
+            "training.rows_used": str(self.rows_used),
+            "training.sample_reason": self.reason[:5000],
+        }
+
+
+@dataclass(frozen=True)
+class SampledTraining:
+    """The rows to train on and the summary that says how they were chosen."""
+
+    frame: pd.DataFrame
+    summary: TrainingSample
+
+
+def sample_training_rows(
+    train: pd.DataFrame, *, max_rows: int | None, seed: int
+) -> SampledTraining:
+    """At most `max_rows` of `train`: all of it at or below the cap (or with no cap), otherwise a
+    sample stratified on the target (each class within one row of its share) drawn with `seed`.
+
+    The sample keeps the split's row order, so the same split and seed give the same rows.
+    """
+    available = len(train)
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"max_rows must be at least 1 (or None), got {max_rows}")
+    if max_rows is None or available <= max_rows:
+        reason = (
+            "no cap: trained on every training row"
+            if max_rows is None
+            else f"{available:,} training rows, at or below the cap of {max_rows:,}: trained on all"
+        )
+        frame = train
+    else:
+        positions = stratified_sample(train[TARGET].to_numpy(), max_rows, seed)
+        frame = train.iloc[positions].reset_index(drop=True)
+        reason = (
+            f"{available:,} training rows, over the cap of {max_rows:,}: trained on a stratified "
+            f"sample of {max_rows:,} (seed {seed})"
+        )
+    summary = TrainingSample(
+        rows_available=available, rows_used=len(frame), max_rows=max_rows, seed=seed, reason=reason
+    )
+    return SampledTraining(frame=frame, summary=summary)
