@@ -70,7 +70,7 @@ class ApprovalOutcome(BaseModel):
 
     def text(self) -> str:
         if self.status == "timed-out":
-            return f"no answer within {self.timeout_minutes:g} min (asked {self.asked_at})"
+            return f"not answered within {self.timeout_minutes:g} min (asked {self.asked_at})"
         said = f": {self.comment}" if self.comment else ""
         return f"{self.status} by {self.reviewer} at {self.answered_at}{said}"
 
