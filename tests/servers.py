@@ -98,3 +98,19 @@ def run_cli(
         timeout=timeout,
         check=False,
     )
+
+
+def flow_run_logs(flow_run_id: object) -> list[str]:
+    """The flow run's log lines as the Prefect UI shows them, oldest first (queued ones sent)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+    from prefect.client.schemas.sorting import LogSort
+    from prefect.logging.handlers import APILogWorker
+
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as client:
+        records = client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+            sort=LogSort.TIMESTAMP_ASC,
+        )
+    return [record.message for record in records]

@@ -35,6 +35,7 @@ from tasks.errors import SnapshotRejected
 from tasks.gate.drift import PROFILE_ARTIFACT
 from tasks.gate.report import ARTIFACT_KEY
 from tasks.registry.aliases import CHAMPION
+from tests.servers import clean_env, flow_run_logs, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -400,7 +401,7 @@ def test_bad_input_is_rejected_before_training_and_alerted(
     # Nothing changed in the registry or the tracking store.
     assert _registry() == before == Registry(champion="1", versions=1, runs=1)
     # The flow run's log (what the Prefect UI shows) says it, with no traceback.
-    logs = _flow_run_logs(flow_run_id)
+    logs = flow_run_logs(flow_run_id)
     assert any(re.search(case.problem, line) for line in logs), logs
     assert not [line for line in logs if "Traceback" in line], logs
 
@@ -408,7 +409,6 @@ def test_bad_input_is_rejected_before_training_and_alerted(
 def test_a_bad_month_through_the_command_line(clean: pd.DataFrame, tmp_path: Path) -> None:
     """As a user runs it, in a real terminal's streams: the message, exit 3, no stack trace in
     the flow's own log lines either."""
-    from tests.servers import clean_env, run_cli
 
     [case] = [c for c in CASES if c.name == "missing column"]
     (tmp_path / f"{PERIOD}.csv").write_bytes(case.make(clean))
@@ -428,19 +428,6 @@ def _flow_run_state(flow_run_id: UUID) -> str | None:
     with get_client(sync_client=True) as client:
         run = client.read_flow_run(flow_run_id)
     return None if run.state is None else run.state.name
-
-
-def _flow_run_logs(flow_run_id: UUID) -> list[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.logging.handlers import APILogWorker
-
-    APILogWorker.drain_all(timeout=10)
-    with get_client(sync_client=True) as client:
-        records = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id]))
-        )
-    return [record.message for record in records]
 
 
 def test_a_bug_in_a_task_keeps_its_traceback(
@@ -470,7 +457,7 @@ def test_a_bug_in_a_task_keeps_its_traceback(
     assert "Traceback" in err and "ZeroDivisionError: an injected bug" in err
     assert "the run crashed (see the traceback above)" in err
     [body] = alerts.bodies
-    logs = _flow_run_logs(UUID(body["alert"]["flow_run_id"]))
+    logs = flow_run_logs(UUID(body["alert"]["flow_run_id"]))
     assert any(
         "Traceback" in line and "ZeroDivisionError: an injected bug" in line for line in logs
     )

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from uuid import UUID
 
 import numpy as np
 import pytest
 
+from tests.servers import flow_run_logs
+
 FAST = {"models": ["lr"], "folds": 2, "generated_rows": 1500, "seed": 5, "data": "generated"}
-
-
-def _flow_run_logs(flow_run_id: UUID) -> list[str]:
-    from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
-    from prefect.client.schemas.sorting import LogSort
-    from prefect.logging.handlers import APILogWorker
-
-    APILogWorker.drain_all(timeout=10)
-    with get_client(sync_client=True) as client:
-        records = client.read_logs(
-            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-            sort=LogSort.TIMESTAMP_ASC,
-        )
-    return [record.message for record in records]
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -47,7 +33,7 @@ def test_lightgbm_chatter_stays_out_of_the_flow_run_log(quiet: bool) -> None:
         lightgbm.register_logger(_Printer())
     try:
         state = fit(return_state=True)
-        logs = _flow_run_logs(state.state_details.flow_run_id)
+        logs = flow_run_logs(state.state_details.flow_run_id)
     finally:
         keep_pycaret_quiet()  # leave LightGBM quiet for later tests
     assert "fitted" in logs
@@ -72,7 +58,7 @@ def test_a_retrain_log_ends_with_the_summary_the_command_line_prints(state_home:
 
     state = retrain(RetrainParameters(period="2026-04", **FAST), return_state=True)
     record = state.result()
-    logs = _flow_run_logs(state.state_details.flow_run_id)
+    logs = flow_run_logs(state.state_details.flow_run_id)
     [summary] = [line for line in logs if line.startswith("churn-retrain 2026-04: ")]
     assert summary == record.text()
     # Only the engine's closing line comes after it.
