@@ -64,8 +64,10 @@ bench: install ## retrain stage times and AUC (real CSV), gate and 1M-row valida
 bench-models: install ## quality per second of candidate model sets on the real CSV, 3 seeds (~3 min)
 	$(RUN) python benchmarks/bench_models.py
 
-bench-scale: install ## the whole retrain on generated months of 7k, 70k and 700k rows (minutes)
-	$(RUN) python benchmarks/bench_scale.py
+bench-scale: install ## whole retrain on generated 70k-10M-row months; 1M/10M validation; 10M scoring from Parquet (~30 min)
+	$(RUN) python benchmarks/bench_scale.py $(ARGS)
+	$(RUN) python benchmarks/bench_validate_stream.py
+	$(RUN) python benchmarks/bench_score_parquet.py
 
 bench-sources: install ## a 2M-row month as CSV vs Parquet: load time, peak memory, whole retrain (ARGS="--rows 200000")
 	$(RUN) python benchmarks/bench_sources.py $(ARGS)

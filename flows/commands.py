@@ -12,7 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 
@@ -37,6 +37,19 @@ _Params = TypeVar("_Params", bound=BaseModel)
 Ready = Callable[[], None]
 
 
+def _on_dask(flow: Any, address: str | None) -> Any:
+    """The flow with its tasks on the Dask cluster at `address` (`local`: a LocalCluster)."""
+    if not address:
+        return flow
+    from prefect_dask import DaskTaskRunner
+
+    # The scheduler, nannies and client log every connection at INFO, 30-odd lines a run
+    # that bury the run's own log; their warnings and errors still show.
+    logging.getLogger("distributed").setLevel(logging.WARNING)
+    runner = DaskTaskRunner() if address == "local" else DaskTaskRunner(address=address)
+    return flow.with_options(task_runner=runner)
+
+
 def flow_parameters(command: BaseModel, model: type[_Params]) -> _Params:
     """The flow's own parameters out of a command's options (the CLI-only ones left out)."""
     return model.model_validate({name: getattr(command, name) for name in model.model_fields})
@@ -47,17 +60,7 @@ def run(command: RunCommand, ready: Ready) -> int:
     from flows.retrain import retrain
 
     params = flow_parameters(command, RetrainParameters)
-    flow = retrain
-    if command.dask:
-        from prefect_dask import DaskTaskRunner
-
-        # The scheduler, nannies and client log every connection at INFO, 30-odd lines a run
-        # that bury the run's own log; their warnings and errors still show.
-        logging.getLogger("distributed").setLevel(logging.WARNING)
-        local = command.dask == "local"
-        runner = DaskTaskRunner() if local else DaskTaskRunner(address=command.dask)
-        # Its futures subclass PrefectFuture; `with_options` is typed invariantly.
-        flow = retrain.with_options(task_runner=runner)  # type: ignore[arg-type]
+    flow = _on_dask(retrain, command.dask)
     _prepare_local_store()
     ready()
     record = flow(params)
@@ -74,7 +77,7 @@ def score(command: ScoreCommand, ready: Ready) -> int:
 
     params = flow_parameters(command, ScoreParameters)
     ready()
-    print(score_flow(params).describe())
+    print(_on_dask(score_flow, command.dask)(params).describe())
     return EXIT_OK
 
 
@@ -259,7 +262,7 @@ def validate(command: ValidateCommand, ready: Ready) -> int:
 
     params = flow_parameters(command, ValidateParameters)
     ready()
-    state = validate_flow(params, return_state=True)
+    state = _on_dask(validate_flow, command.dask)(params, return_state=True)
     outcome = state.result(raise_on_failure=False)
     report_dir = report_directory(Settings(), str(state.state_details.flow_run_id))
     if command.as_json and (report_dir / REPORT_JSON).is_file():

@@ -45,16 +45,20 @@ def _as_json(what: str) -> Any:
     return Field(default=False, alias="json", description=f"Print {what} as JSON.")
 
 
+def _on_dask(what: str) -> Any:
+    return Field(
+        default=None,
+        description=f"Run the flow's submitted tasks ({what}) on a Dask cluster through "
+        "prefect-dask's DaskTaskRunner: a scheduler address (tcp://host:8786), or `local` for "
+        "a LocalCluster. Its workers read the data from the same path or URL.",
+    )
+
+
 class RunCommand(RetrainParameters):
     """Retrain for one month and promote the winner."""
 
     as_json: bool = _as_json("the decision record")
-    dask: str | None = Field(
-        default=None,
-        description="Run the flow's submitted tasks (training) on a Dask cluster through "
-        "prefect-dask's DaskTaskRunner: a scheduler address (tcp://host:8786), or `local` for "
-        "a LocalCluster.",
-    )
+    dask: str | None = _on_dask("training")
 
     @model_validator(mode="after")
     def _cluster_for_distributed_training(self) -> RunCommand:
@@ -94,6 +98,8 @@ class SimulateCommand(SimulateParameters):
 class ScoreCommand(ScoreParameters):
     """Score customers with the champion, in chunks."""
 
+    dask: str | None = _on_dask("a Parquet base's row groups, one task each")
+
 
 class GenerateCommand(BaseModel):
     """Write a generated Telco-shaped snapshot as CSV (the data `run` generates)."""
@@ -113,6 +119,7 @@ class ValidateCommand(ValidateParameters):
     """Check a snapshot with the data gate, without training (exit 3: rejected)."""
 
     as_json: bool = _as_json("the gate report")
+    dask: str | None = _on_dask("a Parquet month's row groups, one task each")
 
 
 class AutomationCommand(BaseModel):

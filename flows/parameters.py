@@ -115,6 +115,7 @@ class RetrainParameters(BaseModel):
             generated_rows=self.generated_rows,
             drift=self.drift,
             scenario=self.scenario,
+            categories=True,  # the flow takes its holdout and training rows with `take_rows`
         )
 
     def run_params(self) -> dict[str, Any]:
@@ -151,6 +152,13 @@ class ValidateParameters(BaseModel):
         default_factory=DriftThresholds,
         description="PSI thresholds against the current champion's training data.",
     )
+    chunk_rows: int = Field(
+        default=250_000,
+        ge=1_000,
+        le=5_000_000,
+        description="Parquet input: rows read, typed and validated at a time (memory grows "
+        "with it; below ~100,000, GX's set-up per chunk dominates).",
+    )
 
 
 class ScoreParameters(BaseModel):
@@ -160,7 +168,8 @@ class ScoreParameters(BaseModel):
 
     data: str = Field(
         description="Where the customers to score are, as a retrain's `data` (the target "
-        "column is optional); `{period}` is filled in."
+        "column is optional); `{period}` is filled in. A Parquet file or folder (local or "
+        "fsspec) is streamed in batches of `batch_rows`; anything else is loaded whole."
     )
     source: SourceOptions = Field(default_factory=SourceOptions, description=SOURCE_DESCRIPTION)
     period: str | None = Field(
@@ -173,6 +182,14 @@ class ScoreParameters(BaseModel):
     )
     chunk_rows: int = Field(
         default=100_000, ge=1_000, le=5_000_000, description="Rows scored per chunk (memory bound)."
+    )
+    batch_rows: int = Field(
+        default=500_000,  # tasks.scoring.batch.DEFAULT_BATCH_ROWS
+        ge=1_000,
+        le=5_000_000,
+        description="Parquet input: rows read, typed and validated at a time (memory bound). "
+        "The suite costs about 1 s per batch on top of its per-row cost, so small batches "
+        "validate slowly.",
     )
 
 

@@ -8,10 +8,16 @@ from flows.parameters import RetrainParameters
 from tasks.alerts.hook import alert_on_failure, flow_run_url
 from tasks.alerts.notices import request_approval, tell_a_person
 from tasks.data.request import current_period
+from tasks.data.schema import TARGET
 from tasks.decision.approval import apply_approval, await_approval
 from tasks.decision.compare import compare_with_champion
 from tasks.decision.health import champion_health
-from tasks.decision.holdout import load_training_ids, log_training_ids, split_fair_holdout
+from tasks.decision.holdout import (
+    holdout_cap,
+    load_training_ids,
+    log_training_ids,
+    split_fair_holdout,
+)
 from tasks.decision.publish import log_comparison_report, record_decision
 from tasks.decision.record import DecisionRecord, build_record
 from tasks.decision.verdict import hold_if_already_promoted, settle
@@ -67,12 +73,14 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
         champion = find_champion(name)
         ids = load_training_ids(champion.run_id) if champion else None
         split = split_fair_holdout(
-            snapshot.frame, fraction=params.holdout_fraction, seed=params.seed, champion_ids=ids
-        )
+            snapshot.frame, fraction=params.holdout_fraction, seed=params.seed, champion_ids=ids,
+            max_rows=holdout_cap(params.rule, snapshot.frame[TARGET]),
+        )  # fmt: skip
         # Over the cap, the challenger trains on a stratified sample; the holdout stays whole.
         training = sample_training_rows(
-            split.train, max_rows=params.max_train_rows, seed=params.seed
-        )
+            snapshot.frame, positions=split.train_positions, max_rows=params.max_train_rows,
+            seed=params.seed,
+        )  # fmt: skip
         with clock("train"):  # here, or on the flow's Dask cluster when it has one
             challenger = train_where_the_flow_runs(
                 training.frame,

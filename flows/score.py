@@ -11,26 +11,55 @@ from flows.parameters import ScoreParameters
 from tasks.data.request import current_period
 from tasks.errors import TrackingUnavailable
 from tasks.gate.load import SnapshotRequest, load_snapshot
+from tasks.gate.stream import parquet_location
 from tasks.gate.suite import validate_snapshot
 from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import load_champion
-from tasks.scoring.batch import ScoreSummary, write_scores
+from tasks.scoring.batch import ScoreSummary, score_parquet, write_scores
+from tasks.scoring.partitions import score_parquet_partitioned
 from tasks.settings import Settings
-from tasks.tracking.runs import configure_tracking
+from tasks.steps import on_cluster
+from tasks.tracking.runs import Tracking, configure_tracking
 
 
 @flow(name="score", log_prints=True)
 def score(params: ScoreParameters) -> ScoreSummary:
-    """Score customers with `models:/NAME@champion`; nothing is written if the input is bad."""
+    """Score customers with `models:/NAME@champion`; nothing is written if the input is bad.
+
+    A Parquet file or folder is streamed: validated and scored batch by batch, never whole in
+    memory. Any other input is loaded and validated whole before the champion is looked up.
+    """
     keep_expected_failures_short()  # a named failure is logged as its message, no traceback
     settings = Settings()
     period = params.period or current_period()
     tracking = configure_tracking(settings)
-    snapshot = load_snapshot(
-        SnapshotRequest(params.data, period, options=params.source, in_customer_order=False)
-    )
-    validate_snapshot(snapshot.frame, source=snapshot.source, for_scoring=True)
+    parquet = parquet_location(params.data, period, params.source)
+    if parquet is not None:
+        model, version = _champion_model(tracking)
+        # On a cluster, a row group per task on its workers; else batch by batch, here.
+        streamed = score_parquet_partitioned if on_cluster() else score_parquet
+        summary = streamed(
+            model, parquet, output=_output(params, settings, period, version), version=version,
+            period=period, options=params.source, batch_rows=params.batch_rows,
+            chunk_rows=params.chunk_rows,
+        )  # fmt: skip
+    else:
+        snapshot = load_snapshot(
+            SnapshotRequest(params.data, period, options=params.source, in_customer_order=False)
+        )
+        validate_snapshot(snapshot.frame, source=snapshot.source, for_scoring=True)
+        model, version = _champion_model(tracking)
+        summary = write_scores(
+            model, snapshot.frame, output=_output(params, settings, period, version),
+            version=version, chunk_rows=params.chunk_rows,
+        )  # fmt: skip
+    print(summary.describe())
+    return summary
+
+
+def _champion_model(tracking: Tracking) -> tuple[Any, str]:
+    """The champion's ChurnModel and version; `TrackingUnavailable` if there is none to use."""
     champion = find_champion(tracking.model_name)
     if champion is None:
         raise TrackingUnavailable(
@@ -44,10 +73,8 @@ def score(params: ScoreParameters) -> ScoreSummary:
             f"{loaded.problem}"
         )
     # The ChurnModel inside the pyfunc: skips MLflow's schema enforcement on every chunk.
-    model: Any = loaded.model.unwrap_python_model()
-    output = Path(params.output or settings.home / "scores" / f"{period}-v{champion.version}.csv")
-    summary = write_scores(
-        model, snapshot.frame, output=output, version=champion.version, chunk_rows=params.chunk_rows
-    )
-    print(summary.describe())
-    return summary
+    return loaded.model.unwrap_python_model(), champion.version
+
+
+def _output(params: ScoreParameters, settings: Settings, period: str, version: str) -> Path:
+    return Path(params.output or settings.home / "scores" / f"{period}-v{version}.csv")

@@ -36,6 +36,17 @@ def retried_step(
     )
 
 
+def on_cluster() -> bool:
+    """Whether the running flow submits its tasks to a cluster (prefect-dask's DaskTaskRunner),
+    not to this process's threads; False outside a flow."""
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    context = FlowRunContext.get()
+    runner = context.task_runner if context is not None else None
+    return runner is not None and not isinstance(runner, ThreadPoolTaskRunner)
+
+
 class StageClock:
     """Wall time per stage, for the decision record and the benchmarks."""
 

@@ -123,3 +123,64 @@ def test_period_helpers() -> None:
 )
 def test_redact_uri_drops_credentials(uri: str, shown: str) -> None:
     assert redact_uri(uri) == shown
+
+
+def test_the_digest_is_pandas_row_hash_of_the_sorted_columns_without_copying_them(
+    real_csv: Path,
+) -> None:
+    """digest_frame combines column hashes itself; it must agree with pandas' frame hash."""
+    import hashlib
+
+    def by_pandas(frame: pd.DataFrame) -> str:
+        ordered = frame[sorted(frame.columns)]
+        digest = hashlib.sha256(",".join(ordered.columns).encode())
+        digest.update(pd.util.hash_pandas_object(ordered, index=False).to_numpy().tobytes())
+        return f"sha256:{digest.hexdigest()[:32]}"
+
+    frame = parse_snapshot(real_csv.read_bytes(), source="telco.csv")
+    for sample in (frame, frame.iloc[:1], frame.iloc[:0], frame[["tenure", "gender"]]):
+        assert digest_frame(sample) == by_pandas(sample)
+    categorical = frame.assign(gender=frame["gender"].astype("category"))
+    assert digest_frame(categorical) == digest_frame(frame)  # values, not their dtype
+    assert digest_frame(frame.iloc[::-1]) != digest_frame(frame)  # row order counts
+
+
+def test_a_compact_parquet_month_is_the_same_month(tmp_path: Path) -> None:
+    """Text columns kept as categoricals (the retrain's load) change nothing a run sees: the
+    digest, the suite's report, the drift, and the holdout and training rows it takes out."""
+    import numpy as np
+
+    from tasks.data.generate import generate_snapshot
+    from tasks.decision.holdout import split_fair_holdout
+    from tasks.gate.drift import compare_with_profile, profile_frame
+    from tasks.gate.load import SnapshotRequest, load_snapshot
+    from tasks.gate.suite import check_snapshot
+    from tasks.gate.thresholds import DriftThresholds
+
+    frame = generate_snapshot("2026-01", rows=3000)
+    frame.loc[3, "gender"] = None  # a null in a categorical
+    frame.loc[5, "Contract"] = " Two year"  # stripped, it joins "Two year": not a rename
+    frame.loc[7, "PaymentMethod"] = " Mailed check "
+    frame.loc[9, "TotalCharges"] = np.nan
+    frame.to_parquet(tmp_path / "month.parquet", index=False, row_group_size=1000)
+    seen = {}
+    for compact in (False, True):
+        request = SnapshotRequest(str(tmp_path / "month.parquet"), "2026-01", categories=compact)
+        snapshot = load_snapshot.fn(request, max_bytes=10**9)
+        split = split_fair_holdout(snapshot.frame, fraction=0.2, seed=3)
+        drift = compare_with_profile(
+            snapshot.frame, profile_frame(frame), DriftThresholds(), source="s"
+        )
+        report = check_snapshot(snapshot.frame, source="s")
+        seen[compact] = (snapshot, split, drift, report)
+    (whole, split, drift, report), (compact, c_split, c_drift, c_report) = seen[False], seen[True]
+    assert isinstance(compact.frame["InternetService"].dtype, pd.CategoricalDtype)
+    assert compact.frame["PaymentMethod"].dtype == object  # " Mailed check " joins a value
+    assert compact.frame["customerID"].dtype == object
+    assert compact.digest == whole.digest
+    assert c_report == report and "gender: 1 null value" in report.summary()
+    assert str(c_drift) == str(drift)
+    pd.testing.assert_frame_equal(c_split.holdout, split.holdout)
+    pd.testing.assert_frame_equal(c_split.train, split.train)
+    assert sum(t == "object" for t in c_split.holdout.dtypes.astype(str)) == 17  # objects again
+    assert set(c_split.holdout["Contract"]) <= {"Month-to-month", "One year", "Two year"}

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -14,11 +15,15 @@ from tasks.decision.holdout import (
     TRAINING_IDS_DIR,
     TrainingIds,
     hash_ids,
+    holdout_cap,
+    holdout_rows_needed,
     id_set_digest,
     load_training_ids,
     log_training_ids,
     split_fair_holdout,
 )
+from tasks.decision.intervals import delong_difference
+from tasks.decision.rule import DecisionRule
 from tasks.settings import Settings
 from tasks.tracking.runs import configure_tracking, open_run
 
@@ -173,3 +178,68 @@ def test_sizes_scikit_learn_could_split_choose_the_rows_they_always_chose(seed: 
     one_positive = np.array(["No"] * 29 + ["Yes"], dtype=object)  # no stratification possible
     _, before = train_test_split(np.arange(30), test_size=6, random_state=seed)
     assert np.array_equal(stratified_sample(one_positive, 6, seed), np.sort(before))
+
+
+# --- The holdout sized by the statistics -----------------------------------------------------
+
+
+def test_the_rows_needed_follow_the_square_root_law_and_the_churn_share() -> None:
+    base = holdout_rows_needed(0.004, confidence=0.95, positive_share=0.265)
+    assert 200_000 < base < 210_000  # the README's figure for the default rule
+    # Half the width needs four times the rows; a rarer class needs more of them.
+    assert holdout_rows_needed(0.002, confidence=0.95, positive_share=0.265) == pytest.approx(
+        4 * base, rel=1e-4
+    )
+    assert holdout_rows_needed(0.004, confidence=0.95, positive_share=0.1) > base
+    assert holdout_rows_needed(0.004, confidence=0.99, positive_share=0.265) > base
+    with pytest.raises(ValueError, match="positive share must be in"):
+        holdout_rows_needed(0.004, confidence=0.95, positive_share=1.0)
+
+
+def test_at_the_rows_needed_two_independent_coin_flip_models_differ_by_the_half_width() -> None:
+    """What the formula promises, measured: DeLong's interval of two unrelated AUC-0.5 scorers."""
+    half = 0.02
+    rows = holdout_rows_needed(half, confidence=0.95, positive_share=0.265)
+    widths = []
+    for seed in range(5):
+        rng = np.random.default_rng(seed)
+        y = (np.arange(rows) < round(0.265 * rows)).astype(np.int64)
+        interval = delong_difference(y, rng.random(rows), rng.random(rows))
+        widths.append((interval.upper - interval.lower) / 2)
+    assert np.median(widths) == pytest.approx(half, rel=0.05)
+
+
+def test_the_rule_caps_a_big_month_s_holdout_and_the_split_says_so() -> None:
+    rule = DecisionRule(holdout_half_width=0.02)  # ~8,200 rows at Telco's churn share
+    frame = generate_snapshot("2026-01", rows=60_000)
+    cap = holdout_cap(rule, frame[TARGET])
+    share = float((frame[TARGET] == "Yes").mean())
+    assert cap == holdout_rows_needed(0.02, confidence=0.95, positive_share=share)
+    split = split_fair_holdout(frame, fraction=0.2, seed=3, max_rows=cap)
+    assert len(split.holdout) == cap and len(split.train) == 60_000 - cap
+    assert split.summary.cap_rows == cap and split.summary.requested_rows == cap
+    assert f"capped at {cap:,} rows" in split.summary.note
+    # Drawn fairly as before: stratified (within a row of the share), disjoint, seeded.
+    held = int((split.holdout[TARGET] == "Yes").sum())
+    assert abs(held - share * cap) <= 1
+    assert not set(split.holdout[ID_COLUMN]) & set(split.train[ID_COLUMN])
+    again = split_fair_holdout(frame, fraction=0.2, seed=3, max_rows=cap)
+    assert again.holdout[ID_COLUMN].tolist() == split.holdout[ID_COLUMN].tolist()
+    # Under the cap (the real Telco month: 1,409 rows held out) nothing changes.
+    small = generate_snapshot("2026-01", rows=7043)
+    capped = split_fair_holdout(
+        small, fraction=0.2, seed=3, max_rows=holdout_cap(DecisionRule(), small[TARGET])
+    )
+    plain = split_fair_holdout(small, fraction=0.2, seed=3)
+    assert capped.holdout[ID_COLUMN].tolist() == plain.holdout[ID_COLUMN].tolist()
+    assert "capped" not in capped.summary.note
+
+
+def test_no_cap_without_a_width_or_with_one_class_and_never_below_the_rule_s_minimum() -> None:
+    labels = pd.Series(["Yes", "No"] * 50)
+    assert holdout_cap(DecisionRule(holdout_half_width=None), labels) is None
+    assert holdout_cap(DecisionRule(), pd.Series(["No"] * 100)) is None
+    wide = DecisionRule(holdout_half_width=0.1, min_holdout_rows=5_000)
+    assert holdout_cap(wide, labels) == 5_000
+    with pytest.raises(ValueError, match="holdout cap must be positive"):
+        split_fair_holdout(generate_snapshot("2026-01", rows=200), fraction=0.2, seed=1, max_rows=0)

@@ -101,3 +101,129 @@ def test_command_line_trains_on_a_local_dask_cluster_and_keeps_its_log_readable(
     # ... and not buried under the scheduler's and nannies' connection chatter.
     assert "distributed.scheduler" not in done.stderr, done.stderr[-2000:]
     assert "distributed.nanny" not in done.stderr, done.stderr[-2000:]
+
+
+def _task_run_names(flow_run_id: object) -> list[str]:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+        )
+    return [run.name for run in runs if run.state is not None and run.state.is_completed()]
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_validation_by_row_group_on_dask_gives_the_single_pass_verdict(
+    dask_cluster: object, state_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Parquet month in a shared directory, one task per row group on the workers: the same
+    rows, digest, report and drift as one pass in this process; a bad month the same rejection."""
+    from prefect_dask import DaskTaskRunner
+
+    from flows.cli import main
+    from flows.parameters import ValidateParameters
+    from flows.validate import validate
+    from tasks.data.generate import generate_snapshot
+    from tasks.errors import SnapshotRejected
+
+    address = dask_cluster.scheduler_address  # type: ignore[attr-defined]
+    on_dask = validate.with_options(task_runner=DaskTaskRunner(address=address))
+    good = generate_snapshot("2026-06", rows=6000)
+    good.to_parquet(tmp_path / "good.parquet", index=False, row_group_size=1500)
+    params = ValidateParameters(data=str(tmp_path / "good.parquet"), period="2026-06")
+    single = validate(params)
+    state = on_dask(params, return_state=True)
+    spread = state.result()
+    same = ("rows", "digest", "validation", "drift")
+    assert {k: getattr(spread, k) for k in same} == {k: getattr(single, k) for k in same}
+    assert spread.validation == "passed 66/66 expectations on 6,000 rows"
+    names = _task_run_names(state.state_details.flow_run_id)
+    assert sum(name.startswith("validate-partition") for name in names) == 4, names
+
+    bad = good.copy()
+    bad.loc[:4, "Contract"] = "SECRET-weekly"
+    bad.loc[1495:1504, "gender"] = None  # across two row groups
+    bad.loc[5999, "customerID"] = bad.loc[0, "customerID"]  # in the first and the last
+    bad.to_parquet(tmp_path / "bad.parquet", index=False, row_group_size=1500)
+    params = ValidateParameters(data=str(tmp_path / "bad.parquet"), period="2026-06")
+    with pytest.raises(SnapshotRejected) as single_error:
+        validate(params)
+    with pytest.raises(SnapshotRejected) as spread_error:
+        on_dask(params)
+    assert str(spread_error.value) == str(single_error.value)
+    assert "Contract" in str(spread_error.value) and "customerID" in str(spread_error.value)
+
+    capsys.readouterr()
+    argv = ["validate", "--data", str(tmp_path / "bad.parquet"), "--period", "2026-06"]
+    assert main([*argv, "--dask", address, "--json"]) == 3
+    out, err = capsys.readouterr()
+    by_column = {entry["column"]: entry for entry in json.loads(out)["failures_by_column"]}
+    assert by_column["gender"]["rows"] == 10 and by_column["customerID"]["rows"] == 2
+    assert "Traceback" not in err and "SECRET" not in out + err
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_scoring_by_row_group_on_dask_writes_the_single_process_scores(
+    dask_cluster: object, state_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A Parquet base in a shared folder, one task per row group on the workers: the same
+    scores in the same order as here; a bad row group or an ID in two of them, no output."""
+    from prefect_dask import DaskTaskRunner
+
+    from flows.cli import main
+    from flows.parameters import ScoreParameters
+    from flows.score import score
+    from tasks.data.generate import generate_snapshot
+    from tasks.errors import SnapshotRejected
+
+    retrain(
+        RetrainParameters(
+            period="2026-02", data="generated", models=["lr"], folds=3, generated_rows=1500
+        )
+    )
+    address = dask_cluster.scheduler_address  # type: ignore[attr-defined]
+    on_dask = score.with_options(task_runner=DaskTaskRunner(address=address))
+    base = generate_snapshot("2026-03", rows=5000)
+    folder = tmp_path / "base"
+    folder.mkdir()
+    base.iloc[:3000].to_parquet(folder / "part-0.parquet", index=False, row_group_size=1000)
+    base.iloc[3000:].to_parquet(folder / "part-1.parquet", index=False, row_group_size=1000)
+    params = ScoreParameters(data=str(folder), period="2026-03", batch_rows=1000)
+    here = score(params.model_copy(update={"output": str(tmp_path / "here.parquet")}))
+    state = on_dask(
+        params.model_copy(update={"output": str(tmp_path / "there.csv")}), return_state=True
+    )
+    there = state.result()
+    assert here.rows == there.rows == 5000
+    assert there.predicted_churners == here.predicted_churners
+    by_here, by_there = pd.read_parquet(here.output), pd.read_csv(there.output)
+    assert by_there["customerID"].tolist() == base["customerID"].tolist()
+    assert by_there["churn_probability"].to_numpy() == pytest.approx(
+        by_here["churn_probability"].to_numpy(), abs=1e-12
+    )
+    names = _task_run_names(state.state_details.flow_run_id)
+    assert sum(name.startswith("score-partition") for name in names) == 5, names
+
+    bad = base.copy()
+    bad.loc[3500:3504, "Contract"] = "SECRET-weekly"  # in the fourth row group
+    bad.iloc[3000:].to_parquet(folder / "part-1.parquet", index=False, row_group_size=1000)
+    out = tmp_path / "never.parquet"
+    with pytest.raises(SnapshotRejected, match="base row group 4 rows 1-1,000 rejected") as error:
+        on_dask(params.model_copy(update={"output": str(out)}))
+    assert "Contract: 5 values outside" in str(error.value)
+    assert not out.exists() and not list(tmp_path.glob("never*"))
+
+    twice = base.iloc[3000:].copy()
+    twice.iloc[0, twice.columns.get_loc("customerID")] = base.loc[0, "customerID"]
+    twice.to_parquet(folder / "part-1.parquet", index=False, row_group_size=1000)
+    capsys.readouterr()
+    argv = ["score", "--data", str(folder), "--period", "2026-03", "--output", str(out)]
+    code = main([*argv, "--dask", address])
+    _, err = capsys.readouterr()
+    assert code == 3, err
+    assert "different batches" in err and "Traceback" not in err and "SECRET" not in err
+    assert not list(tmp_path.glob("never*"))

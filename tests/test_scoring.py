@@ -1,10 +1,16 @@
-"""Batch scoring: chunked output, validation without the target, no champion, bad input."""
+"""Batch scoring: chunked output, validation without the target, no champion, bad input, and a
+Parquet base streamed batch by batch (the real Telco CSV as Parquet, a real PyCaret champion)."""
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 from sklearn.compose import make_column_transformer
 from sklearn.linear_model import LogisticRegression
@@ -15,10 +21,15 @@ from flows.parameters import RetrainParameters, ScoreParameters
 from flows.retrain import retrain
 from flows.score import score
 from tasks.data.generate import generate_snapshot
-from tasks.data.schema import CATEGORICAL_DOMAINS, TARGET
+from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, TARGET
 from tasks.errors import SnapshotRejected, TrackingUnavailable
-from tasks.scoring.batch import write_scores
+from tasks.gate.load import SnapshotRequest, load_snapshot
+from tasks.gate.suite import validate_snapshot
+from tasks.scoring.batch import DEFAULT_BATCH_ROWS, ScoreSummary, score_parquet, write_scores
 from tasks.training.model import ChurnModel, prepare_features
+from tasks.training.train import train_challenger
+
+PERIOD = "2026-05"
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +55,7 @@ class _FillNa:
         self.pipeline = pipeline
 
     def predict_proba(self, features: pd.DataFrame) -> object:
-        return self.pipeline.predict_proba(features.fillna(0))  # type: ignore[attr-defined]
+        return self.pipeline.predict_proba(features.fillna(0))
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -102,3 +113,239 @@ def test_score_flow_with_the_champion(state_home: Path, tmp_path: Path) -> None:
     with pytest.raises(SnapshotRejected, match="Contract"):
         score(ScoreParameters(data=str(source), period="2026-04", output=str(out)))
     assert not out.exists()
+
+    # The same customers as Parquet are streamed, never loaded whole, and score the same.
+    # (The Parquet path still wants the target column: the typed guards require all 21.)
+    _write_parquet(generate_snapshot("2026-03", rows=800), tmp_path / "base-2026-03.parquet", 300)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("flows.score.load_snapshot", _must_not_load)
+        streamed = score(
+            ScoreParameters(
+                data=str(tmp_path / "base-{period}.parquet"), period="2026-03",
+                output=str(tmp_path / "streamed.parquet"), batch_rows=1000, chunk_rows=1000,
+            )
+        )  # fmt: skip
+    assert (streamed.rows, streamed.predicted_churners) == (800, summary.predicted_churners)
+    by_csv = pd.read_csv(summary.output)
+    by_parquet = pd.read_parquet(streamed.output)
+    assert by_parquet[ID_COLUMN].tolist() == by_csv[ID_COLUMN].tolist()
+    assert by_parquet["churn_probability"].to_numpy() == pytest.approx(
+        by_csv["churn_probability"].to_numpy(), abs=1e-12
+    )
+
+
+def _must_not_load(*args: object, **kwargs: object) -> None:
+    raise AssertionError("a Parquet base must be streamed, not loaded whole")
+
+
+# --- A Parquet base streamed batch by batch ---------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pycaret_champion(real_frame: pd.DataFrame) -> ChurnModel:
+    """A real PyCaret champion (lr, 3 folds) trained on the real Telco CSV, as a retrain does."""
+    return train_challenger.fn(real_frame, seed=42, models=["lr"], folds=3).model
+
+
+def _write_parquet(frame: pd.DataFrame, path: Path, row_group_rows: int) -> Path:
+    """`frame` as one Parquet file with row groups of `row_group_rows`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(
+        pa.Table.from_pandas(frame, preserve_index=False), path, row_group_size=row_group_rows
+    )
+    return path
+
+
+def _write_folder(frame: pd.DataFrame, folder: Path, parts: int, row_group_rows: int) -> Path:
+    """`frame` split in order over `parts` files part-0.parquet, part-1.parquet, ..."""
+    for n, part in enumerate(np.array_split(np.arange(len(frame)), parts)):
+        _write_parquet(frame.iloc[part], folder / f"part-{n}.parquet", row_group_rows)
+    return folder
+
+
+def _stream(model: ChurnModel, location: Path, output: Path, **kwargs: int) -> ScoreSummary:
+    return score_parquet.fn(
+        model, str(location), output=output, version="3", period=PERIOD, **kwargs
+    )
+
+
+@pytest.mark.parametrize("layout", ["file", "folder"])
+def test_streamed_parquet_scores_equal_the_whole_frame_scores(
+    pycaret_champion: ChurnModel, real_frame: pd.DataFrame, tmp_path: Path, layout: str
+) -> None:
+    base = (
+        _write_parquet(real_frame, tmp_path / "base.parquet", 1000)
+        if layout == "file"
+        else _write_folder(real_frame, tmp_path / "base", 3, 700)
+    )
+    # The whole-frame path: the flow's load (input order kept), then chunked scoring.
+    whole = load_snapshot.fn(SnapshotRequest(str(base), PERIOD, in_customer_order=False))
+    expected = write_scores.fn(
+        pycaret_champion, whole.frame, output=tmp_path / "whole.parquet", version="3",
+        chunk_rows=1000,
+    )  # fmt: skip
+    # Batches of 3,000 across row groups of 1,000 (or of 700, in three files), scored in 1,000s.
+    streamed = _stream(
+        pycaret_champion, base, tmp_path / "streamed.parquet", batch_rows=3000, chunk_rows=1000
+    )
+
+    assert pq.read_schema(tmp_path / "streamed.parquet") == pq.read_schema(
+        tmp_path / "whole.parquet"
+    )
+    got = pd.read_parquet(tmp_path / "streamed.parquet").drop(columns="scored_at")
+    want = pd.read_parquet(tmp_path / "whole.parquet").drop(columns="scored_at")
+    if layout == "file":  # chunks of the same rows: every probability bit for bit
+        pd.testing.assert_frame_equal(got, want, check_exact=True)
+    else:  # batches end at files, so chunks differ, and BLAS rounds a few rows 1 ulp apart
+        pd.testing.assert_frame_equal(got, want, check_exact=False, rtol=1e-13, atol=0)
+    assert got[ID_COLUMN].tolist() == real_frame[ID_COLUMN].tolist()  # the input's order
+    assert streamed.rows == expected.rows == len(real_frame)
+    assert streamed.predicted_churners == expected.predicted_churners > 0
+    assert not list(tmp_path.glob("*.partial"))
+
+
+@pytest.mark.parametrize("layout", ["hive-partitions", "period-column"])
+def test_only_the_period_is_streamed_as_a_whole_read_selects_it(
+    pycaret_champion: ChurnModel, real_frame: pd.DataFrame, tmp_path: Path, layout: str
+) -> None:
+    months = real_frame.assign(period=np.where(real_frame.index % 3 == 0, "2026-04", PERIOD))
+    if layout == "hive-partitions":  # base/period=2026-05/part-0.parquet, ...
+        base = tmp_path / "base"
+        for period, rows in months.groupby("period"):
+            _write_parquet(
+                rows.drop(columns="period"), base / f"period={period}" / "p.parquet", 900
+            )
+    else:
+        base = _write_parquet(months, tmp_path / "base.parquet", 900)
+    whole = load_snapshot.fn(SnapshotRequest(str(base), PERIOD, in_customer_order=False))
+    streamed = _stream(pycaret_champion, base, tmp_path / "s.parquet", batch_rows=1000)
+    wanted = months.loc[months["period"] == PERIOD, ID_COLUMN].tolist()
+    assert whole.frame[ID_COLUMN].tolist() == wanted
+    assert pd.read_parquet(tmp_path / "s.parquet")[ID_COLUMN].tolist() == wanted
+    assert streamed.rows == len(wanted)
+
+
+def _outside_the_set(frame: pd.DataFrame) -> pd.DataFrame:
+    """Three customers of row group 4 (of 8) with a gender outside the suite's set."""
+    frame = frame.copy()
+    frame.loc[3500:3502, "gender"] = "Martian"
+    return frame
+
+
+def _text_in_a_number(frame: pd.DataFrame) -> pd.DataFrame:
+    """TotalCharges as the CSV's text (blank for new customers), one cell of row group 4 not
+    a number: that batch's column stays text, as it would in a whole read."""
+    frame = frame.copy()
+    totals = frame["TotalCharges"].map(lambda v: "" if pd.isna(v) else repr(v))
+    totals.loc[3500] = "Martian"
+    frame["TotalCharges"] = totals
+    return frame
+
+
+@pytest.mark.parametrize(
+    ("defect", "problem"),
+    [
+        (_outside_the_set, r"  gender: 3 values outside \{Female, Male\}$"),
+        (
+            _text_in_a_number,
+            # The bad cell and the batch's two blanks (tenure 0), as a whole read counts them.
+            r"  TotalCharges: 3 values of wrong type \(expected numeric, got object\)",
+        ),
+    ],
+    ids=["value-outside-the-set", "text-in-a-number"],
+)
+def test_a_bad_row_group_in_the_middle_rejects_the_base_and_writes_nothing(
+    pycaret_champion: ChurnModel,
+    real_frame: pd.DataFrame,
+    tmp_path: Path,
+    defect: Callable[[pd.DataFrame], pd.DataFrame],
+    problem: str,
+) -> None:
+    base = _write_parquet(defect(real_frame), tmp_path / "base.parquet", 1000)
+    output = tmp_path / "scores.parquet"
+    output.write_bytes(b"last month's scores")
+
+    rows = r" rows 3,001-4,000 rejected: \d+ of \d+ checks failed on 1,000 rows\n"
+    with pytest.raises(
+        SnapshotRejected, match=rf"^Snapshot {re.escape(str(base))}{rows}(.*\n)*{problem}"
+    ) as rejected:
+        _stream(pycaret_champion, base, output, batch_rows=1000, chunk_rows=1000)
+    assert "Martian" not in str(rejected.value)  # counts and domains, never a customer's value
+    assert output.read_bytes() == b"last month's scores"
+    assert not list(tmp_path.glob("*.partial"))
+
+
+def test_a_customer_in_two_batches_is_refused_as_in_one(
+    pycaret_champion: ChurnModel, real_frame: pd.DataFrame, tmp_path: Path
+) -> None:
+    twice = real_frame.copy()
+    twice.loc[6000, ID_COLUMN] = twice.loc[10, ID_COLUMN]  # batch 1 and batch 7 of 8
+    base = _write_parquet(twice, tmp_path / "base.parquet", 1000)
+    output = tmp_path / "scores.csv"
+    with pytest.raises(
+        SnapshotRejected,
+        match=r"rejected: 1 of 1 checks failed on 7,043 rows\n  customerID: 2 rows share their "
+        r"value with another row \(in different batches\)$",
+    ):
+        _stream(pycaret_champion, base, output, batch_rows=1000, chunk_rows=1000)
+    assert not output.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def _set(column: str, rows: slice, value: object) -> Callable[[pd.DataFrame], pd.DataFrame]:
+    def change(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.copy()
+        frame.loc[rows, column] = value
+        return frame
+
+    return change
+
+
+def _below_monthly(frame: pd.DataFrame) -> pd.DataFrame:
+    frame = frame.copy()
+    frame.loc[:800, "TotalCharges"] = frame.loc[:800, "MonthlyCharges"] - 1
+    return frame
+
+
+#: Broken months for the suite: each is refused with the same report, streamed or whole.
+SUITE_CASES: dict[str, Callable[[pd.DataFrame], pd.DataFrame]] = {
+    "clean": lambda frame: frame,
+    "outside the set": _set("gender", slice(10, 12), "Martian"),
+    "case of a category": _set("PaymentMethod", slice(0, 5), "electronic check"),
+    "nulls": _set("Contract", slice(100, 103), None),
+    "tenure out of range": _set("tenure", slice(5, 6), 99),
+    "charges out of range": _set("MonthlyCharges", slice(7, 9), 250.0),
+    "too many blank totals": _set("TotalCharges", slice(0, 200), np.nan),
+    "totals below monthly": _below_monthly,
+    "no phone, yet lines": _set("MultipleLines", slice(0, 50), "No phone service"),
+    "no internet, yet security": _set("InternetService", slice(0, 40), "No"),
+    "a customer twice": lambda frame: frame.assign(
+        **{ID_COLUMN: frame[ID_COLUMN].where(frame.index != 1, frame[ID_COLUMN].iloc[0])}
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(SUITE_CASES))
+def test_streamed_validation_reports_what_whole_frame_validation_reports(
+    pycaret_champion: ChurnModel, real_frame: pd.DataFrame, tmp_path: Path, case: str
+) -> None:
+    """One batch holding the whole base: the suite sees its text columns as categoricals
+    (faster), and must come to the same verdict with the same counts."""
+    frame = SUITE_CASES[case](real_frame)
+    base = _write_parquet(frame, tmp_path / "base.parquet", 1000)
+    typed = load_snapshot.fn(SnapshotRequest(str(base), PERIOD, in_customer_order=False)).frame
+    output = tmp_path / "scores.csv"
+    try:
+        expected = validate_snapshot.fn(typed, source="whole", for_scoring=True).failures
+    except SnapshotRejected as exc:
+        expected = exc.report.failures
+    try:
+        _stream(pycaret_champion, base, output, batch_rows=len(frame))
+        failures: tuple[object, ...] = ()
+    except SnapshotRejected as exc:
+        failures = exc.report.failures
+    assert failures == expected
+    assert bool(expected) == (case != "clean") and output.exists() == (case == "clean")
+
+
+def test_the_flow_batch_default_is_the_task_default() -> None:
+    assert ScoreParameters(data="x.parquet").batch_rows == DEFAULT_BATCH_ROWS

@@ -93,3 +93,91 @@ def test_parameters_are_bounded_and_described() -> None:
         ValidateParameters(data="x.csv", drift_gate={"warn": 0.5, "fail": 0.2})
     schema = ValidateParameters.model_json_schema()
     assert all("description" in field for field in schema["properties"].values())
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_parquet_delivery_streams_to_the_csv_verdict(
+    state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A Parquet month is validated chunk by chunk, never loaded whole, with the CSV's verdict."""
+    import flows.validate
+
+    frame = generate_snapshot("2026-06", rows=3000)
+    frame.to_csv(tmp_path / "2026-06.csv", index=False)
+    frame.to_parquet(tmp_path / "2026-06.parquet", index=False, row_group_size=700)
+    from_csv = validate(ValidateParameters(data=str(tmp_path / "2026-06.csv"), period="2026-06"))
+
+    def loaded_whole(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a Parquet month must not be loaded whole")
+
+    monkeypatch.setattr(flows.validate, "admit_snapshot", loaded_whole)
+    from_parquet = validate(
+        ValidateParameters(
+            data=str(tmp_path / "{period}.parquet"), period="2026-06", chunk_rows=1000
+        )
+    )
+    same = ("rows", "digest", "validation", "drift")
+    assert {k: getattr(from_parquet, k) for k in same} == {k: getattr(from_csv, k) for k in same}
+    assert from_parquet.validation == "passed 66/66 expectations on 3,000 rows"
+    assert Path(from_parquet.report).is_file() and "PASSED" in Path(from_parquet.report).read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_rejected_parquet_delivery_exits_3_with_json_by_column(
+    state_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    frame = generate_snapshot("2026-04", rows=2400)
+    frame.loc[:4, "Contract"] = "SECRET-weekly"
+    frame.loc[1995:2004, "gender"] = None  # across the boundary of two 1,000-row chunks
+    frame.loc[2399, "customerID"] = frame.loc[0, "customerID"]  # in the first and last chunk
+    frame.to_parquet(tmp_path / "2026-04.parquet", index=False)
+    code = main(
+        ["validate", "--data", str(tmp_path / "{period}.parquet"), "--period", "2026-04",
+         "--chunk-rows", "1000", "--json"]
+    )  # fmt: skip
+    assert code == 3
+    out, err = capsys.readouterr()
+    gate = json.loads(out)
+    assert gate["passed"] is False and gate["rows"] == 2400
+    by_column = {entry["column"]: entry for entry in gate["failures_by_column"]}
+    assert by_column["Contract"]["rows"] == 5 and by_column["gender"]["rows"] == 10
+    assert by_column["customerID"]["rows"] == 2
+    assert "2026-04.parquet rejected" in err
+    assert "SECRET" not in out + err + Path(gate["report"]).read_text()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("prefect_server")
+def test_parquet_drift_is_judged_as_for_the_csv(
+    state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Against a champion's profile, the streamed drift columns give the loaded frame's PSI."""
+    import flows.validate
+    import tasks.gate.admit
+    from tasks.gate.drift import Reference, profile_frame
+
+    reference = Reference(
+        profile=profile_frame(generate_snapshot("2026-01", rows=3000)), champion_version="7"
+    )
+    for module in (flows.validate, tasks.gate.admit):
+        monkeypatch.setattr(module, "find_reference_profile", lambda settings: reference)
+    verdicts = {}
+    for drift in (0.0, 1.0):
+        frame = generate_snapshot("2026-06", rows=3000, drift=drift, scenario="price_rise")
+        for suffix in ("csv", "parquet"):
+            path = tmp_path / f"{drift}.{suffix}"
+            if suffix == "csv":
+                frame.to_csv(path, index=False)
+            else:
+                frame.to_parquet(path, index=False)
+            params = ValidateParameters(data=str(path), period="2026-06", chunk_rows=1000)
+            try:
+                verdicts[drift, suffix] = validate(params).drift
+            except SnapshotRejected as error:
+                verdicts[drift, suffix] = str(error).replace(str(path), "<file>")
+    assert verdicts[0.0, "parquet"] == verdicts[0.0, "csv"]
+    assert verdicts[0.0, "csv"].startswith("no drift against champion v7's training data")
+    assert verdicts[1.0, "parquet"] == verdicts[1.0, "csv"]
+    assert "rejected: drift: " in verdicts[1.0, "csv"] and "MonthlyCharges" in verdicts[1.0, "csv"]

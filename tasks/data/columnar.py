@@ -11,6 +11,7 @@ from typing import Any
 
 import pandas as pd
 
+from tasks.data.schema import ID_COLUMN
 from tasks.data.storage import open_filesystem, storage_call
 from tasks.errors import SnapshotRejected
 
@@ -30,32 +31,67 @@ def read_parquet_frame(
 
     def read() -> pd.DataFrame:
         import pyarrow as pa
-        import pyarrow.dataset as ds
 
+        dataset, filtered = open_month(
+            fs, path, period=period, period_column=period_column, shown=shown,
+            max_bytes=max_bytes,
+        )  # fmt: skip
+        # A frame written by pandas with its index keeps it as a column (`__index_level_0__`):
+        # a whole read makes it the index again, a read by column must leave it out itself.
+        metadata = dataset.schema.pandas_metadata or {}
+        stored_index = {c for c in metadata.get("index_columns", []) if isinstance(c, str)}
+        names = [n for n in dataset.schema.names if n not in stored_index]
         try:
-            dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
-        except pa.ArrowInvalid as exc:
+            if len(set(names)) < len(names):  # the typed guards name them; read them as they are
+                return dataset.to_table(filter=filtered).to_pandas()
+            # One column at a time, text as categories: Arrow holds one column while pandas
+            # holds the month, and each distinct string once (10M rows read at once as objects
+            # peaked at 5.7 GB). The typed guards turn the categories into plain objects. Not
+            # the customer ID: every value is distinct, so categories would only cost time.
+            columns = {
+                name: dataset.to_table(columns=[name], filter=filtered)
+                .column(0)
+                .to_pandas(strings_to_categorical=name != ID_COLUMN)
+                for name in names
+            }
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise _not_parquet(shown, exc) from None
-        files = dataset.files
-        if not files:
-            raise SnapshotRejected(f"Snapshot {shown}: folder holds no Parquet files")
-        filtered: Any = None
-        if period_column in dataset.schema.names and _is_partition(dataset, period_column):
-            filtered = ds.field(period_column) == period
-            files = [f for f in files if f"{period_column}={period}" in f]
+        return pd.DataFrame(columns)
+
+    return storage_call(read, shown=shown, deadline=deadline)
+
+
+def open_month(
+    fs: Any, path: str, *, period: str, period_column: str, shown: str, max_bytes: int | None
+) -> tuple[Any, Any]:
+    """The Parquet file or folder at `path` as a pyarrow dataset, and the filter that selects
+    the period's Hive partition (None when the period is not a partition).
+
+    `SnapshotRejected` if it is not Parquet, holds no files, or (unless `max_bytes` is None,
+    a read that streams) the period's files are larger than `max_bytes`.
+    """
+    import pyarrow as pa
+    import pyarrow.dataset as ds
+
+    try:
+        dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        raise _not_parquet(shown, exc) from None
+    files = dataset.files
+    if not files:
+        raise SnapshotRejected(f"Snapshot {shown}: folder holds no Parquet files")
+    filtered: Any = None
+    if period_column in dataset.schema.names and _is_partition(dataset, period_column):
+        filtered = ds.field(period_column) == period
+        files = [f for f in files if f"{period_column}={period}" in f]
+    if max_bytes is not None:
         size = sum(fs.size(f) for f in files)
         if size > max_bytes:
             raise SnapshotRejected(
                 f"Snapshot {shown}: Parquet files are {size:,} bytes, over the "
                 f"{max_bytes:,}-byte limit"
             )
-        try:
-            table = dataset.to_table(filter=filtered)
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise _not_parquet(shown, exc) from None
-        return table.to_pandas()
-
-    return storage_call(read, shown=shown, deadline=deadline)
+    return dataset, filtered
 
 
 def _is_partition(dataset: Any, column: str) -> bool:

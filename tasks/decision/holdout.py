@@ -4,18 +4,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
-from tasks.data.schema import ID_COLUMN, TARGET
+from tasks.data.schema import ID_COLUMN, POSITIVE_LABEL, TARGET
+from tasks.decision.rule import DecisionRule
 from tasks.errors import unreachable_reason
 from tasks.steps import retried_step
 
@@ -70,7 +74,8 @@ class HoldoutSummary(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     rows: int  # snapshot rows
-    requested_rows: int  # holdout_fraction of the snapshot
+    requested_rows: int  # holdout_fraction of the snapshot, at most the cap
+    cap_rows: int | None = None  # the rows the rule's interval width needs (holdout_rows_needed)
     holdout_rows: int
     train_rows: int
     excluded_rows: int  # rows kept out of the holdout because the champion trained on them
@@ -81,11 +86,57 @@ class HoldoutSummary(BaseModel):
 
 @dataclass(frozen=True)
 class HoldoutSplit:
-    """The challenger's training rows and the comparison holdout, disjoint."""
+    """The challenger's training rows and the comparison holdout, disjoint.
 
-    train: pd.DataFrame
+    The training rows are `train_positions` of `frame`, taken only when `train` is asked for:
+    a big month's training split is sampled down (sample_training_rows) without a copy of it.
+    """
+
+    frame: pd.DataFrame = field(repr=False)
+    train_positions: npt.NDArray[np.intp] = field(repr=False)
     holdout: pd.DataFrame
     summary: HoldoutSummary
+
+    @cached_property
+    def train(self) -> pd.DataFrame:
+        return take_rows(self.frame, self.train_positions)
+
+
+def take_rows(frame: pd.DataFrame, positions: npt.NDArray[np.intp]) -> pd.DataFrame:
+    """The rows at `positions`, indexed 0..n-1 (without reset_index's second copy), their
+    categorical columns (a compact month's) as plain objects, as a CSV read gives them."""
+    rows = frame.take(positions)  # type: ignore[arg-type]  # pandas-stubs: list only
+    rows.index = pd.RangeIndex(len(rows))
+    compact = [c for c, t in rows.dtypes.items() if isinstance(t, pd.CategoricalDtype)]
+    if compact:
+        rows = rows.astype(dict.fromkeys(compact, object))
+    return rows
+
+
+def holdout_rows_needed(half_width: float, *, confidence: float, positive_share: float) -> int:
+    """Holdout rows at which the interval of a difference of two ROC-AUCs is `half_width` wide
+    on each side, at its widest: both AUCs 0.5 (the Mann-Whitney variance under the null,
+    1 / (12 p (1 - p) n) for a share p of positives) and the two models' errors independent
+    (variances add; a paired difference, as the rule uses, is narrower).
+
+    The interval narrows with the square root of the rows, so past this size more rows only
+    resolve differences finer than the rule acts on, while the bootstrap's cost keeps growing.
+    """
+    if not 0 < positive_share < 1:
+        raise ValueError(f"positive share must be in (0, 1), got {positive_share}")
+    z = NormalDist().inv_cdf((1 + confidence) / 2)
+    return math.ceil(z**2 / (6 * positive_share * (1 - positive_share) * half_width**2))
+
+
+def holdout_cap(rule: DecisionRule, labels: pd.Series) -> int | None:
+    """The rule's holdout cap for a month with these labels (None: no cap, or one class only)."""
+    share = float((labels == POSITIVE_LABEL).mean()) if len(labels) else 0.0
+    if rule.holdout_half_width is None or not 0 < share < 1:
+        return None  # one class: the comparison is refused anyway (insufficient-holdout)
+    needed = holdout_rows_needed(
+        rule.holdout_half_width, confidence=rule.confidence, positive_share=share
+    )
+    return max(needed, rule.min_holdout_rows)
 
 
 def split_fair_holdout(
@@ -94,17 +145,21 @@ def split_fair_holdout(
     fraction: float,
     seed: int,
     champion_ids: TrainingIds | None = None,
+    max_rows: int | None = None,
 ) -> HoldoutSplit:
-    """Hold out `fraction` of the rows, stratified and seeded, from customers the champion
-    never trained on (all customers when there is no champion, or its set is unknown:
-    `champion_ids` None, or without hashes and with the problem that says why).
+    """Hold out `fraction` of the rows, at most `max_rows`, stratified and seeded, from
+    customers the champion never trained on (all customers when there is no champion, or its
+    set is unknown: `champion_ids` None, or without hashes and with the problem that says why).
 
     If fewer unseen rows exist than requested, all of them form the holdout and the summary
     says so. Both parts keep the snapshot's row order, so the same data gives the same split.
     """
     if not 0 < fraction < 1:
         raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
-    requested = max(1, round(fraction * len(frame)))
+    if max_rows is not None and max_rows < 1:
+        raise ValueError(f"the holdout cap must be positive, got {max_rows}")
+    share = max(1, round(fraction * len(frame)))
+    requested = share if max_rows is None else min(share, max_rows)
     known = TrainingIds(None, None) if champion_ids is None else champion_ids
     if known.hashes is None:
         eligible = np.ones(len(frame), dtype=bool)
@@ -122,6 +177,8 @@ def split_fair_holdout(
             f"{seen:,} rows left out of the holdout because the champion trained on those "
             f"customers; holdout drawn from the {int(eligible.sum()):,} rows it never saw"
         )
+    if requested < share:
+        note += f"; capped at {requested:,} rows, the width the rule's interval needs"
     pool = np.flatnonzero(eligible)
     if pool.size <= requested:
         chosen = pool
@@ -131,16 +188,18 @@ def split_fair_holdout(
         chosen = pool[stratified_sample(frame[TARGET].to_numpy()[pool], requested, seed)]
     in_holdout = np.zeros(len(frame), dtype=bool)
     in_holdout[chosen] = True
-    holdout = frame.loc[in_holdout].reset_index(drop=True)
-    train = frame.loc[~in_holdout].reset_index(drop=True)
+    holdout = take_rows(frame, chosen)
+    train_positions = np.flatnonzero(~in_holdout)
     return HoldoutSplit(
-        train=train,
+        frame=frame,
+        train_positions=train_positions,
         holdout=holdout,
         summary=HoldoutSummary(
             rows=len(frame),
             requested_rows=requested,
+            cap_rows=max_rows,
             holdout_rows=len(holdout),
-            train_rows=len(train),
+            train_rows=train_positions.size,
             excluded_rows=seen or 0,
             unseen_rows=None if known.hashes is None else int(pool.size),
             champion_ids_digest=known.digest,

@@ -343,7 +343,9 @@ def build_record(
         data_digest=snapshot.digest,
         idempotency_key=idempotency_key,
         rows=snapshot.rows,
-        train_rows=len(split.train) if training_sample is None else training_sample.rows_used,
+        train_rows=split.summary.train_rows
+        if training_sample is None
+        else training_sample.rows_used,
         holdout_rows=comparison.holdout_rows,
         validation=validation,
         seed=seed,

@@ -98,6 +98,15 @@ class DecisionRule(BaseModel):
         le=1_000_000,
         description="Fewest holdout rows a comparison with the champion may rest on.",
     )
+    holdout_half_width: float | None = Field(
+        default=0.004,
+        ge=0.0002,
+        le=0.1,
+        description="Interval half-width the comparison needs: the holdout is capped at the "
+        "rows that give it, sized for roc_auc at its widest (AUC 0.5) as if the two models' "
+        "errors were independent, so the paired interval the rule reads is narrower still "
+        "(about 205,000 rows at 26.5% churn and 95%). Empty: no cap.",
+    )
     health_tolerance: float = Field(
         default=0.02,
         ge=0.0,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pandas as pd
 
@@ -48,11 +48,16 @@ def not_evaluable(config: Mapping[str, Any], frame: pd.DataFrame) -> FailedCheck
     GX reports these as exceptions keyed by metric id and retries each failed metric three
     times, recomputing its whole batch, so they are settled here instead of sent to GX.
     """
+    return not_evaluable_on(config, dict(zip(frame.columns, frame.dtypes, strict=True)))
+
+
+def not_evaluable_on(config: Mapping[str, Any], dtypes: Mapping[str, Any]) -> FailedCheck | None:
+    """`not_evaluable` from the column types alone (a month read in chunks has no one frame)."""
     kind = config["type"]
     kwargs = config.get("kwargs", {})
     column = _primary_column(kwargs)
     referenced = referenced_columns(kwargs)
-    missing = [c for c in referenced if c not in frame.columns]
+    missing = [c for c in referenced if c not in dtypes]
     if missing:
         if column in missing:
             problem = "column is missing"
@@ -63,27 +68,81 @@ def not_evaluable(config: Mapping[str, Any], frame: pd.DataFrame) -> FailedCheck
     if kind in TYPE_AGNOSTIC:
         return None
     for name in referenced:
-        if name in schema.NUMERIC_COLUMNS and not _is_numeric(frame[name]):
+        if name in schema.NUMERIC_COLUMNS and not is_numeric_dtype(dtypes[name]):
             subject = "column" if name == column else name
-            problem = f"not evaluated: {subject} is not numeric (got {frame[name].dtype})"
+            problem = f"not evaluated: {subject} is not numeric (got {dtypes[name]})"
             return FailedCheck(column, kind, problem, None)
     return None
+
+
+class DataFacts(Protocol):
+    """What a failure's description needs from the data besides GX's counts (never values)."""
+
+    def columns(self) -> Sequence[str]:
+        """The column names, in order."""
+        ...
+
+    def dtype(self, column: str) -> Any:
+        """The column's dtype."""
+        ...
+
+    def wrong_type_values(self, column: str, *, integer: bool) -> int:
+        """How many cells of a numeric column are not numbers (see `count_wrong_type`)."""
+        ...
+
+    def present(self, column: str, values: Sequence[Any]) -> set[Any]:
+        """Which of `values` (the suite's) occur in the column."""
+        ...
+
+
+class FrameFacts:
+    """`DataFacts` of one frame, computed only for the failures being described."""
+
+    def __init__(self, frame: pd.DataFrame) -> None:
+        self._frame = frame
+
+    def columns(self) -> Sequence[str]:
+        return [str(c) for c in self._frame.columns]
+
+    def dtype(self, column: str) -> Any:
+        return self._frame[column].dtype
+
+    def wrong_type_values(self, column: str, *, integer: bool) -> int:
+        bad, present = count_wrong_type(self._frame[column], integer=integer)
+        return bad or present  # numbers all, yet the wrong dtype: every value counts
+
+    def present(self, column: str, values: Sequence[Any]) -> set[Any]:
+        observed = set(self._frame[column].dropna().unique())
+        return {v for v in values if v in observed}
 
 
 def describe_failure(result: ExpectationValidationResult, frame: pd.DataFrame) -> FailedCheck:
     """Translate one failed GX result into counts and domains only."""
     config = result.expectation_config
     assert config is not None  # GX always attaches the configuration it ran
-    as_json: dict[str, Any] = config.to_json_dict()
+    return describe_outcome(
+        config.to_json_dict(),
+        dict(result.result or {}),
+        raised_exception_types(result),
+        FrameFacts(frame),
+    )
+
+
+def describe_outcome(
+    as_json: Mapping[str, Any],
+    outcome: Mapping[str, Any],
+    raised: list[str] | None,
+    facts: DataFacts,
+) -> FailedCheck:
+    """`describe_failure` from its parts: the expectation's JSON, GX's result counts, the
+    exception types GX caught, and what else is known of the data (one frame or a month)."""
     kind: str = as_json["type"]
-    kwargs: dict[str, Any] = as_json.get("kwargs") or {}
-    meta: dict[str, Any] = as_json.get("meta") or {}
+    kwargs: Mapping[str, Any] = as_json.get("kwargs") or {}
+    meta: Mapping[str, Any] = as_json.get("meta") or {}
     column = _primary_column(kwargs)
-    raised = _raised_exception_types(result)
     if raised is not None:
         return FailedCheck(column, kind, f"not evaluated: GX raised {join_words(raised)}", None)
 
-    outcome: dict[str, Any] = dict(result.result or {})
     count = _as_count(outcome.get("unexpected_count"))
     percent = _as_float(outcome.get("unexpected_percent"))
     where = _describe_condition(kwargs.get("row_condition"))
@@ -91,23 +150,23 @@ def describe_failure(result: ExpectationValidationResult, frame: pd.DataFrame) -
     allowed = f", at most {as_percent(100 * (1 - mostly))} allowed" if mostly is not None else ""
 
     if kind == "expect_table_columns_to_match_set":
-        return FailedCheck(None, kind, _describe_column_mismatch(kwargs, frame), None)
+        return FailedCheck(None, kind, _describe_column_mismatch(kwargs, facts.columns()), None)
     if kind == "expect_table_row_count_to_be_between":
         observed = _as_count(outcome.get("observed_value")) or 0
         bounds = _describe_bounds(kwargs.get("min_value"), kwargs.get("max_value"))
         return FailedCheck(None, kind, f"{observed:,} rows, expected {bounds}", None)
     if kind == "expect_column_values_to_be_in_type_list":
         expected = "integer" if all("int" in t.lower() for t in kwargs["type_list"]) else "numeric"
-        if column not in frame.columns:
+        if column is None or column not in facts.columns():
             return FailedCheck(column, kind, f"values of wrong type (expected {expected})", count)
         # GX counts every row of a column whose dtype is wrong; a person needs the values that
         # are not numbers (text left by the parse), so those are counted here.
-        bad = _non_numeric_values(frame[column], integer=expected == "integer")
+        bad = facts.wrong_type_values(column, integer=expected == "integer")
         return FailedCheck(
             column,
             kind,
             f"{plural(bad, 'value')} of wrong type (expected {expected}, got "
-            f"{frame[column].dtype})",
+            f"{facts.dtype(column)})",
             bad,
         )
     if kind == "expect_column_values_to_be_in_set" and "churn_rate_bound" in meta:
@@ -135,8 +194,13 @@ def describe_failure(result: ExpectationValidationResult, frame: pd.DataFrame) -
         )
     if kind == "expect_column_distinct_values_to_contain_set":
         # Name only the suite's values that are absent, never the observed ones.
-        present = set(frame[column].dropna().unique()) if column in frame.columns else set()
-        absent = [v for v in kwargs["value_set"] if v not in present]
+        values = list(kwargs["value_set"])
+        present = (
+            facts.present(column, values)
+            if column is not None and column in facts.columns()
+            else set()
+        )
+        absent = [v for v in values if v not in present]
         domain = _describe_domain(kwargs["value_set"])
         return FailedCheck(
             column, kind, f"{_describe_domain(absent)} never occurs (needs all of {domain})", None
@@ -157,17 +221,20 @@ def describe_failure(result: ExpectationValidationResult, frame: pd.DataFrame) -
     return FailedCheck(column, kind, "check failed", None)
 
 
-def _non_numeric_values(values: pd.Series, *, integer: bool) -> int:
-    """Cells that are not numbers (blanks are the null check's), or not whole for integers."""
+def count_wrong_type(values: pd.Series, *, integer: bool) -> tuple[int, int]:
+    """(cells that are not numbers, or not whole for integers; cells not null).
+
+    Blanks are the null check's. Both counts add up over the chunks of a month.
+    """
     present = values.dropna()
     numbers = pd.to_numeric(present, errors="coerce")
     bad = int(numbers.isna().sum())
     if integer:
         bad += int(((numbers.dropna() % 1) != 0).sum())
-    return bad or len(present)  # numbers all, yet the wrong dtype: every value counts
+    return bad, len(present)
 
 
-def _raised_exception_types(result: ExpectationValidationResult) -> list[str] | None:
+def raised_exception_types(result: ExpectationValidationResult) -> list[str] | None:
     """Exception class names GX caught while computing this result, or None if none were."""
     info = result.exception_info or {}
     entries: list[Mapping[str, Any]]
@@ -193,9 +260,9 @@ def _raised_exception_types(result: ExpectationValidationResult) -> list[str] | 
     return names or None
 
 
-def _describe_column_mismatch(kwargs: Mapping[str, Any], frame: pd.DataFrame) -> str:
+def _describe_column_mismatch(kwargs: Mapping[str, Any], columns: Sequence[str]) -> str:
     expected = list(kwargs["column_set"])
-    present = [str(c) for c in frame.columns]
+    present = [str(c) for c in columns]
     missing = [c for c in expected if c not in present]
     extra = [c for c in present if c not in expected]
     parts = []
@@ -277,8 +344,9 @@ def _condition_columns(condition: Any) -> Iterator[str]:
             yield from _condition_columns(item)
 
 
-def _is_numeric(series: pd.Series) -> bool:
-    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+def is_numeric_dtype(dtype: Any) -> bool:
+    """Numbers as the suite means them: numeric, not boolean."""
+    return pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype)
 
 
 def ordered_failures(failures: list[FailedCheck]) -> list[FailedCheck]:

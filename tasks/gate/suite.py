@@ -6,7 +6,7 @@ import json
 import logging
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -152,16 +152,9 @@ def check_snapshot(
     rows = len(frame)
     failures: list[FailedCheck] = []
 
-    duplicated = frame.columns[frame.columns.duplicated()]
-    if len(duplicated):
-        failures.append(
-            FailedCheck(
-                None,
-                "guard:unique_column_names",
-                f"{plural(len(duplicated), 'duplicated column name')}: {describe_names(list(duplicated))}",
-                None,
-            )
-        )
+    guard = duplicated_names_guard(frame.columns)
+    if guard is not None:
+        failures.append(guard)
         # GX would see a DataFrame where it expects a Series; judge the first copy of each.
         frame = frame.iloc[:, [i for i, dup in enumerate(frame.columns.duplicated()) if not dup]]
 
@@ -177,7 +170,7 @@ def check_snapshot(
     results: list[ExpectationValidationResult] = []
     if runnable:
         try:
-            results = _run_gx(frame, runnable)
+            results = run_expectations(frame, runnable)
         except Exception as exc:
             # Only the type: GX messages can quote cell values.
             logger.warning("GX validation of %s crashed: %s", source, type(exc).__name__)
@@ -190,12 +183,40 @@ def check_snapshot(
     failures.extend(skipped)
 
     accounted = len(results) + len(skipped)
-    if results and accounted != len(expectations):
-        failures.append(
+    failures.extend(closing_guards(rows, accounted, len(expectations), failures, ran=bool(results)))
+    return ValidationReport(
+        source=source,
+        rows=rows,
+        evaluated=accounted,
+        failures=tuple(ordered_failures(failures)),
+    )
+
+
+def duplicated_names_guard(columns: Iterable[Any]) -> FailedCheck | None:
+    """The project guard for repeated column names, or None when every name is unique."""
+    names = pd.Index(list(columns))
+    duplicated = names[names.duplicated()]
+    if not len(duplicated):
+        return None
+    return FailedCheck(
+        None,
+        "guard:unique_column_names",
+        f"{plural(len(duplicated), 'duplicated column name')}: {describe_names(list(duplicated))}",
+        None,
+    )
+
+
+def closing_guards(
+    rows: int, accounted: int, expected: int, failures: Sequence[FailedCheck], *, ran: bool
+) -> list[FailedCheck]:
+    """The guards judged once the suite ran: every expectation answered, and some rows."""
+    guards = []
+    if ran and accounted != expected:
+        guards.append(
             FailedCheck(
                 None,
                 "guard:all_expectations_evaluated",
-                f"only {accounted} of {len(expectations)} expectations produced a result",
+                f"only {accounted} of {expected} expectations produced a result",
                 None,
             )
         )
@@ -203,14 +224,8 @@ def check_snapshot(
         f.expectation == "expect_table_row_count_to_be_between" for f in failures
     ):
         # GX map expectations pass on zero rows; keep that true even if the suite loses its row floor.
-        failures.append(FailedCheck(None, "guard:has_rows", "snapshot has no rows", 0))
-
-    return ValidationReport(
-        source=source,
-        rows=rows,
-        evaluated=accounted,
-        failures=tuple(ordered_failures(failures)),
-    )
+        guards.append(FailedCheck(None, "guard:has_rows", "snapshot has no rows", 0))
+    return guards
 
 
 # NO_CACHE: a gate must run every time (the suite may have changed), and hashing a large
@@ -223,17 +238,28 @@ def validate_snapshot(
     suite_path: Path = DEFAULT_SUITE_PATH,
     for_scoring: bool = False,
 ) -> ValidationReport:
-    """Check the snapshot and raise `SnapshotRejected` (with `.report`) if any check failed."""
+    """Check the snapshot and raise `SnapshotRejected` (with `.report`) if any check failed.
+
+    `tasks.gate.chunks.validate_frame` gives the same report in chunks, in less time.
+    """
     report = check_snapshot(frame, source=source, suite_path=suite_path, for_scoring=for_scoring)
+    return raise_if_rejected(report)
+
+
+def raise_if_rejected(report: ValidationReport) -> ValidationReport:
+    """The report if it passed; `SnapshotRejected` (with `.report`) naming what failed if not."""
     if not report.success:
-        error = SnapshotRejected(f"Snapshot {source} rejected: {report.summary()}", report=report)
-        raise error
-    logger.info("Snapshot %s %s", source, report.summary())
+        raise SnapshotRejected(
+            f"Snapshot {report.source} rejected: {report.summary()}", report=report
+        )
+    logger.info("Snapshot %s %s", report.source, report.summary())
     return report
 
 
-def _run_gx(frame: pd.DataFrame, expectations: Sequence[Any]) -> list[ExpectationValidationResult]:
-    """Validate the frame against the given expectations in a throwaway in-memory context."""
+def run_expectations(
+    frame: pd.DataFrame, expectations: Sequence[Any]
+) -> list[ExpectationValidationResult]:
+    """GX's results for the frame and the given suite entries, in a throwaway in-memory context."""
     import great_expectations as gx
 
     with _GX_LOCK, _quiet_gx_logs(), pd.option_context("mode.copy_on_write", True):

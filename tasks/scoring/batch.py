@@ -1,21 +1,47 @@
-"""Batch scoring with the champion: chunked, so memory stays bounded whatever the base size."""
+"""Batch scoring with the champion: chunked, so memory stays bounded whatever the base size.
+
+A frame already in memory is scored chunk by chunk (`write_scores`). A Parquet file or folder is
+never loaded whole (`score_parquet`): it is read batch by batch, each batch typed as a whole
+read types it, validated with the suite, scored and appended, so a base of any size needs the
+memory of one batch.
+"""
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
+from collections.abc import Generator, Iterable, Iterator, Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from tasks.data.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.data.request import (
+    SourceOptions,
+)
+from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.data.storage import open_filesystem, storage_error, too_slow
+from tasks.errors import SnapshotRejected
+from tasks.gate.failures import FailedCheck
+from tasks.gate.load import READ_TIMEOUT_SECONDS
+from tasks.gate.suite import ValidationReport, validate_snapshot
+from tasks.gate.typed import check_typed_frame
+from tasks.messages import plural
+from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step
 from tasks.training.model import LABEL_COLUMN, PROBABILITY_COLUMN
 
 OutputFormat = Literal["csv", "parquet"]
+
+#: Rows read, typed and validated at a time from a Parquet input: the suite costs about 1 s
+#: per call on top of its cost per row, so much smaller batches validate slowly.
+DEFAULT_BATCH_ROWS = 500_000
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,70 @@ def write_scores(
     if frame.empty:
         raise ValueError("nothing to score: the input has no rows")
     started = time.perf_counter()
+    rows, churners = write_scored(
+        model, chunked([frame], chunk_rows), output=output, version=version
+    )
+    return summarize(model, output, version, rows, churners, started)
+
+
+@retried_step("score-parquet", retries=1)
+def score_parquet(
+    model: Any,
+    location: str,
+    *,
+    output: Path,
+    version: str,
+    period: str,
+    options: SourceOptions | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    chunk_rows: int = 100_000,
+    validate: bool = True,
+    deadline_seconds: float | None = None,
+) -> ScoreSummary:
+    """Score a Parquet file or folder batch by batch, in its row order, into `output`.
+
+    Each batch of `batch_rows` is typed as `load_snapshot` types a whole file, validated with
+    the suite for scoring (`validate=False` only to measure what validation costs), scored in
+    chunks of `chunk_rows` and appended to `output`'s temporary file, which replaces `output`
+    only once every batch passed: a rejected batch leaves no output and the previous one
+    untouched. Each read waits at most `deadline_seconds` (the download deadline by default).
+    """
+    started = time.perf_counter()
+    options = options or SourceOptions()
+    shown = redact_uri(location)
+    deadline = deadline_seconds or Settings().download_timeout_seconds
+    typed = typed_batches(
+        location, options, period, shown=shown, batch_rows=batch_rows, deadline=deadline
+    )
+    frames = validated_batches(typed, shown=shown) if validate else (frame for frame, _ in typed)
+    try:
+        rows, churners = write_scored(
+            model, chunked(frames, chunk_rows), output=output, version=version
+        )
+    finally:
+        typed.close()  # a rejected batch: the read-ahead thread stops now, not when collected
+    return summarize(model, output, version, rows, churners, started)
+
+
+def chunked(frames: Iterable[pd.DataFrame], chunk_rows: int) -> Iterator[pd.DataFrame]:
+    for frame in frames:
+        yield from (frame.iloc[i : i + chunk_rows] for i in range(0, len(frame), chunk_rows))
+
+
+def write_scored(
+    model: Any,
+    chunks: Iterable[pd.DataFrame],
+    *,
+    output: Path,
+    version: str,
+    allow_empty: bool = False,
+) -> tuple[int, int]:
+    """Score each chunk and append it to `output` via `<output>.partial`: (rows, churners).
+
+    The temporary file replaces `output` only after the last chunk, and is removed whatever
+    fails on the way (a chunk, or the iterator producing them). No chunks is an error unless
+    `allow_empty` (a partition without rows for the period: nothing is written).
+    """
     scored_at = datetime.now(UTC).isoformat(timespec="seconds")
     output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".partial")
@@ -83,12 +173,11 @@ def write_scores(
     import pyarrow.parquet as pq
 
     writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
-    churners = 0
+    rows = churners = 0
     try:
-        for start in range(0, len(frame), chunk_rows):
-            scores = score_chunk(
-                model, frame.iloc[start : start + chunk_rows], version=version, scored_at=scored_at
-            )
+        for chunk in chunks:
+            scores = score_chunk(model, chunk, version=version, scored_at=scored_at)
+            rows += len(scores)
             churners += int((scores[LABEL_COLUMN] == POSITIVE_LABEL).sum())
             # Arrow writes both formats: its CSV writer is ~5x faster than pandas' to_csv.
             table = pa.Table.from_pandas(scores, preserve_index=False)
@@ -99,19 +188,213 @@ def write_scores(
                     else pq.ParquetWriter(partial, table.schema)
                 )
             writer.write_table(table)
-        if writer is not None:
-            writer.close()
-            writer = None
+        if writer is None:
+            if allow_empty:
+                return 0, 0
+            raise ValueError("nothing to score: the input has no rows")
+        writer.close()
+        writer = None
         partial.replace(output)
     finally:
         if writer is not None:
             writer.close()
         partial.unlink(missing_ok=True)
-    return ScoreSummary(
-        output=str(output),
-        rows=len(frame),
-        predicted_churners=churners,
-        model_version=version,
-        threshold=float(model.threshold),
-        seconds=round(time.perf_counter() - started, 3),
+    return rows, churners
+
+
+def summarize(
+    model: Any, output: Path, version: str, rows: int, churners: int, started: float
+) -> ScoreSummary:
+    seconds = round(time.perf_counter() - started, 3)
+    return ScoreSummary(str(output), rows, churners, version, float(model.threshold), seconds)
+
+
+def typed_batches(
+    location: str,
+    options: SourceOptions,
+    period: str,
+    *,
+    shown: str,
+    batch_rows: int,
+    deadline: float,
+    groups: Sequence[int] | None = None,
+) -> Generator[tuple[pd.DataFrame, str], None, None]:
+    """(frame, which rows) per batch of about `batch_rows`, typed by `check_typed_frame`.
+
+    The same files and period filter as the whole-file read (`read_parquet_frame`), in the
+    same order. Batches of a file with small row groups are gathered up to `batch_rows`.
+    """
+    fs, path = open_filesystem(location, shown=shown, timeout=min(READ_TIMEOUT_SECONDS, deadline))
+    scan = _scan(fs, path, options, period, shown=shown, rows=batch_rows, groups=groups)
+    # A partition's rows are numbered within its row groups: say which they are.
+    label = (
+        shown if groups is None else f"{shown} row group {', '.join(str(g + 1) for g in groups)}"
     )
+    pending: list[Any] = []  # emptied by `_typed`: no Arrow copy lives beside its frame
+    first = rows = 0
+    for batch in chain(_read_ahead(scan, shown=shown, deadline=deadline), [None]):
+        # A folder's files may differ in types: their batches never share a frame.
+        if pending and (batch is None or not batch.schema.equals(pending[0].schema)):
+            yield _typed(pending, label, first, rows, period, options)
+            first = rows
+        if batch is not None and batch.num_rows:
+            pending.append(batch)
+            rows += batch.num_rows
+            del batch
+            if rows - first >= batch_rows:
+                yield _typed(pending, label, first, rows, period, options)
+                first = rows
+    if rows == 0 and groups is None:
+        raise SnapshotRejected(f"Snapshot {shown}: the Parquet data has no rows for {period}")
+
+
+def _typed(
+    batches: list[Any], shown: str, first: int, last: int, period: str, options: SourceOptions
+) -> tuple[pd.DataFrame, str]:
+    """Rows `first + 1`..`last` as one frame typed by `check_typed_frame`, and their name."""
+    import pyarrow as pa
+
+    where = f"{shown} rows {first + 1:,}-{last:,}"
+    frame = pa.Table.from_batches(batches).to_pandas()
+    batches.clear()  # the Arrow copy goes as soon as pandas has the rows
+    typed = check_typed_frame(
+        frame, source=where, period=period, period_column=options.period_column,
+        what="Parquet data",
+    )  # fmt: skip
+    return typed, where
+
+
+def _scan(
+    fs: Any,
+    path: str,
+    options: SourceOptions,
+    period: str,
+    *,
+    shown: str,
+    rows: int,
+    groups: Sequence[int] | None = None,
+) -> Iterator[Any]:
+    """Record batches of the Parquet file or folder at `path`, in the order a whole read has.
+
+    One `ParquetFile` at a time, not the dataset's scanner: that reads ahead without bound
+    when scoring is slower than reading (900 MB of Arrow buffers after six batches).
+    """
+    import pyarrow.parquet as pq
+
+    from tasks.data.columnar import open_month
+
+    # As `read_parquet_frame`: a period column pyarrow sees as a partition selects the rows
+    # (the files of a Hive partition, or the rows of a file holding the column). Streamed:
+    # no size limit.
+    dataset, only = open_month(
+        fs, path, period=period, period_column=options.period_column, shown=shown,
+        max_bytes=None,
+    )  # fmt: skip
+    column = options.period_column if only is not None else None
+    wanted = None if groups is None else set(groups)
+    first = 0  # row groups are numbered across the files, in this order (`count_row_groups`)
+    for fragment in dataset.get_fragments(filter=only):
+        reader = pq.ParquetFile(fragment.path, filesystem=dataset.filesystem)
+        numbers = range(first, first + reader.num_row_groups)
+        first += reader.num_row_groups
+        mine = [n - numbers.start for n in numbers if wanted is None or n in wanted]
+        if not mine:
+            continue
+        # No Arrow thread pool: `_read_ahead` already reads beside the scoring.
+        for batch in reader.iter_batches(batch_size=rows, row_groups=mine, use_threads=False):
+            yield batch.filter(only) if column in batch.schema.names else batch
+
+
+def _read_ahead(scan: Iterator[Any], *, shown: str, deadline: float) -> Iterator[Any]:
+    """The scan's batches, each read in a daemon thread while the one before is processed
+    (Arrow decodes without the GIL). As in `storage_call`: a batch waited for longer than
+    `deadline` seconds is abandoned, and failures become the same named errors."""
+    import pyarrow as pa
+
+    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)  # one batch waiting, at most
+    stop = threading.Event()
+
+    def offer(item: tuple[str, Any]) -> bool:
+        while not stop.is_set():
+            with suppress(queue.Full):
+                ready.put(item, timeout=0.2)
+                return True
+        return False
+
+    def read() -> None:
+        try:
+            for batch in scan:
+                if not offer(("batch", batch)):
+                    return  # the consumer stopped (a rejected batch): read no further
+            offer(("end", None))
+        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+            offer(("error", _unreadable(shown, exc)))
+        except BaseException as exc:  # re-raised in the consumer's thread
+            offer(("error", exc))
+
+    threading.Thread(target=read, name="churn-retrain-scan", daemon=True).start()
+    try:
+        while True:
+            try:
+                kind, value = ready.get(timeout=deadline)
+            except queue.Empty:
+                raise too_slow(shown, deadline) from None
+            if kind == "end":
+                return
+            if kind == "error":
+                raise storage_error(shown, value) from None
+            yield value
+    finally:
+        stop.set()
+
+
+def _unreadable(shown: str, exc: Exception) -> SnapshotRejected:
+    # Only the exception's type: pyarrow's message can quote a value it could not convert.
+    problem = (
+        f"cannot be read as Parquet, or its files differ in columns or types ({type(exc).__name__})"
+    )
+    return SnapshotRejected(f"Snapshot {shown}: {problem}")
+
+
+def validated_batches(
+    batches: Iterator[tuple[pd.DataFrame, str]], *, shown: str, ids: list[Any] | None = None
+) -> Iterator[pd.DataFrame]:
+    """Each batch once the suite passed it, named by its rows in a rejection.
+
+    The suite sees one batch at a time, so customer IDs are also checked across batches,
+    before the output is committed: a duplicate in two batches is refused as one in a batch.
+    """
+    import pyarrow as pa
+
+    kept: list[Any] = [] if ids is None else ids  # given: the caller checks them, with others'
+    for frame, where in batches:
+        validate_snapshot.fn(_suite_view(frame), source=where, for_scoring=True)
+        # Arrow strings: ~15 bytes per customer, the only memory that grows with the base.
+        kept.append(pa.array(frame[ID_COLUMN], type=pa.string(), from_pandas=True))
+        yield frame
+    if ids is None:
+        check_unique_ids(kept, shown=shown)
+
+
+def _suite_view(frame: pd.DataFrame) -> pd.DataFrame:
+    """The batch with its categorical columns as pandas categoricals, for the suite only.
+
+    Same values, so the same verdicts and counts (tests/test_scoring.py compares them on a
+    catalogue of bad batches), in about half of GX's time on object columns.
+    """
+    return frame.astype({c: "category" for c in CATEGORICAL_DOMAINS if c in frame})
+
+
+def check_unique_ids(ids: list[Any], *, shown: str) -> None:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    every = pa.chunked_array(ids, type=pa.string())
+    if pc.count_distinct(every).as_py() == len(every):
+        return
+    counts = pc.value_counts(every).field("counts")
+    shared = pc.sum(pc.filter(counts, pc.greater(counts, 1))).as_py()
+    problem = f"{plural(shared, 'row')} share their value with another row (in different batches)"
+    failed = FailedCheck(ID_COLUMN, "expect_column_values_to_be_unique", problem, shared)
+    report = ValidationReport(source=shown, rows=len(every), evaluated=1, failures=(failed,))
+    raise SnapshotRejected(f"Snapshot {shown} rejected: {report.summary()}", report=report)

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from tasks.data.schema import TARGET
-from tasks.decision.holdout import stratified_sample
+from tasks.decision.holdout import stratified_sample, take_rows
 
 
 class TrainingSample(BaseModel):
@@ -51,14 +53,21 @@ class SampledTraining:
 
 
 def sample_training_rows(
-    train: pd.DataFrame, *, max_rows: int | None, seed: int
+    train: pd.DataFrame,
+    *,
+    max_rows: int | None,
+    seed: int,
+    positions: npt.NDArray[np.intp] | None = None,
 ) -> SampledTraining:
     """At most `max_rows` of `train`: all of it at or below the cap (or with no cap), otherwise a
     sample stratified on the target (each class within one row of its share) drawn with `seed`.
 
     The sample keeps the split's row order, so the same split and seed give the same rows.
+    `positions` are the training rows of `train` when it is the whole month (HoldoutSplit's
+    `frame` and `train_positions`): only the sample is copied out of it.
     """
-    available = len(train)
+    rows = np.arange(len(train)) if positions is None else positions
+    available = rows.size
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be at least 1 (or None), got {max_rows}")
     if max_rows is None or available <= max_rows:
@@ -67,10 +76,10 @@ def sample_training_rows(
             if max_rows is None
             else f"{available:,} training rows, at or below the cap of {max_rows:,}: trained on all"
         )
-        frame = train
+        frame = train if positions is None else take_rows(train, rows)
     else:
-        positions = stratified_sample(train[TARGET].to_numpy(), max_rows, seed)
-        frame = train.iloc[positions].reset_index(drop=True)
+        labels = train[TARGET].to_numpy()[rows]
+        frame = take_rows(train, rows[stratified_sample(labels, max_rows, seed)])
         reason = (
             f"{available:,} training rows, over the cap of {max_rows:,}: trained on a stratified "
             f"sample of {max_rows:,} (seed {seed})"

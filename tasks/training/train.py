@@ -13,7 +13,7 @@ import pandas as pd
 
 from tasks.data.schema import TARGET
 from tasks.errors import TrainingFailed
-from tasks.steps import step
+from tasks.steps import on_cluster, step
 from tasks.training.model import ChurnModel, keep_pycaret_quiet, prepare_features
 from tasks.training.plan import DEFAULT_FOLDS, DEFAULT_MODELS, check_trainable, plan_training
 
@@ -145,16 +145,11 @@ def train_where_the_flow_runs(
     thread, but Prefect joins a pool's worker threads before the run can end, so a signal
     during training would wait for the training to finish.
     """
-    from prefect.context import FlowRunContext
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    context = FlowRunContext.get()
-    runner = context.task_runner if context is not None else None
     options: dict[str, Any] = {
         "seed": seed, "models": models, "folds": folds,
         "budget_minutes": budget_minutes, "distributed": distributed,
     }  # fmt: skip
-    if runner is None or isinstance(runner, ThreadPoolTaskRunner):
+    if not on_cluster():
         return train_challenger(train, **options)
     return train_challenger.submit(train, **options).result()
 

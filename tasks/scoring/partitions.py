@@ -1,0 +1,160 @@
+"""Scoring a Parquet base on a cluster: one `score_partition` task per row group, each scoring
+into its own part file from shared storage; the flow's process checks and joins the parts."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tasks.data.request import (
+    SourceOptions,
+)
+from tasks.errors import SnapshotRejected
+from tasks.scoring.batch import (
+    DEFAULT_BATCH_ROWS,
+    ScoreSummary,
+    check_unique_ids,
+    chunked,
+    output_format,
+    summarize,
+    typed_batches,
+    validated_batches,
+    write_scored,
+)
+from tasks.settings import Settings, redact_uri
+from tasks.steps import retried_step
+
+
+@dataclass(frozen=True)
+class PartScores:
+    """One partition's scores, written to `part` (Parquet), and its customers' IDs."""
+
+    part: str
+    rows: int
+    churners: int
+    ids: Any  # a pyarrow ChunkedArray of strings: checked for repeats across partitions
+
+
+@retried_step("score-partition", retries=1)
+def score_partition(
+    model: Any,
+    location: str,
+    groups: Sequence[int],
+    *,
+    part: Path,
+    version: str,
+    period: str,
+    options: SourceOptions | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    chunk_rows: int = 100_000,
+) -> PartScores:
+    """`score_parquet` of some row groups into the Parquet file `part`, as a task a cluster's
+    worker runs from shared storage; each batch validated, IDs returned for the month's check."""
+    import pyarrow as pa
+
+    from tasks.logs import keep_expected_failures_short
+
+    keep_expected_failures_short()  # in the worker's process too: a rejection, no traceback
+    options = options or SourceOptions()
+    shown = redact_uri(location)
+    deadline = Settings().download_timeout_seconds
+    typed = typed_batches(
+        location, options, period, shown=shown, batch_rows=batch_rows, deadline=deadline,
+        groups=groups,
+    )  # fmt: skip
+    ids: list[Any] = []
+    try:
+        frames = validated_batches(typed, shown=shown, ids=ids)
+        rows, churners = write_scored(
+            model, chunked(frames, chunk_rows), output=part, version=version, allow_empty=True
+        )
+    finally:
+        typed.close()
+    return PartScores(str(part), rows, churners, pa.chunked_array(ids, type=pa.string()))
+
+
+def score_parquet_partitioned(
+    model: Any,
+    location: str,
+    *,
+    output: Path,
+    version: str,
+    period: str,
+    options: SourceOptions | None = None,
+    batch_rows: int = DEFAULT_BATCH_ROWS,
+    chunk_rows: int = 100_000,
+) -> ScoreSummary:
+    """`score_parquet` with one `score_partition` task per row group, submitted to the flow's
+    task runner (a Dask cluster): the same scores in the same order, then one output.
+
+    Every task is waited for before anything is decided, so a rejected partition leaves no
+    task writing; the parts (`<output>.parts/`) are removed whatever happens, and `output` is
+    replaced only once every part passed and the IDs are unique across the base.
+    """
+    from tasks.gate.month import count_row_groups
+
+    started = time.perf_counter()
+    options = options or SourceOptions()
+    shown = redact_uri(location)
+    # Streamed as `score_parquet` is, so without the snapshot size limit.
+    groups = count_row_groups(location, period=period, options=options, max_bytes=sys.maxsize)
+    kw = dict(
+        version=version, period=period, options=options, batch_rows=batch_rows,
+        chunk_rows=chunk_rows,
+    )  # fmt: skip
+    parts = output.with_name(output.name + ".parts")
+    shutil.rmtree(parts, ignore_errors=True)  # a killed run's leftovers
+    parts.mkdir(parents=True)
+    try:
+        futures = [
+            score_partition.submit(model, location, [g], part=parts / f"part-{g:05d}.parquet", **kw)
+            for g in range(groups)
+        ]
+        outcomes = [f.result(raise_on_failure=False) for f in futures]  # waits for all
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise outcome
+        done: list[PartScores] = outcomes
+        rows = sum(p.rows for p in done)
+        if rows == 0:
+            raise SnapshotRejected(f"Snapshot {shown}: the Parquet data has no rows for {period}")
+        check_unique_ids([p.ids for p in done], shown=shown)
+        churners = sum(p.churners for p in done)
+        _join_parts([Path(p.part) for p in done if p.rows], output)
+    finally:
+        shutil.rmtree(parts, ignore_errors=True)
+    return summarize(model, output, version, rows, churners, started)
+
+
+def _join_parts(parts: Sequence[Path], output: Path) -> None:
+    """The parts' rows, in order, as one `output` (CSV or Parquet), via `<output>.partial`."""
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    partial = output.with_name(output.name + ".partial")
+    writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
+    try:
+        for part in parts:
+            reader = pq.ParquetFile(part)
+            for batch in reader.iter_batches():
+                if writer is None:
+                    writer = (
+                        pacsv.CSVWriter(partial, batch.schema)
+                        if output_format(output) == "csv"
+                        else pq.ParquetWriter(partial, batch.schema)
+                    )
+                writer.write_batch(batch)
+        if writer is None:
+            raise ValueError("nothing to score: the input has no rows")
+        writer.close()
+        writer = None
+        partial.replace(output)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
