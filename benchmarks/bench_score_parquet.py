@@ -185,8 +185,12 @@ def _run_child(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
-    parser.add_argument("--batch-rows", type=int, default=500_000, help="rows per batch")
-    parser.add_argument("--chunk-rows", type=int, default=100_000, help="rows per model call")
+    from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
+
+    parser.add_argument("--batch-rows", type=int, default=DEFAULT_BATCH_ROWS, help="rows per batch")
+    parser.add_argument(
+        "--chunk-rows", type=int, default=DEFAULT_CHUNK_ROWS, help="rows per model call"
+    )
     parser.add_argument(
         "--workdir", type=Path, help="keep the base and champion here (reused when the base "
         "has --rows rows); default: a temporary folder, removed",

@@ -11,6 +11,7 @@ from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.rule import DecisionRule
 from tasks.gate.load import SnapshotRequest
 from tasks.gate.thresholds import DriftThresholds
+from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.training.plan import (
     DEFAULT_FOLDS,
     DEFAULT_MAX_TRAIN_ROWS,
@@ -181,10 +182,13 @@ class ScoreParameters(BaseModel):
         "<state dir>/scores/<period>-v<version>.csv.",
     )
     chunk_rows: int = Field(
-        default=100_000, ge=1_000, le=5_000_000, description="Rows scored per chunk (memory bound)."
+        default=DEFAULT_CHUNK_ROWS,
+        ge=1_000,
+        le=5_000_000,
+        description="Rows per call of the model (memory bound; ~50,000 scores fastest).",
     )
     batch_rows: int = Field(
-        default=500_000,  # tasks.scoring.batch.DEFAULT_BATCH_ROWS
+        default=DEFAULT_BATCH_ROWS,
         ge=1_000,
         le=5_000_000,
         description="Parquet input: rows read, typed and validated at a time (memory bound). "

@@ -25,7 +25,8 @@ from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, TARGET
 from tasks.errors import SnapshotRejected, TrackingUnavailable
 from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.suite import validate_snapshot
-from tasks.scoring.batch import DEFAULT_BATCH_ROWS, ScoreSummary, score_parquet, write_scores
+from tasks.scoring.batch import ScoreSummary, score_parquet, write_scores
+from tasks.scoring.sizes import DEFAULT_BATCH_ROWS
 from tasks.training.model import ChurnModel, prepare_features
 from tasks.training.train import train_challenger
 
@@ -145,6 +146,39 @@ def _must_not_load(*args: object, **kwargs: object) -> None:
 def pycaret_champion(real_frame: pd.DataFrame) -> ChurnModel:
     """A real PyCaret champion (lr, 3 folds) trained on the real Telco CSV, as a retrain does."""
     return train_challenger.fn(real_frame, seed=42, models=["lr"], folds=3).model
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [(None, None), ("Contract", "Weekly"), ("gender", "Other"), ("Partner", None)],
+    ids=["known values", "unseen one-hot value", "unseen binary value", "null binary value"],
+)
+def test_text_scores_the_same_as_categories(
+    pycaret_champion: ChurnModel, real_frame: pd.DataFrame, column: str | None, value: object
+) -> None:
+    """The champion scores text features as categoricals (faster): what reaches the estimator,
+    and so the probabilities, are bit for bit those of PyCaret's pipeline on the text, for
+    values it never saw too."""
+    rows = real_frame.head(500).copy()
+    if column is not None:
+        rows.loc[rows.index[::7], column] = value
+    text = prepare_features(rows, version=pycaret_champion.feature_version)
+    assert all(text[c].dtype == object for c in CATEGORICAL_DOMAINS)
+    on_text = pycaret_champion.pipeline.predict_proba(text)[:, 1]
+    # Categories in another order, as another Parquet file's dictionary may have them.
+    shuffled = rows.astype({c: "category" for c in CATEGORICAL_DOMAINS})
+    for c in CATEGORICAL_DOMAINS:
+        shuffled[c] = shuffled[c].cat.reorder_categories(shuffled[c].cat.categories[::-1])
+    assert pycaret_champion.text_as_categories
+    for given in (rows, shuffled):
+        np.testing.assert_array_equal(pycaret_champion.predict_proba(given), on_text)
+    # Any estimator scores the same: its input is the same frame of numbers.
+    encoders = pycaret_champion.pipeline[:-1]
+    categorical = prepare_features(shuffled, version=pycaret_champion.feature_version)
+    assert isinstance(categorical["Contract"].dtype, pd.CategoricalDtype)
+    pd.testing.assert_frame_equal(
+        encoders.transform(categorical), encoders.transform(text), check_exact=True
+    )
 
 
 def _write_parquet(frame: pd.DataFrame, path: Path, row_group_rows: int) -> Path:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import threading
@@ -285,7 +286,12 @@ def run_expectations(
             # the frame: without this a 1M-row snapshot stays in memory until the next run.
             if name in context.data_sources.all():
                 context.data_sources.delete(name)
-    return list(outcome.results)
+    results = list(outcome.results)
+    # GX's batch and validator hold the frame in reference cycles, which wait for a full
+    # garbage collection: without this, streaming a 10M-row base grew ~50 MB a batch.
+    del batch, outcome
+    gc.collect()
+    return results
 
 
 def _ephemeral_context() -> AbstractDataContext:

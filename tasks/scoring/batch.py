@@ -8,14 +8,10 @@ memory of one batch.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
-from collections.abc import Generator, Iterable, Iterator, Sequence
-from contextlib import suppress
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from itertools import chain
 from pathlib import Path
 from typing import Any, Literal
 
@@ -26,22 +22,17 @@ from tasks.data.request import (
     SourceOptions,
 )
 from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
-from tasks.data.storage import open_filesystem, storage_error, too_slow
 from tasks.errors import SnapshotRejected
 from tasks.gate.failures import FailedCheck
-from tasks.gate.load import READ_TIMEOUT_SECONDS
 from tasks.gate.suite import ValidationReport, validate_snapshot
-from tasks.gate.typed import check_typed_frame
 from tasks.messages import plural
+from tasks.scoring.scan import typed_batches
+from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step
 from tasks.training.model import LABEL_COLUMN, PROBABILITY_COLUMN
 
 OutputFormat = Literal["csv", "parquet"]
-
-#: Rows read, typed and validated at a time from a Parquet input: the suite costs about 1 s
-#: per call on top of its cost per row, so much smaller batches validate slowly.
-DEFAULT_BATCH_ROWS = 500_000
 
 
 @dataclass(frozen=True)
@@ -90,7 +81,7 @@ def write_scores(
     *,
     output: Path,
     version: str,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ScoreSummary:
     """Score `frame` chunk by chunk with the champion's ChurnModel and stream to `output`.
 
@@ -116,7 +107,7 @@ def score_parquet(
     period: str,
     options: SourceOptions | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     validate: bool = True,
     deadline_seconds: float | None = None,
 ) -> ScoreSummary:
@@ -207,153 +198,6 @@ def summarize(
 ) -> ScoreSummary:
     seconds = round(time.perf_counter() - started, 3)
     return ScoreSummary(str(output), rows, churners, version, float(model.threshold), seconds)
-
-
-def typed_batches(
-    location: str,
-    options: SourceOptions,
-    period: str,
-    *,
-    shown: str,
-    batch_rows: int,
-    deadline: float,
-    groups: Sequence[int] | None = None,
-) -> Generator[tuple[pd.DataFrame, str], None, None]:
-    """(frame, which rows) per batch of about `batch_rows`, typed by `check_typed_frame`.
-
-    The same files and period filter as the whole-file read (`read_parquet_frame`), in the
-    same order. Batches of a file with small row groups are gathered up to `batch_rows`.
-    """
-    fs, path = open_filesystem(location, shown=shown, timeout=min(READ_TIMEOUT_SECONDS, deadline))
-    scan = _scan(fs, path, options, period, shown=shown, rows=batch_rows, groups=groups)
-    # A partition's rows are numbered within its row groups: say which they are.
-    label = (
-        shown if groups is None else f"{shown} row group {', '.join(str(g + 1) for g in groups)}"
-    )
-    pending: list[Any] = []  # emptied by `_typed`: no Arrow copy lives beside its frame
-    first = rows = 0
-    for batch in chain(_read_ahead(scan, shown=shown, deadline=deadline), [None]):
-        # A folder's files may differ in types: their batches never share a frame.
-        if pending and (batch is None or not batch.schema.equals(pending[0].schema)):
-            yield _typed(pending, label, first, rows, period, options)
-            first = rows
-        if batch is not None and batch.num_rows:
-            pending.append(batch)
-            rows += batch.num_rows
-            del batch
-            if rows - first >= batch_rows:
-                yield _typed(pending, label, first, rows, period, options)
-                first = rows
-    if rows == 0 and groups is None:
-        raise SnapshotRejected(f"Snapshot {shown}: the Parquet data has no rows for {period}")
-
-
-def _typed(
-    batches: list[Any], shown: str, first: int, last: int, period: str, options: SourceOptions
-) -> tuple[pd.DataFrame, str]:
-    """Rows `first + 1`..`last` as one frame typed by `check_typed_frame`, and their name."""
-    import pyarrow as pa
-
-    where = f"{shown} rows {first + 1:,}-{last:,}"
-    frame = pa.Table.from_batches(batches).to_pandas()
-    batches.clear()  # the Arrow copy goes as soon as pandas has the rows
-    typed = check_typed_frame(
-        frame, source=where, period=period, period_column=options.period_column,
-        what="Parquet data",
-    )  # fmt: skip
-    return typed, where
-
-
-def _scan(
-    fs: Any,
-    path: str,
-    options: SourceOptions,
-    period: str,
-    *,
-    shown: str,
-    rows: int,
-    groups: Sequence[int] | None = None,
-) -> Iterator[Any]:
-    """Record batches of the Parquet file or folder at `path`, in the order a whole read has.
-
-    One `ParquetFile` at a time, not the dataset's scanner: that reads ahead without bound
-    when scoring is slower than reading (900 MB of Arrow buffers after six batches).
-    """
-    import pyarrow.parquet as pq
-
-    from tasks.data.columnar import open_month
-
-    # As `read_parquet_frame`: a period column pyarrow sees as a partition selects the rows
-    # (the files of a Hive partition, or the rows of a file holding the column). Streamed:
-    # no size limit.
-    dataset, only = open_month(
-        fs, path, period=period, period_column=options.period_column, shown=shown,
-        max_bytes=None,
-    )  # fmt: skip
-    column = options.period_column if only is not None else None
-    wanted = None if groups is None else set(groups)
-    first = 0  # row groups are numbered across the files, in this order (`count_row_groups`)
-    for fragment in dataset.get_fragments(filter=only):
-        reader = pq.ParquetFile(fragment.path, filesystem=dataset.filesystem)
-        numbers = range(first, first + reader.num_row_groups)
-        first += reader.num_row_groups
-        mine = [n - numbers.start for n in numbers if wanted is None or n in wanted]
-        if not mine:
-            continue
-        # No Arrow thread pool: `_read_ahead` already reads beside the scoring.
-        for batch in reader.iter_batches(batch_size=rows, row_groups=mine, use_threads=False):
-            yield batch.filter(only) if column in batch.schema.names else batch
-
-
-def _read_ahead(scan: Iterator[Any], *, shown: str, deadline: float) -> Iterator[Any]:
-    """The scan's batches, each read in a daemon thread while the one before is processed
-    (Arrow decodes without the GIL). As in `storage_call`: a batch waited for longer than
-    `deadline` seconds is abandoned, and failures become the same named errors."""
-    import pyarrow as pa
-
-    ready: queue.Queue[tuple[str, Any]] = queue.Queue(maxsize=1)  # one batch waiting, at most
-    stop = threading.Event()
-
-    def offer(item: tuple[str, Any]) -> bool:
-        while not stop.is_set():
-            with suppress(queue.Full):
-                ready.put(item, timeout=0.2)
-                return True
-        return False
-
-    def read() -> None:
-        try:
-            for batch in scan:
-                if not offer(("batch", batch)):
-                    return  # the consumer stopped (a rejected batch): read no further
-            offer(("end", None))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            offer(("error", _unreadable(shown, exc)))
-        except BaseException as exc:  # re-raised in the consumer's thread
-            offer(("error", exc))
-
-    threading.Thread(target=read, name="churn-retrain-scan", daemon=True).start()
-    try:
-        while True:
-            try:
-                kind, value = ready.get(timeout=deadline)
-            except queue.Empty:
-                raise too_slow(shown, deadline) from None
-            if kind == "end":
-                return
-            if kind == "error":
-                raise storage_error(shown, value) from None
-            yield value
-    finally:
-        stop.set()
-
-
-def _unreadable(shown: str, exc: Exception) -> SnapshotRejected:
-    # Only the exception's type: pyarrow's message can quote a value it could not convert.
-    problem = (
-        f"cannot be read as Parquet, or its files differ in columns or types ({type(exc).__name__})"
-    )
-    return SnapshotRejected(f"Snapshot {shown}: {problem}")
 
 
 def validated_batches(

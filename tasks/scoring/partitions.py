@@ -16,16 +16,16 @@ from tasks.data.request import (
 )
 from tasks.errors import SnapshotRejected
 from tasks.scoring.batch import (
-    DEFAULT_BATCH_ROWS,
     ScoreSummary,
     check_unique_ids,
     chunked,
     output_format,
     summarize,
-    typed_batches,
     validated_batches,
     write_scored,
 )
+from tasks.scoring.scan import typed_batches
+from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step
 
@@ -51,7 +51,7 @@ def score_partition(
     period: str,
     options: SourceOptions | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> PartScores:
     """`score_parquet` of some row groups into the Parquet file `part`, as a task a cluster's
     worker runs from shared storage; each batch validated, IDs returned for the month's check."""
@@ -87,7 +87,7 @@ def score_parquet_partitioned(
     period: str,
     options: SourceOptions | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
-    chunk_rows: int = 100_000,
+    chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ScoreSummary:
     """`score_parquet` with one `score_partition` task per row group, submitted to the flow's
     task runner (a Dask cluster): the same scores in the same order, then one output.

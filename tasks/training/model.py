@@ -13,6 +13,7 @@ from mlflow.pyfunc import PythonModel
 from pandas.api.types import is_numeric_dtype
 
 from tasks.data.schema import (
+    CATEGORICAL_DOMAINS,
     FEATURES,
     FLOAT_COLUMNS,
     INTEGER_COLUMNS,
@@ -120,6 +121,22 @@ def prepare_features(frame: pd.DataFrame, *, version: int = FEATURE_VERSION) -> 
     return features
 
 
+def _as_categories(features: pd.DataFrame) -> pd.DataFrame:
+    """The text features as pandas categoricals: the same probabilities, ~3x faster.
+
+    PyCaret's encoders map values, so a value's category (unseen ones and nulls included)
+    scores as its text would (tests/test_scoring.py compares them); but each step copies the
+    frame, and a categorical column copies its small codes where text copies a pointer per
+    row. Only for the pipelines it was checked on (`ChurnModel.text_as_categories`).
+    """
+    text = {
+        c: "category"
+        for c in CATEGORICAL_DOMAINS
+        if c in features and not isinstance(features[c].dtype, pd.CategoricalDtype)
+    }
+    return features.astype(text) if text else features
+
+
 def _brief(exc: BaseException) -> str:
     """An exception as its type and the first line of its message, at most 200 characters."""
     lines = str(exc).strip().splitlines()
@@ -136,6 +153,11 @@ class ChurnModel(PythonModel):
 
     #: Models pickled before feature versions existed were trained on the raw columns.
     feature_version: int = 1
+    #: Whether the pipeline gets its text features as categoricals (`_as_categories`): set
+    #: for the PyCaret pipelines `train_challenger` fits, whose scores are the same either
+    #: way; not for older pickles (imputers fitted on text) or other pipelines (scikit-learn's
+    #: OneHotEncoder refuses a categorical's unknown values).
+    text_as_categories: bool = False
 
     def __init__(
         self,
@@ -144,11 +166,13 @@ class ChurnModel(PythonModel):
         threshold: float = 0.5,
         algorithm: str = "",
         feature_version: int = FEATURE_VERSION,
+        text_as_categories: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.threshold = threshold
         self.algorithm = algorithm
         self.feature_version = feature_version
+        self.text_as_categories = text_as_categories
 
     def __getstate__(self) -> dict[str, Any]:
         # First in the state, so it is rebuilt before the pipeline (and PyCaret) is.
@@ -162,6 +186,8 @@ class ChurnModel(PythonModel):
         if not isinstance(frame, pd.DataFrame):
             raise ValueError(f"expected a DataFrame of raw rows, got {type(frame).__name__}")
         features = prepare_features(frame, version=self.feature_version)
+        if self.text_as_categories:
+            features = _as_categories(features)
         try:
             proba = self.pipeline.predict_proba(features)
         except Exception as exc:

@@ -117,7 +117,7 @@ def train_challenger(
     pipeline = experiment.finalize_model(best)
     estimator = pipeline.steps[-1][1]
     return Challenger(
-        model=ChurnModel(pipeline, algorithm=algorithm),
+        model=ChurnModel(pipeline, algorithm=algorithm, text_as_categories=True),
         algorithm=algorithm,
         estimator=type(estimator).__name__,
         cv_metrics={ours: float(top[theirs]) for theirs, ours in _CV_COLUMNS.items()},
