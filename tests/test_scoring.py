@@ -4,6 +4,7 @@ Parquet base streamed batch by batch (the real Telco CSV as Parquet, a real PyCa
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
@@ -181,6 +182,20 @@ def test_text_scores_the_same_as_categories(
     )
 
 
+def test_a_pipeline_fitted_on_text_gets_text_whatever_it_is_given(
+    sklearn_churn_model: ChurnModel, real_frame: pd.DataFrame
+) -> None:
+    # A streamed Parquet read gives categoricals; older champions and other pipelines were
+    # fitted on text (this one's fillna(0) refuses a categorical), so they get it back.
+    rows = real_frame.head(500).copy()
+    rows.loc[rows.index[::7], "Partner"] = None
+    categorical = rows.astype({c: "category" for c in CATEGORICAL_DOMAINS})
+    assert not sklearn_churn_model.text_as_categories
+    np.testing.assert_array_equal(
+        sklearn_churn_model.predict_proba(categorical), sklearn_churn_model.predict_proba(rows)
+    )
+
+
 def _write_parquet(frame: pd.DataFrame, path: Path, row_group_rows: int) -> Path:
     """`frame` as one Parquet file with row groups of `row_group_rows`."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -307,6 +322,40 @@ def test_a_bad_row_group_in_the_middle_rejects_the_base_and_writes_nothing(
     assert "Martian" not in str(rejected.value)  # counts and domains, never a customer's value
     assert output.read_bytes() == b"last month's scores"
     assert not list(tmp_path.glob("*.partial"))
+
+
+class _BreaksOn:
+    """A pipeline that fails, as a model does on values it never saw, on one gender."""
+
+    def __init__(self, pipeline: object, gender: str) -> None:
+        self.pipeline, self.gender = pipeline, gender
+
+    def predict_proba(self, features: pd.DataFrame) -> object:
+        if (features["gender"] == self.gender).any():
+            raise ValueError(f"the model cannot read gender {self.gender!r}")
+        return self.pipeline.predict_proba(features)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("gender", ["Martian", "Female"], ids=["rejected", "passed"])
+def test_a_model_error_on_a_rejected_batch_reports_the_rejection(
+    sklearn_churn_model: ChurnModel, real_frame: pd.DataFrame, tmp_path: Path, gender: str
+) -> None:
+    # The suite checks a batch while the model scores it: when both fail, the suite's
+    # verdict (an expected failure, named) is raised; a model error alone stays an error.
+    base = _write_parquet(_outside_the_set(real_frame), tmp_path / "base.parquet", 1000)
+    model = ChurnModel(
+        _BreaksOn(sklearn_churn_model.pipeline, gender), threshold=0.4, algorithm="breaks"
+    )
+    output = tmp_path / "scores.parquet"
+    expected = (
+        pytest.raises(SnapshotRejected, match=r" rows 3,001-4,000 rejected: .*\n  gender: 3 ")
+        if gender == "Martian"
+        else pytest.raises(ValueError, match="the model cannot read gender 'Female'")
+    )
+    with expected:
+        _stream(model, base, output, batch_rows=1000, chunk_rows=1000)
+    assert not output.exists() and not list(tmp_path.glob("*.partial"))
+    assert not [t for t in threading.enumerate() if t.name.startswith("churn-retrain-suite")]
 
 
 def test_a_customer_in_two_batches_is_refused_as_in_one(

@@ -8,8 +8,12 @@ memory of one batch.
 
 from __future__ import annotations
 
+import contextvars
+import gc
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +25,11 @@ import pandas as pd
 from tasks.data.request import (
     SourceOptions,
 )
-from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.data.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
 from tasks.errors import SnapshotRejected
+from tasks.gate.chunks import validate_frame
 from tasks.gate.failures import FailedCheck
-from tasks.gate.suite import ValidationReport, validate_snapshot
+from tasks.gate.suite import ValidationReport
 from tasks.messages import plural
 from tasks.scoring.scan import typed_batches
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
@@ -128,8 +133,8 @@ def score_parquet(
     )
     frames = validated_batches(typed, shown=shown) if validate else (frame for frame, _ in typed)
     try:
-        rows, churners = write_scored(
-            model, chunked(frames, chunk_rows), output=output, version=version
+        rows, churners = score_validated(
+            model, frames, chunk_rows=chunk_rows, output=output, version=version
         )
     finally:
         typed.close()  # a rejected batch: the read-ahead thread stops now, not when collected
@@ -202,31 +207,87 @@ def summarize(
 
 def validated_batches(
     batches: Iterator[tuple[pd.DataFrame, str]], *, shown: str, ids: list[Any] | None = None
-) -> Iterator[pd.DataFrame]:
-    """Each batch once the suite passed it, named by its rows in a rejection.
+) -> Generator[pd.DataFrame, None, None]:
+    """Each batch, checked by the suite in a thread while the caller scores it.
 
-    The suite sees one batch at a time, so customer IDs are also checked across batches,
-    before the output is committed: a duplicate in two batches is refused as one in a batch.
+    The caller commits its output only once this is exhausted, after the last batch passed
+    (`score_validated`); a rejection is raised at the caller's next batch, named by its rows.
+    The suite sees one batch at a time, so customer IDs are also checked across batches: a
+    duplicate in two batches is refused as one in a batch.
     """
     import pyarrow as pa
 
     kept: list[Any] = [] if ids is None else ids  # given: the caller checks them, with others'
-    for frame, where in batches:
-        validate_snapshot.fn(_suite_view(frame), source=where, for_scoring=True)
-        # Arrow strings: ~15 bytes per customer, the only memory that grows with the base.
-        kept.append(pa.array(frame[ID_COLUMN], type=pa.string(), from_pandas=True))
-        yield frame
+    pending = iter(batches)
+    # The suite and the model overlap on two cores: each lets go of the GIL often enough
+    # (README, "Large months"). One batch in the suite at a time, the next read once it passed.
+    with (
+        _old_objects_frozen(),
+        ThreadPoolExecutor(max_workers=1, thread_name_prefix="churn-retrain-suite") as suite,
+    ):
+        checking: Future[Any] | None = None
+        try:
+            while True:
+                if checking is not None:
+                    checking.result()  # the batch before: its rejection is raised here
+                    checking = None
+                if (item := next(pending, None)) is None:
+                    break
+                frame, where = item
+                checking = suite.submit(
+                    contextvars.copy_context().run,  # the run's context, for its logs
+                    validate_frame.fn, frame, source=where, for_scoring=True,
+                )  # fmt: skip
+                # Arrow strings: ~15 bytes per customer, the only memory that grows with the base.
+                kept.append(pa.array(frame[ID_COLUMN], type=pa.string(), from_pandas=True))
+                yield frame
+                del frame, item
+        except GeneratorExit:
+            # The caller stopped on its own error: this batch's rejection is what explains it.
+            if checking is not None and isinstance(
+                rejected := checking.exception(), SnapshotRejected
+            ):
+                raise rejected from None
+            raise
     if ids is None:
         check_unique_ids(kept, shown=shown)
 
 
-def _suite_view(frame: pd.DataFrame) -> pd.DataFrame:
-    """The batch with its categorical columns as pandas categoricals, for the suite only.
+@contextmanager
+def _old_objects_frozen() -> Iterator[None]:
+    """The full collection after each suite run (`run_expectations`) scans only the objects
+    made since: the heap already there (imports, the champion) is set aside until the end,
+    after a collection of its garbage (~0.2 s a batch with PyCaret imported -> a few ms)."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
-    Same values, so the same verdicts and counts (tests/test_scoring.py compares them on a
-    catalogue of bad batches), in about half of GX's time on object columns.
+
+def score_validated(
+    model: Any,
+    frames: Generator[pd.DataFrame, None, None],
+    *,
+    chunk_rows: int,
+    output: Path,
+    version: str,
+    allow_empty: bool = False,
+) -> tuple[int, int]:
+    """`write_scored` of `validated_batches` (or any frames), in chunks of `chunk_rows`.
+
+    A batch is scored while the suite checks it: when the model fails on a batch the suite
+    rejects, the rejection is raised, not the model's error.
     """
-    return frame.astype({c: "category" for c in CATEGORICAL_DOMAINS if c in frame})
+    try:
+        return write_scored(
+            model, chunked(frames, chunk_rows), output=output, version=version,
+            allow_empty=allow_empty,
+        )  # fmt: skip
+    except Exception:
+        frames.close()  # raises the batch's SnapshotRejected, if the suite rejected it
+        raise
 
 
 def check_unique_ids(ids: list[Any], *, shown: str) -> None:

@@ -18,11 +18,10 @@ from tasks.errors import SnapshotRejected
 from tasks.scoring.batch import (
     ScoreSummary,
     check_unique_ids,
-    chunked,
     output_format,
+    score_validated,
     summarize,
     validated_batches,
-    write_scored,
 )
 from tasks.scoring.scan import typed_batches
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
@@ -70,8 +69,8 @@ def score_partition(
     ids: list[Any] = []
     try:
         frames = validated_batches(typed, shown=shown, ids=ids)
-        rows, churners = write_scored(
-            model, chunked(frames, chunk_rows), output=part, version=version, allow_empty=True
+        rows, churners = score_validated(
+            model, frames, chunk_rows=chunk_rows, output=part, version=version, allow_empty=True
         )
     finally:
         typed.close()

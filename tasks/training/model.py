@@ -137,6 +137,13 @@ def _as_categories(features: pd.DataFrame) -> pd.DataFrame:
     return features.astype(text) if text else features
 
 
+def _as_text(features: pd.DataFrame) -> pd.DataFrame:
+    """Categorical columns (a streamed Parquet read's text) back as text, nulls as NaN, as a
+    CSV's text reads: what a pipeline fitted on text was fitted on."""
+    text = {c: object for c in features if isinstance(features[c].dtype, pd.CategoricalDtype)}
+    return features.astype(text) if text else features
+
+
 def _brief(exc: BaseException) -> str:
     """An exception as its type and the first line of its message, at most 200 characters."""
     lines = str(exc).strip().splitlines()
@@ -186,8 +193,7 @@ class ChurnModel(PythonModel):
         if not isinstance(frame, pd.DataFrame):
             raise ValueError(f"expected a DataFrame of raw rows, got {type(frame).__name__}")
         features = prepare_features(frame, version=self.feature_version)
-        if self.text_as_categories:
-            features = _as_categories(features)
+        features = _as_categories(features) if self.text_as_categories else _as_text(features)
         try:
             proba = self.pipeline.predict_proba(features)
         except Exception as exc:
