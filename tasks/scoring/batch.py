@@ -9,11 +9,9 @@ memory of one batch.
 from __future__ import annotations
 
 import contextvars
-import gc
 import time
 from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,10 +219,7 @@ def validated_batches(
     pending = iter(batches)
     # The suite and the model overlap on two cores: each lets go of the GIL often enough
     # (README, "Large months"). One batch in the suite at a time, the next read once it passed.
-    with (
-        _old_objects_frozen(),
-        ThreadPoolExecutor(max_workers=1, thread_name_prefix="churn-retrain-suite") as suite,
-    ):
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="churn-retrain-suite") as suite:
         checking: Future[Any] | None = None
         try:
             while True:
@@ -251,19 +246,6 @@ def validated_batches(
             raise
     if ids is None:
         check_unique_ids(kept, shown=shown)
-
-
-@contextmanager
-def _old_objects_frozen() -> Iterator[None]:
-    """The full collection after each suite run (`run_expectations`) scans only the objects
-    made since: the heap already there (imports, the champion) is set aside until the end,
-    after a collection of its garbage (~0.2 s a batch with PyCaret imported -> a few ms)."""
-    gc.collect()
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def score_validated(
