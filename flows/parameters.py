@@ -185,7 +185,7 @@ class ScoreParameters(BaseModel):
         default=DEFAULT_CHUNK_ROWS,
         ge=1_000,
         le=5_000_000,
-        description="Rows per call of the model (memory bound; ~50,000 scores fastest).",
+        description="Rows per call of the model (memory bound; the default measured fastest).",
     )
     batch_rows: int = Field(
         default=DEFAULT_BATCH_ROWS,
