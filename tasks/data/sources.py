@@ -95,9 +95,12 @@ def _download(source: str, *, shown: str, timeout: float, deadline: float, limit
         exc.close()
         raise _answered(shown, exc.code, exc.reason) from None
     except (OSError, http.client.HTTPException) as exc:
-        if watchdog.fired:
+        waited = time.monotonic() - started
+        # The read timeout is capped at the deadline, so the two can fire together: past the
+        # deadline, the deadline is what ended the download, whichever timer won the race.
+        if watchdog.fired or waited >= deadline:
             raise _too_slow(shown, deadline) from None
-        raise _unreachable(shown, exc, waited=time.monotonic() - started) from None
+        raise _unreachable(shown, exc, waited=waited) from None
     finally:
         watchdog.cancel()
 
@@ -150,7 +153,7 @@ def _too_slow(shown: str, deadline: float) -> SnapshotUnavailable:
 def _unreachable(shown: str, exc: BaseException, *, waited: float) -> SnapshotUnavailable:
     reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
     if isinstance(reason, TimeoutError | socket.timeout):
-        problem = f"no answer within {waited:.0f} s (timed out)"
+        problem = f"no answer within {round(waited, 1):g} s (timed out)"
     elif isinstance(reason, ConnectionRefusedError):
         problem = "connection refused: nothing listens there (server down?)"
     elif isinstance(reason, socket.gaierror):
