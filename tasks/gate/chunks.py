@@ -53,6 +53,7 @@ from tasks.gate.failures import (
     raised_exception_types,
     referenced_columns,
 )
+from tasks.gate.masked import masked_expectations, masked_frame, unmasked
 from tasks.gate.suite import (
     DEFAULT_SUITE_PATH,
     ValidationReport,
@@ -108,16 +109,30 @@ def validate_chunk(
     crashed: str | None = None
     if runnable:
         configs = [suite.configs[i] for i in runnable]
+        expectations = [suite.expectations[i] for i in runnable]
+        masked = masked_expectations(expectations)
         try:
+            gx_frame = _for_gx(frame, configs)
+            copies, outside = masked_frame(gx_frame, masked)
+            # Two GX runs: the chunk's own columns for the others, the masked copies for these.
             results = run_expectations(
-                _for_gx(frame, configs), [suite.expectations[i] for i in runnable]
+                gx_frame, [e for j, e in enumerate(expectations) if j not in outside]
             )
+            if outside:
+                results += run_expectations(copies, [masked[j].expectation for j in outside])
+            run_configs = [
+                masked[j].expectation.configuration.to_json_dict() if j in outside else configs[j]
+                for j in range(len(expectations))
+            ]
         except Exception as exc:
             # Only the type: GX messages can quote cell values.
             logger.warning("GX validation of a chunk crashed: %s", type(exc).__name__)
             crashed = type(exc).__name__
         else:
-            outcomes = _matched(results, runnable, configs)
+            outcomes = _matched(results, runnable, run_configs)
+            for j, rows in outside.items():
+                if runnable[j] in outcomes:
+                    outcomes[runnable[j]] = unmasked(outcomes[runnable[j]], rows)
     return ChunkResult(
         suite=suite.digest,
         rows=len(frame),
