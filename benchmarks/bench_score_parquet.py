@@ -95,6 +95,7 @@ def train_champion(path: Path) -> None:
 def score_in_child(args: argparse.Namespace) -> None:
     """The subprocess: load the champion, score the base, print one JSON line of figures."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    from tasks.decision.rule import Campaign
     from tasks.scoring.batch import score_parquet
 
     model = pickle.loads(args.model.read_bytes())
@@ -105,7 +106,8 @@ def score_in_child(args: argparse.Namespace) -> None:
     started, cpu = time.perf_counter(), time.process_time()
     summary = score_parquet.fn(
         model, str(args.base), output=args.output, version="1", period=PERIOD,
-        batch_rows=args.batch_rows, chunk_rows=args.chunk_rows, validate=args.validate,
+        campaign=Campaign(), batch_rows=args.batch_rows, chunk_rows=args.chunk_rows,
+        validate=args.validate,
     )  # fmt: skip
     figures = {
         "rows": summary.rows,
@@ -130,6 +132,7 @@ def _score_on_dask(args: argparse.Namespace, model: Any) -> None:
     from prefect import flow
     from prefect_dask import DaskTaskRunner
 
+    from tasks.decision.rule import Campaign
     from tasks.scoring.partitions import score_parquet_partitioned
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -141,7 +144,7 @@ def _score_on_dask(args: argparse.Namespace, model: Any) -> None:
         def score_base() -> Any:
             return score_parquet_partitioned(
                 model, str(args.base), output=args.output, version="1", period=PERIOD,
-                batch_rows=args.batch_rows, chunk_rows=args.chunk_rows,
+                campaign=Campaign(), batch_rows=args.batch_rows, chunk_rows=args.chunk_rows,
             )  # fmt: skip
 
         cpu = time.process_time()

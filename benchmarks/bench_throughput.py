@@ -36,6 +36,7 @@ def main() -> None:
     from tasks.data.generate import generate_snapshot
     from tasks.decision.holdout import split_holdout
     from tasks.gate.suite import check_snapshot
+    from tasks.decision.rule import Campaign
     from tasks.scoring.batch import write_scores
     from tasks.training.train import train_challenger
 
@@ -58,8 +59,9 @@ def main() -> None:
         for suffix in ("csv", "parquet"):
             started = time.perf_counter()
             summary = write_scores.fn(
-                champion, customers, output=Path(tmp) / f"scores.{suffix}", version="1"
-            )
+                champion, customers, output=Path(tmp) / f"scores.{suffix}", version="1",
+                campaign=Campaign(),
+            )  # fmt: skip
             figures[f"score_{suffix}_seconds"] = round(time.perf_counter() - started, 2)
             figures[f"score_{suffix}_mb"] = round(Path(summary.output).stat().st_size / 1e6, 1)
     figures["peak_rss_mb"] = _peak_mb()

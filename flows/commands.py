@@ -12,6 +12,7 @@ import logging
 import os
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
@@ -91,12 +92,7 @@ def status(command: StatusCommand, ready: Ready) -> int:
         print(f"no registry yet under {settings.home} (run `churn-retrain run` first)")
         return EXIT_OK
     tracking = configure_tracking.fn(settings)
-    found = registry_status(tracking.model_name)
-    if found is not None and found.reign is not None and found.reign.has_scores:
-        from tasks.decision.plots import reign_figure
-
-        plot = reign_figure(found.reign, settings.reports_dir / found.reign.plot_name())
-        found = found.model_copy(update={"reign_plot": str(plot)})
+    found = _with_reign_plot(registry_status(tracking.model_name), settings.reports_dir)
     if command.as_json:
         print(json.dumps(None if found is None else found.model_dump(mode="json")))
         return EXIT_OK
@@ -105,6 +101,16 @@ def status(command: StatusCommand, ready: Ready) -> int:
         return EXIT_OK
     print(status_text(found, tracking.tracking_uri))
     return EXIT_OK
+
+
+def _with_reign_plot(found: RegistryStatus | None, directory: Path) -> RegistryStatus | None:
+    """The status with its champion's reign plotted into `directory` (when there are scores)."""
+    if found is None or found.reign is None or not found.reign.has_scores:
+        return found
+    from tasks.decision.plots import reign_figure
+
+    plot = reign_figure(found.reign, directory / found.reign.plot_name())
+    return found.model_copy(update={"reign_plot": str(plot)})
 
 
 def status_text(status: RegistryStatus, where: str) -> str:
@@ -226,7 +232,7 @@ def simulate(command: SimulateCommand, ready: Ready) -> int:
     from tasks.tracking.runs import configure_tracking
 
     tracking = configure_tracking.fn(Settings())
-    found = registry_status(tracking.model_name)
+    found = _with_reign_plot(registry_status(tracking.model_name), home)
     if found is not None:
         print("\n" + status_text(found, tracking.tracking_uri))
     promotions = sum(m.promoted for m in months)

@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN, SourceOptions
 from tasks.decision.approval import ApprovalPolicy
-from tasks.decision.rule import DecisionRule
+from tasks.decision.rule import Campaign, DecisionRule
 from tasks.gate.load import SnapshotRequest
 from tasks.gate.thresholds import DriftThresholds
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
@@ -180,6 +180,12 @@ class ScoreParameters(BaseModel):
         default=None,
         description="Where to write predictions (.csv or .parquet). Empty: "
         "<state dir>/scores/<period>-v<version>.csv.",
+    )
+    campaign: Campaign | None = Field(
+        default=None,
+        description="The campaign whose list the `contact` column flags (its capacity) and "
+        "whose value `expected_value` uses. Empty: the one of the rule the champion was "
+        "promoted under.",
     )
     chunk_rows: int = Field(
         default=DEFAULT_CHUNK_ROWS,

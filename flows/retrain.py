@@ -20,6 +20,7 @@ from tasks.decision.holdout import (
 )
 from tasks.decision.publish import log_comparison_report, record_decision
 from tasks.decision.record import DecisionRecord, build_record
+from tasks.decision.rule import FITNESS_METRIC
 from tasks.decision.verdict import hold_if_already_promoted, settle
 from tasks.gate.admit import admit_snapshot
 from tasks.gate.drift import log_reference_profile
@@ -99,11 +100,12 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
                 params.rule,
                 seed=params.seed,
                 champion_problem=None if champion else find_missing_champion(name),
+                population=snapshot.rows,
             )
             decision = hold_if_already_promoted(
                 comparison.decision, find_period_promotion(name, key)
             )
-            promoted_at = find_promotion_score(champion, params.rule.metric)
+            promoted_at = find_promotion_score(champion, FITNESS_METRIC)
             health = champion_health(comparison, champion, promoted_at, params.rule)
         with clock("promote"):
             model_uri = log_challenger(run_id, challenger)
@@ -111,6 +113,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             version = register_challenger(
                 model_uri, name, run_id=run_id, period=period, verdict=decision.verdict,
                 training_ids_digest=ids_digest, data_digest=snapshot.digest, key=key,
+                campaign=params.rule.campaign.model_dump_json(),
             )  # fmt: skip
             before = champion.version if champion else None
         approval = None

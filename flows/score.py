@@ -5,17 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 
 from flows.parameters import ScoreParameters
 from tasks.data.request import current_period
+from tasks.decision.rule import Campaign
 from tasks.errors import TrackingUnavailable
 from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.stream import parquet_location
 from tasks.gate.suite import validate_snapshot
 from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
-from tasks.registry.champion import load_champion
+from tasks.registry.champion import find_champion_campaign, load_champion
 from tasks.scoring.batch import ScoreSummary, score_parquet, write_scores
 from tasks.scoring.partitions import score_parquet_partitioned
 from tasks.settings import Settings
@@ -36,30 +37,31 @@ def score(params: ScoreParameters) -> ScoreSummary:
     tracking = configure_tracking(settings)
     parquet = parquet_location(params.data, period, params.source)
     if parquet is not None:
-        model, version = _champion_model(tracking)
+        model, version, campaign = _champion_model(tracking, params.campaign)
         # On a cluster, a row group per task on its workers; else batch by batch, here.
         streamed = score_parquet_partitioned if on_cluster() else score_parquet
         summary = streamed(
             model, parquet, output=_output(params, settings, period, version), version=version,
-            period=period, options=params.source, batch_rows=params.batch_rows,
-            chunk_rows=params.chunk_rows,
+            period=period, campaign=campaign, options=params.source,
+            batch_rows=params.batch_rows, chunk_rows=params.chunk_rows,
         )  # fmt: skip
     else:
         snapshot = load_snapshot(
             SnapshotRequest(params.data, period, options=params.source, in_customer_order=False)
         )
         validate_snapshot(snapshot.frame, source=snapshot.source, for_scoring=True)
-        model, version = _champion_model(tracking)
+        model, version, campaign = _champion_model(tracking, params.campaign)
         summary = write_scores(
             model, snapshot.frame, output=_output(params, settings, period, version),
-            version=version, chunk_rows=params.chunk_rows,
+            version=version, campaign=campaign, chunk_rows=params.chunk_rows,
         )  # fmt: skip
     print(summary.describe())
     return summary
 
 
-def _champion_model(tracking: Tracking) -> tuple[Any, str]:
-    """The champion's ChurnModel and version; `TrackingUnavailable` if there is none to use."""
+def _champion_model(tracking: Tracking, campaign: Campaign | None) -> tuple[Any, str, Campaign]:
+    """The champion's ChurnModel, version and campaign (`campaign` if given, else the one it
+    was promoted under, else the default); `TrackingUnavailable` if there is none to use."""
     champion = find_champion(tracking.model_name)
     if champion is None:
         raise TrackingUnavailable(
@@ -72,8 +74,18 @@ def _champion_model(tracking: Tracking) -> tuple[Any, str]:
             f"champion version {champion.version} of {tracking.model_name!r} cannot be used: "
             f"{loaded.problem}"
         )
+    if campaign is None:
+        campaign = find_champion_campaign(champion)
+        if campaign is None:
+            campaign = Campaign()
+            get_run_logger().warning(
+                "champion v%s records no campaign (promoted before campaigns were recorded): "
+                "the list is flagged with the default one (%s)",
+                champion.version,
+                campaign.describe(),
+            )
     # The ChurnModel inside the pyfunc: skips MLflow's schema enforcement on every chunk.
-    return loaded.model.unwrap_python_model(), champion.version
+    return loaded.model.unwrap_python_model(), champion.version, campaign
 
 
 def _output(params: ScoreParameters, settings: Settings, period: str, version: str) -> Path:

@@ -55,6 +55,11 @@ class SimulatedMonth(BaseModel):
     champion_after: str | None
     #: What a point-estimate rule (promote on any gain) would have said this month.
     point_rule_promotes: bool | None
+    #: The champion's health this month (below-floor: in production the run fails, exit 7).
+    health: str | None = None
+    #: roc_auc of both models, beside the rule's metric when that is another one.
+    challenger_auc: float | None = None
+    champion_auc: float | None = None
     holdout_rows: int
     excluded_rows: int
     mlflow_run_id: str
@@ -79,6 +84,9 @@ def _month(record: DecisionRecord, drift: float) -> SimulatedMonth:
         point_rule_promotes=None
         if record.decision.improvement is None
         else record.decision.improvement > 0,
+        health=record.champion_health.state if record.champion_health else None,
+        challenger_auc=record.challenger.holdout.get("roc_auc"),
+        champion_auc=champion.holdout.get("roc_auc") if champion else None,
         holdout_rows=record.holdout_rows,
         excluded_rows=record.holdout_split.excluded_rows if record.holdout_split else 0,
         mlflow_run_id=record.mlflow_run_id,
@@ -91,17 +99,20 @@ def month_line(month: SimulatedMonth) -> str:
 
     champion = f"v{month.champion_version}" if month.champion_version else "-"
     point = {None: "-", True: "promote", False: "keep"}[month.point_rule_promotes]
+    health = month.health or "-"
+    if month.health == "below-floor" and month.champion_after == month.champion_version:
+        health = "below-floor!"  # kept below the floor: a production run fails here (exit 7)
     return (
         f"{month.period}  {month.drift:4.2f}  v{month.challenger_version or '?':<3} "
         f"{score(month.challenger)}  {champion:<4} {score(month.champion)}  "
         f"{month.difference or '':<27}  {month.verdict:<26} "
-        f"v{month.champion_after or '-':<5} {point}"
+        f"v{month.champion_after or '-':<5} {health:<13} {point}"
     )
 
 
 HEADER = (
     "month    drift  challenger   champion     challenger-champion [CI]     verdict"
-    "                    now   point rule"
+    "                    now    health        point rule"
 )
 
 
@@ -119,11 +130,12 @@ def simulate(
     from flows.parameters import RetrainParameters
     from flows.retrain import retrain
     from tasks.decision.plots import simulation_figure
+    from tasks.errors import ChampionBelowFloor
 
     drifts = drift_schedule(params.months, params.drift_from, params.max_drift)
     months: list[SimulatedMonth] = []
     for period, drift in zip(periods(params.start, params.months), drifts, strict=True):
-        record = retrain(
+        state = retrain(
             RetrainParameters(
                 period=period,
                 data=GENERATED,
@@ -135,8 +147,17 @@ def simulate(
                 drift=drift,
                 scenario=params.scenario if drift > 0 else "none",
                 drift_gate=params.drift_gate,
-            )
+            ),
+            return_state=True,
         )
+        outcome = state.result(raise_on_failure=False)
+        # A champion kept below the floor fails a production run (exit 7, an alert): here the
+        # month is reported (health `below-floor!`) and the year goes on.
+        if isinstance(outcome, ChampionBelowFloor) and isinstance(outcome.record, DecisionRecord):
+            outcome = outcome.record
+        if isinstance(outcome, BaseException):
+            raise outcome
+        record: DecisionRecord = outcome
         months.append(_month(record, drift))
         if on_month is not None:
             on_month(months[-1])

@@ -65,6 +65,12 @@ class ChampionBelowFloor(ChurnRetrainError):
 
     exit_code = EXIT_CHAMPION_BELOW_FLOOR
 
+    def __init__(self, message: str, *, record: object | None = None) -> None:
+        super().__init__(message)
+        #: The run's `DecisionRecord` (recorded before this was raised), for callers that go
+        #: on, such as a simulation reporting the month.
+        self.record = record
+
 
 class TrainingFailed(ChurnRetrainError):
     """PyCaret could not produce a usable challenger from data that passed validation."""

@@ -25,8 +25,10 @@ from tasks.training.train import Challenger
 MODEL = "telco-churn"
 
 
-def sklearn_model(train: pd.DataFrame, *, handle_unknown: str = "ignore") -> ChurnModel:
-    """One-hot logistic regression on the raw columns (0.1 s)."""
+def sklearn_model(
+    train: pd.DataFrame, *, handle_unknown: str = "ignore", target: pd.Series | None = None
+) -> ChurnModel:
+    """One-hot logistic regression on the raw columns (0.1 s), fitted to churn or `target`."""
     from sklearn.compose import ColumnTransformer
     from sklearn.impute import SimpleImputer
     from sklearn.linear_model import LogisticRegression
@@ -40,7 +42,8 @@ def sklearn_model(train: pd.DataFrame, *, handle_unknown: str = "ignore") -> Chu
         ]
     )
     pipeline = Pipeline([("columns", columns), ("model", LogisticRegression(max_iter=2000))])
-    pipeline.fit(prepare_features(train), (train[TARGET] == POSITIVE_LABEL).astype(int))
+    label = (train[TARGET] == POSITIVE_LABEL) if target is None else target
+    pipeline.fit(prepare_features(train), label.astype(int))
     return ChurnModel(pipeline, algorithm="sklearn-lr")
 
 
@@ -50,11 +53,13 @@ def make_version(
     promote: bool = True,
     handle_unknown: str = "ignore",
     period: str = "2026-01",
+    target: pd.Series | None = None,
 ) -> str:
-    """Log, register (and by default promote) a model trained on `train`; its version."""
+    """Log, register (and by default promote) a model trained on `train` (to churn, or to
+    `target`); its version."""
     tracking = configure_tracking.fn(Settings())
     run_id = open_run.fn(tracking, run_name=f"helper-{period}", params={}, tags={})
-    model = sklearn_model(train, handle_unknown=handle_unknown)
+    model = sklearn_model(train, handle_unknown=handle_unknown, target=target)
     challenger = Challenger(
         model=model,
         algorithm="sklearn-lr",

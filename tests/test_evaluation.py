@@ -9,8 +9,8 @@ from pydantic import ValidationError
 from tasks.decision import intervals as evaluation
 from tasks.decision.compare import evaluate
 from tasks.decision.intervals import Interval, delong_difference, paired_bootstrap
-from tasks.decision.metrics import holdout_metrics, resampled_metrics
-from tasks.decision.rule import METRICS, DecisionRule, Guardrail
+from tasks.decision.metrics import ListTerms, holdout_metrics, resampled_metrics
+from tasks.decision.rule import CAPACITY_METRICS, METRICS, DecisionRule, Guardrail
 from tasks.decision.verdict import (
     decide,
     hold_if_already_promoted,
@@ -68,10 +68,15 @@ def test_floor_beats_a_worse_champion() -> None:
 
 
 def test_lower_is_better_metric() -> None:
-    rule = DecisionRule(metric="brier", min_improvement=0.01, floor=0.25, **POINT)
-    assert decide(rule, {"brier": 0.13}, {"brier": 0.15}).verdict == "promote"
-    assert decide(rule, {"brier": 0.145}, {"brier": 0.15}).verdict == "keep-champion"
-    assert decide(rule, {"brier": 0.30}, None).verdict == "reject-below-floor"
+    rule = DecisionRule(metric="brier", min_improvement=0.01, floor=0.7, **POINT)
+    fit = {"roc_auc": 0.8}
+    assert decide(rule, {"brier": 0.13, **fit}, {"brier": 0.15, **fit}).verdict == "promote"
+    assert (
+        decide(rule, {"brier": 0.145, **fit}, {"brier": 0.15, **fit}).verdict == "keep-champion"
+    )
+    # The floor is a fitness floor on roc_auc, whatever the rule ranks by.
+    assert decide(rule, {"brier": 0.10, "roc_auc": 0.65}, None).verdict == "reject-below-floor"
+    assert decide(rule, {"brier": 0.30, **fit}, None).verdict == "promote-first"
 
 
 def test_rule_is_validated_data() -> None:
@@ -111,26 +116,64 @@ def _scores(n: int = 1409, seed: int = 0, gap: float = 0.0) -> tuple[np.ndarray,
     return y, challenger, champion
 
 
-def test_resampled_metrics_with_unit_weights_equal_sklearn() -> None:
+def _terms(n: int, seed: int = 0) -> ListTerms:
+    gains = np.random.default_rng(seed).uniform(50, 400, n)
+    return ListTerms(contacts=max(1, n // 10), gains=gains, contact_cost=15.0)
+
+
+def _list_reference(
+    y: np.ndarray, p: np.ndarray, terms: ListTerms, gains: np.ndarray
+) -> dict[str, float]:
+    """The list metrics the slow way: walk the scores from the top, a tie group at a time;
+    the group at the edge of the list shares its remaining places equally (a random
+    tie-break's average)."""
+    on_list = np.zeros(y.size)
+    room = float(terms.contacts)
+    for score in sorted(set(p.tolist()), reverse=True):
+        group = np.flatnonzero(p == score)
+        taken = min(room, group.size)
+        on_list[group] = taken / group.size
+        room -= taken
+    hits, k, positives = float(on_list @ y), float(on_list.sum()), float(y.sum())
+    value = float(on_list @ (y * gains)) - terms.contact_cost * k
+    return {
+        "recall_at_capacity": hits / positives,
+        "precision_at_capacity": hits / k,
+        "f1_at_capacity": 2 * hits / (k + positives),
+        "lift_at_capacity": (hits / k) / (positives / y.size),
+        "retention_value_at_capacity": value / y.size,
+    }
+
+
+def test_resampled_metrics_with_unit_weights_equal_sklearn_and_the_slow_list() -> None:
     y, p, _ = _scores(n=500)
     p = np.round(p, 2)  # many ties: AUC and average precision must treat them as sklearn does
-    expected = holdout_metrics(y, p, threshold=0.4)
-    got = resampled_metrics(y, p, np.ones((1, y.size)), threshold=0.4)
-    assert set(got) == set(METRICS)
+    terms = _terms(y.size)
+    expected = holdout_metrics(y, p, threshold=0.4, terms=terms)
+    got = resampled_metrics(y, p, np.ones((1, y.size)), threshold=0.4, terms=terms)
+    assert set(got) == set(expected) == set(METRICS)
     for name in METRICS:
         assert got[name][0] == pytest.approx(expected[name], abs=1e-12), name
+    assert terms.gains is not None
+    for name, value in _list_reference(y, p, terms, terms.gains).items():
+        assert got[name][0] == pytest.approx(value, abs=1e-12), name
 
 
 def test_resampled_metrics_with_counts_equal_repeated_rows() -> None:
     y, p, _ = _scores(n=400, seed=3)
     p = np.round(p, 2)
+    terms = _terms(y.size, seed=3)
+    assert terms.gains is not None
     counts = np.random.default_rng(1).integers(0, 4, size=(3, y.size)).astype(float)
-    got = resampled_metrics(y, p, counts, threshold=0.5)
+    got = resampled_metrics(y, p, counts, threshold=0.5, terms=terms)
     for b in range(3):  # several resamples at once share one ranking of the scores
         rows = np.repeat(np.arange(y.size), counts[b].astype(int))
-        expected = holdout_metrics(y[rows], p[rows])
+        repeated = ListTerms(terms.contacts, terms.gains[rows], terms.contact_cost)
+        expected = holdout_metrics(y[rows], p[rows], terms=repeated)
+        # The list of a resample: its riskiest rows, each copy of a row a customer.
+        expected |= _list_reference(y[rows], p[rows], repeated, terms.gains[rows])
         for name in METRICS:
-            assert got[name][b] == pytest.approx(expected[name], abs=1e-12), (b, name)
+            assert got[name][b] == pytest.approx(expected[name], abs=1e-9), (b, name)
 
 
 def test_chunked_bootstrap_equals_resampling_rows(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -148,15 +191,18 @@ def test_chunked_bootstrap_equals_resampling_rows(monkeypatch: pytest.MonkeyPatc
     draw = evaluation._stratified_counts
     monkeypatch.setattr(evaluation, "_stratified_counts", _recorded)
     monkeypatch.setattr(evaluation, "_CHUNK_CELLS", 4 * y.size)  # 8 chunks, the last short
-    got = paired_bootstrap(y, a, b, n_resamples=30, seed=2, confidence=0.9)
+    terms = _terms(y.size, seed=5)
+    assert terms.gains is not None
+    got = paired_bootstrap(y, a, b, n_resamples=30, seed=2, confidence=0.9, terms=terms)
     counts = np.vstack(drawn)
     assert len(drawn) == 8 and counts.shape == (30, y.size)
     for name in METRICS:
         values = {"challenger": [], "champion": [], "difference": []}
         for row in counts:
             rows = np.repeat(np.arange(y.size), row.astype(int))
-            ours = holdout_metrics(y[rows], a[rows])[name]
-            theirs = holdout_metrics(y[rows], b[rows])[name]
+            repeated = ListTerms(terms.contacts, terms.gains[rows], terms.contact_cost)
+            ours = holdout_metrics(y[rows], a[rows], terms=repeated)[name]
+            theirs = holdout_metrics(y[rows], b[rows], terms=repeated)[name]
             values["challenger"].append(ours)
             values["champion"].append(theirs)
             values["difference"].append(ours - theirs)
@@ -223,11 +269,11 @@ def _diff(lower: float, upper: float, estimate: float | None = None) -> Interval
     return Interval(estimate=mid, lower=lower, upper=upper, confidence=0.95, method="test")
 
 
-CHAMPION = {"roc_auc": 0.84, "recall": 0.55, "brier": 0.14}
+CHAMPION = {"roc_auc": 0.84, "recall_at_capacity": 0.55, "brier": 0.14}
 
 
 def _challenger(auc: float, recall: float = 0.55, brier: float = 0.14) -> dict[str, float]:
-    return {"roc_auc": auc, "recall": recall, "brier": brier}
+    return {"roc_auc": auc, "recall_at_capacity": recall, "brier": brier}
 
 
 @pytest.mark.parametrize(
@@ -249,11 +295,13 @@ def test_interval_rule(interval: tuple[float, float], verdict: str) -> None:
 
 
 def test_interval_rule_for_lower_is_better_metrics() -> None:
-    rule = DecisionRule(metric="brier", floor=0.25, guardrails=())
+    rule = DecisionRule(metric="brier", guardrails=())
     # challenger - champion brier in [-0.01, -0.004]: the challenger is better by 0.004 at least.
-    better = decide(rule, {"brier": 0.13}, {"brier": 0.14}, difference=_diff(-0.01, -0.004))
+    ours, theirs = _challenger(0.85, brier=0.13), CHAMPION
+    better = decide(rule, ours, theirs, difference=_diff(-0.01, -0.004))
     assert better.verdict == "promote" and better.improvement == pytest.approx(0.01)
-    worse = decide(rule, {"brier": 0.15}, {"brier": 0.14}, difference=_diff(0.004, 0.016))
+    ours = _challenger(0.85, brier=0.15)
+    worse = decide(rule, ours, theirs, difference=_diff(0.004, 0.016))
     assert worse.verdict == "keep-champion"
 
 
@@ -265,9 +313,9 @@ def test_recall_guardrail_rejects_a_better_ranker() -> None:
         difference=_diff(0.01, 0.03),
     )
     assert d.verdict == "reject-guardrail" and not d.promote
-    recall = next(g for g in d.guardrails if g.metric == "recall")
+    recall = next(g for g in d.guardrails if g.metric == "recall_at_capacity")
     assert not recall.passed and recall.worsening == pytest.approx(0.07)
-    assert "recall 0.4800 vs 0.5500" in d.reason
+    assert "recall_at_capacity 0.4800 vs 0.5500" in d.reason
 
 
 def test_brier_guardrail_rejects_worse_calibration() -> None:
@@ -346,7 +394,9 @@ def test_evaluate_promotes_a_clearly_better_model_and_is_repeatable() -> None:
     y, better, champion = _scores(gap=0.2, seed=11)
     first = evaluate(DecisionRule(n_bootstrap=500), y, better, champion, seed=3)
     assert first.decision.verdict == "promote"
-    assert first.intervals is not None and set(first.intervals.difference) == set(METRICS)
+    # Everything but the retention value, which needs each customer's value.
+    everything = set(METRICS) - {"retention_value_at_capacity"}
+    assert first.intervals is not None and set(first.intervals.difference) == everything
     assert first == evaluate(DecisionRule(n_bootstrap=500), y, better, champion, seed=3)
     # The other way round the champion is clearly better.
     assert evaluate(

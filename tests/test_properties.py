@@ -18,9 +18,9 @@ from pydantic import ValidationError
 from tasks.data.schema import ID_COLUMN, TARGET
 from tasks.decision.compare import Evaluation, evaluate
 from tasks.decision.holdout import TrainingIds, hash_ids, split_fair_holdout
-from tasks.decision.intervals import Interval
-from tasks.decision.metrics import EPS
-from tasks.decision.rule import METRICS, DecisionRule, Guardrail, metric_sign
+from tasks.decision.intervals import Interval, SegmentDraws
+from tasks.decision.metrics import EPS, ListTerms
+from tasks.decision.rule import FITNESS_METRIC, METRICS, DecisionRule, Guardrail, metric_sign
 from tasks.decision.verdict import PROMOTING, Decision, Verdict, decide
 from tasks.errors import ChurnRetrainError
 
@@ -207,6 +207,36 @@ def holdouts(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, np.ndarray | None
     return y, ours, None if problem else theirs, problem
 
 
+@st.composite
+def campaigns(draw: st.DrawFn, rows: int) -> ListTerms:
+    """A list of 1..rows customers and each customer's gain if kept (some worth nothing)."""
+    gains = draw(st.lists(st.sampled_from([0.0, 1.0, 50.0, 300.0]), min_size=rows, max_size=rows))
+    return ListTerms(
+        contacts=draw(st.integers(1, rows)),
+        gains=np.array(gains, dtype=float),
+        contact_cost=draw(st.sampled_from([0.0, 15.0])),
+    )
+
+
+@st.composite
+def segment_sets(draw: st.DrawFn, rows: int) -> SegmentDraws | None:
+    """None, or one to three segments of the rows (overlapping or not), judged on any metric."""
+    if draw(st.booleans()):
+        return None
+    count = draw(st.integers(1, 3))
+    masks = np.array(
+        draw(st.lists(st.lists(st.booleans(), min_size=count, max_size=count), min_size=rows,
+                      max_size=rows)),
+        dtype=bool,
+    )  # fmt: skip
+    return SegmentDraws(
+        labels=tuple(f"segment {i}" for i in range(count)),
+        masks=masks,
+        metric=draw(st.sampled_from(METRICS)),
+        tolerance=draw(st.sampled_from([0.0, 0.02, 0.5])),
+    )
+
+
 def _check_decision(
     rule: DecisionRule,
     decision: Decision,
@@ -223,9 +253,12 @@ def _check_decision(
         return
     ours = challenger[rule.metric]
     assert decision.challenger_score == ours
-    if decision.promote:  # never below the floor, never a suspected leak
-        assert metric_sign(rule.metric) * (ours - rule.floor) >= 0
+    if decision.promote:  # never below the (roc_auc) floor, never a suspected leak
+        assert challenger[FITNESS_METRIC] >= rule.floor
         assert rule.leakage_ceiling is None or challenger["roc_auc"] <= rule.leakage_ceiling
+        assert not any(s.status == "regression" for s in decision.segments)
+    if decision.verdict == "segment-regression":
+        assert any(s.status == "regression" for s in decision.segments)
     if champion is None:
         allowed = {"promote-first"} if champion_problem is None else set()
         if champion_problem is not None:
@@ -233,20 +266,25 @@ def _check_decision(
         assert decision.verdict in allowed | REJECTS
         assert decision.champion_score is None and decision.improvement is None
         return
-    assert decision.verdict in {"promote", "keep-champion", "tie", "reject-guardrail"} | REJECTS
+    compared = {"promote", "replace-below-floor", "keep-champion", "tie", "reject-guardrail"}
+    assert decision.verdict in compared | {"segment-regression"} | REJECTS
     assert decision.champion_score == champion[rule.metric]
+    unfit = champion[FITNESS_METRIC] < rule.floor
+    if decision.promote:  # a champion below the floor is replaced, one above it promoted
+        assert decision.verdict == ("replace-below-floor" if unfit else "promote")
     gain = decision.improvement
     assert gain is not None
     assert gain == pytest.approx(metric_sign(rule.metric) * (ours - champion[rule.metric]))
-    if decision.verdict == "promote":
+    if decision.promote:
         assert all(g.passed for g in decision.guardrails)
+        margin = 0.0 if unfit else rule.min_improvement  # no margin over an unfit champion
         if rule.method == "point":
-            assert gain >= rule.min_improvement - EPS and abs(gain) > EPS
+            assert gain >= margin - EPS and abs(gain) > EPS
         else:
             interval = decision.interval
             assert interval is not None
             sign = metric_sign(rule.metric)
-            assert min(sign * interval.lower, sign * interval.upper) > rule.min_improvement
+            assert min(sign * interval.lower, sign * interval.upper) > margin
     if decision.verdict == "reject-guardrail":
         assert any(not g.passed for g in decision.guardrails)
     if decision.interval is not None:
@@ -261,6 +299,7 @@ def _check_decision(
     thresholds=st.tuples(st.floats(0.01, 1.0), st.floats(0.01, 1.0)),
     seed=seeds,
     report=st.sampled_from([(), ("roc_auc",), METRICS]),
+    data=st.data(),
 )
 def test_evaluate_gives_one_sound_verdict_for_any_scores(
     rule: DecisionRule,
@@ -268,8 +307,11 @@ def test_evaluate_gives_one_sound_verdict_for_any_scores(
     thresholds: tuple[float, float],
     seed: int,
     report: tuple[str, ...],
+    data: st.DataObject,
 ) -> None:
     y, ours, theirs, problem = holdout
+    terms = data.draw(campaigns(y.size))
+    segments = data.draw(segment_sets(y.size))
 
     def evaluated() -> Evaluation:
         return evaluate(
@@ -281,6 +323,8 @@ def test_evaluate_gives_one_sound_verdict_for_any_scores(
             seed=seed,
             champion_problem=problem,
             report_metrics=report,
+            terms=terms,
+            segments=segments,
         )
 
     try:

@@ -23,6 +23,7 @@ from flows.retrain import retrain
 from flows.score import score
 from tasks.data.generate import generate_snapshot
 from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, TARGET
+from tasks.decision.rule import Campaign
 from tasks.errors import SnapshotRejected, TrackingUnavailable
 from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.suite import validate_snapshot
@@ -32,6 +33,7 @@ from tasks.training.model import ChurnModel, prepare_features
 from tasks.training.train import train_challenger
 
 PERIOD = "2026-05"
+CAMPAIGN = Campaign()
 
 
 @pytest.fixture(scope="module")
@@ -67,8 +69,9 @@ def test_scores_stream_in_chunks_to_csv_and_parquet(
     customers = generate_snapshot("2026-02", rows=2500).drop(columns=[TARGET])
     out = tmp_path / f"scores{suffix}"
     summary = write_scores.fn(
-        sklearn_churn_model, customers, output=out, version="7", chunk_rows=1000
-    )
+        sklearn_churn_model, customers, output=out, version="7", campaign=CAMPAIGN,
+        chunk_rows=1000,
+    )  # fmt: skip
     scores = pd.read_csv(out) if suffix == ".csv" else pd.read_parquet(out)
     assert len(scores) == summary.rows == 2500
     assert scores["customerID"].tolist() == customers["customerID"].tolist()
@@ -84,10 +87,67 @@ def test_scores_stream_in_chunks_to_csv_and_parquet(
     assert not list(tmp_path.glob("*.partial"))
 
 
+@pytest.mark.parametrize(
+    "campaign",
+    [
+        CAMPAIGN,
+        Campaign(
+            customers=333, save_rate=0.5, contact_cost=2.0, customer_value="24 * MonthlyCharges"
+        ),
+    ],
+    ids=["top 10%", "333 customers"],
+)
+def test_the_campaign_list_is_flagged_to_its_capacity_with_expected_values(
+    sklearn_churn_model: ChurnModel, tmp_path: Path, campaign: Campaign
+) -> None:
+    customers = generate_snapshot("2026-02", rows=2500).drop(columns=[TARGET])
+    out = tmp_path / "scores.csv"
+    summary = write_scores.fn(
+        sklearn_churn_model, customers, output=out, version="7", campaign=campaign,
+        chunk_rows=700,
+    )  # fmt: skip
+    scores = pd.read_csv(out)
+    listed = scores["contact"]
+    assert listed.sum() == summary.contacted == (250 if campaign.customers is None else 333)
+    # The list is the riskiest customers: the ranking the decision judged.
+    p = scores["churn_probability"]
+    assert p[listed].min() >= p[~listed].max()
+    factor = 12 if campaign.customers is None else 24
+    value = factor * customers["MonthlyCharges"].to_numpy()
+    expected = p * campaign.save_rate * value - campaign.contact_cost
+    assert scores["expected_value"].to_numpy() == pytest.approx(expected.to_numpy())
+    assert (
+        f"{summary.contacted:,} (" in summary.describe()
+        and "flagged to contact" in summary.describe()
+    )
+    assert not list(tmp_path.glob("*.partial")) and not list(tmp_path.glob("*.scores.parquet"))
+
+
+class _Constant:
+    """Every customer the same churn probability: the whole base ties at the list's edge."""
+
+    def predict_proba(self, features: pd.DataFrame) -> np.ndarray:
+        return np.tile([0.6, 0.4], (len(features), 1))
+
+
+def test_ties_at_the_edge_of_the_list_are_taken_in_the_base_order(tmp_path: Path) -> None:
+    customers = generate_snapshot("2026-02", rows=1000).drop(columns=[TARGET])
+    out = tmp_path / "scores.parquet"
+    summary = write_scores.fn(
+        ChurnModel(_Constant()), customers, output=out, version="1",
+        campaign=Campaign(customers=137), chunk_rows=100,
+    )  # fmt: skip
+    listed = pd.read_parquet(out)["contact"].to_numpy()
+    assert summary.contacted == listed.sum() == 137
+    assert listed[:137].all() and not listed[137:].any()
+
+
 def test_empty_input_is_refused(sklearn_churn_model: ChurnModel, tmp_path: Path) -> None:
     empty = generate_snapshot("2026-02", rows=10).iloc[0:0]
     with pytest.raises(ValueError, match="no rows"):
-        write_scores.fn(sklearn_churn_model, empty, output=tmp_path / "s.csv", version="1")
+        write_scores.fn(
+            sklearn_churn_model, empty, output=tmp_path / "s.csv", version="1", campaign=CAMPAIGN
+        )
 
 
 @pytest.mark.usefixtures("prefect_server")
@@ -107,7 +167,16 @@ def test_score_flow_with_the_champion(state_home: Path, tmp_path: Path) -> None:
     summary = score(ScoreParameters(data=str(source), period="2026-03"))
     assert summary.rows == 800 and summary.model_version == "1"
     assert Path(summary.output) == state_home / "scores" / "2026-03-v1.csv"
-    assert pd.read_csv(summary.output)["customerID"].tolist() == customers["customerID"].tolist()
+    written = pd.read_csv(summary.output)
+    assert written["customerID"].tolist() == customers["customerID"].tolist()
+    # The champion's campaign (the default rule's: the top 10%) flags the list.
+    assert written["contact"].sum() == summary.contacted == 80
+    assert {"expected_value", "contact"} <= set(written.columns)
+    # A campaign given for this run wins over the champion's.
+    smaller = score(
+        ScoreParameters(data=str(source), period="2026-03", campaign=Campaign(customers=25))
+    )
+    assert pd.read_csv(smaller.output)["contact"].sum() == smaller.contacted == 25
 
     broken = customers.drop(columns=["Contract"])
     broken.to_csv(tmp_path / "base-2026-04.csv", index=False)
@@ -214,8 +283,9 @@ def _write_folder(frame: pd.DataFrame, folder: Path, parts: int, row_group_rows:
 
 def _stream(model: ChurnModel, location: Path, output: Path, **kwargs: int) -> ScoreSummary:
     return score_parquet.fn(
-        model, str(location), output=output, version="3", period=PERIOD, **kwargs
-    )
+        model, str(location), output=output, version="3", period=PERIOD, campaign=CAMPAIGN,
+        **kwargs,
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize("layout", ["file", "folder"])
@@ -231,7 +301,7 @@ def test_streamed_parquet_scores_equal_the_whole_frame_scores(
     whole = load_snapshot.fn(SnapshotRequest(str(base), PERIOD, in_customer_order=False))
     expected = write_scores.fn(
         pycaret_champion, whole.frame, output=tmp_path / "whole.parquet", version="3",
-        chunk_rows=1000,
+        campaign=CAMPAIGN, chunk_rows=1000,
     )  # fmt: skip
     # Batches of 3,000 across row groups of 1,000 (or of 700, in three files), scored in 1,000s.
     streamed = _stream(

@@ -43,7 +43,7 @@ def tell_a_person(
         f"MLflow run: {record.mlflow_run_url}"
     )
     if health.state == "below-floor":
-        raise ChampionBelowFloor(message)
+        raise ChampionBelowFloor(message, record=record)
     degraded = Alert(
         flow="retrain", flow_run_name=flow_run_name, flow_run_id=record.flow_run_id or "",
         state="Completed", period=record.period, source=record.data_source,

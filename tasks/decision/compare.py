@@ -12,15 +12,18 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict
 
 from tasks.data.schema import POSITIVE_LABEL, TARGET
+from tasks.decision.campaign import customer_values
 from tasks.decision.intervals import (
     Interval,
     PairedIntervals,
+    SegmentDraws,
     bootstrap_intervals,
     delong_difference,
     paired_bootstrap,
 )
-from tasks.decision.metrics import holdout_metrics
+from tasks.decision.metrics import ListTerms, available_metrics, holdout_metrics
 from tasks.decision.rule import METRICS, DecisionRule
+from tasks.decision.segments import SegmentResult, judge_segments, segment_draws
 from tasks.decision.verdict import Decision, decide, holdout_shortfall, insufficient_holdout
 from tasks.steps import step
 from tasks.training.model import PROBABILITY_COLUMN, ChurnModel
@@ -47,13 +50,18 @@ def evaluate(
     seed: int = 0,
     champion_problem: str | None = None,
     report_metrics: Sequence[str] = METRICS,
+    terms: ListTerms | None = None,
+    segments: SegmentDraws | None = None,
+    small_segments: tuple[SegmentResult, ...] = (),
 ) -> Evaluation:
     """Score both models on the same holdout, compute the intervals the rule needs, decide.
 
     `report_metrics` are bootstrapped too (for the comparison report); pass () to compute only
-    what the rule needs. Deterministic in `seed`. A holdout that cannot carry the decision (one
-    class only; with a champion, fewer than `rule.min_holdout_rows` rows) gives the verdict
-    insufficient-holdout, with no metrics.
+    what the rule needs. `terms` is the campaign on this holdout (default: the rule's capacity
+    of these rows, without customer values); `segments` the segments to compare, with the
+    ones too small to judge in `small_segments`. Deterministic in `seed`. A holdout that cannot
+    carry the decision (one class only; with a champion, fewer than `rule.min_holdout_rows`
+    rows) gives the verdict insufficient-holdout, with no metrics.
     """
     y = np.asarray(y_true).astype(np.int64)
     shortfall = holdout_shortfall(
@@ -66,16 +74,22 @@ def evaluate(
             intervals=None,
             decision=insufficient_holdout(rule, shortfall),
         )
-    ours = holdout_metrics(y, challenger_proba, threshold=thresholds[0])
+    terms = terms or ListTerms(contacts=rule.campaign.contacts(y.size))
+    ours = holdout_metrics(y, challenger_proba, threshold=thresholds[0], terms=terms)
     theirs = (
         None
         if champion_proba is None
-        else holdout_metrics(y, champion_proba, threshold=thresholds[1])
+        else holdout_metrics(y, champion_proba, threshold=thresholds[1], terms=terms)
     )
+    missing = [m for m in rule.metrics if m not in ours]
+    if missing:
+        raise ValueError(f"the rule needs {', '.join(missing)}: give each customer's value")
+    report = available_metrics(report_metrics, terms)
     needed = rule.metrics if rule.method == "bootstrap" and theirs is not None else ()
-    wanted = tuple(dict.fromkeys([*report_metrics, *needed]))
+    wanted = tuple(dict.fromkeys([*report, *needed]))
+    compared = segments if champion_proba is not None else None
     intervals: PairedIntervals | None = None
-    if wanted and champion_proba is not None:
+    if (wanted or compared) and champion_proba is not None:
         intervals = paired_bootstrap(
             y,
             challenger_proba,
@@ -85,16 +99,19 @@ def evaluate(
             confidence=rule.confidence,
             n_resamples=rule.n_bootstrap,
             seed=seed,
+            terms=terms,
+            segments=compared,
         )
-    elif report_metrics:
+    elif report:
         alone = bootstrap_intervals(
             y,
             challenger_proba,
-            metrics=report_metrics,
+            metrics=report,
             threshold=thresholds[0],
             confidence=rule.confidence,
             n_resamples=rule.n_bootstrap,
             seed=seed,
+            terms=terms,
         )
         intervals = PairedIntervals(challenger=alone, champion={}, difference={})
     difference: Interval | None = None
@@ -104,6 +121,13 @@ def evaluate(
         )
     elif intervals is not None and rule.method == "bootstrap":
         difference = intervals.difference.get(rule.metric)
+    judged: tuple[SegmentResult, ...] = ()
+    if compared is not None and intervals is not None:
+        judged = judge_segments(
+            compared, intervals.segments, y, small_segments, confidence=rule.confidence
+        )
+    elif champion_proba is not None:
+        judged = small_segments
     decision = decide(
         rule,
         ours,
@@ -111,8 +135,29 @@ def evaluate(
         difference=difference,
         guardrail_intervals=None if intervals is None else intervals.difference,
         champion_problem=champion_problem,
+        segments=judged,
     )
     return Evaluation(challenger=ours, champion=theirs, intervals=intervals, decision=decision)
+
+
+def campaign_terms(
+    rule: DecisionRule, holdout: pd.DataFrame, *, population: int | None = None
+) -> tuple[ListTerms, str | None]:
+    """The campaign on `holdout`: its list size (the rule's share of the month's `population`
+    customers), each customer's gain if kept; and a note when some values were missing."""
+    campaign = rule.campaign
+    values, missing = customer_values(campaign.customer_value, holdout)
+    terms = ListTerms(
+        contacts=campaign.contacts(len(holdout), population),
+        gains=values * campaign.save_rate,
+        contact_cost=campaign.contact_cost,
+    )
+    note = (
+        f"{missing} holdout row(s) have no value for {campaign.customer_value!r}: counted as 0"
+        if missing
+        else None
+    )
+    return terms, note
 
 
 @dataclass(frozen=True)
@@ -128,6 +173,8 @@ class Comparison:
     labels: npt.NDArray[np.int64] | None = None  # holdout churn as 0/1, for the report plots
     challenger_proba: npt.NDArray[np.float64] | None = None
     champion_proba: npt.NDArray[np.float64] | None = None
+    terms: ListTerms | None = None  # the campaign on the holdout, for the capacity curve
+    notes: tuple[str, ...] = ()
 
 
 def predict_churn(model: Any, holdout: pd.DataFrame) -> tuple[npt.NDArray[np.float64], float]:
@@ -158,8 +205,12 @@ def compare_with_champion(
     *,
     seed: int = 0,
     champion_problem: str | None = None,
+    population: int | None = None,
 ) -> Comparison:
     """Score both on the holdout neither trained on; decide by `rule` (seeded, so repeatable).
+
+    `population` is the month's number of customers, which a campaign capacity given as a
+    number of customers is a share of (the holdout is judged at the same share).
 
     `champion` is None when there is none; `champion_problem` then says why, if one existed.
     A champion that will not load, or raises while scoring, is a named outcome
@@ -198,6 +249,8 @@ def compare_with_champion(
                 f"{text[0] if text else ''}"
             )[:300]
             theirs = None
+    terms, note = campaign_terms(rule, holdout, population=population)
+    draws, small = segment_draws(holdout, labels, rule.segments)
     evaluation = evaluate(
         rule,
         labels,
@@ -206,6 +259,9 @@ def compare_with_champion(
         thresholds=(our_threshold, their_threshold),
         seed=seed,
         champion_problem=champion_problem,
+        terms=terms,
+        segments=draws,
+        small_segments=small,
     )
     return Comparison(
         holdout_rows=len(holdout),
@@ -217,4 +273,6 @@ def compare_with_champion(
         labels=labels,
         challenger_proba=ours,
         champion_proba=theirs,
+        terms=terms,
+        notes=() if note is None else (note,),
     )

@@ -1,6 +1,8 @@
 """Champion health: its score on this month's fresh rows against its score when promoted.
 
-The comparison already scores the champion on rows it never saw. Against the score it had
+Health is read on the fitness metric, roc_auc, whatever the rule ranks by: it does not move with
+the churn rate, the campaign's capacity or its currency. The comparison already scores the
+champion on rows it never saw. Against the score it had
 when it was promoted (its own holdout then), the change gets an interval (the two holdouts are
 independent samples, so the half-widths add in quadrature), and the rule decides the state:
 `below-floor` when the champion now misses the rule's floor, `degraded` when the whole interval
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import BaseModel, ConfigDict
 
 from tasks.decision.intervals import Interval
-from tasks.decision.rule import DecisionRule, metric_sign
+from tasks.decision.rule import FITNESS_METRIC, DecisionRule, metric_sign
 
 if TYPE_CHECKING:
     from tasks.decision.compare import Comparison
@@ -76,9 +78,10 @@ def assess_health(
     *,
     version: str,
 ) -> ChampionHealth:
-    """The champion's state under the rule: floor first, then the change since promotion."""
+    """The champion's state under the rule: floor first, then the change since promotion
+    (both on the fitness metric, roc_auc, whatever the rule ranks by)."""
     estimate = now.estimate if isinstance(now, Interval) else float(now)
-    sign = metric_sign(rule.metric)
+    sign = metric_sign(FITNESS_METRIC)
     change = _change(now, at_promotion, rule.confidence) if at_promotion else None
     state: HealthState
     if sign * (estimate - rule.floor) < 0:
@@ -91,7 +94,7 @@ def assess_health(
         best = max(sign * change.lower, sign * change.upper)
         state = "degraded" if best < -rule.health_tolerance else "healthy"
     return ChampionHealth(
-        state=state, metric=rule.metric, version=version, now=estimate,
+        state=state, metric=FITNESS_METRIC, version=version, now=estimate,
         at_promotion=at_promotion, change=change, tolerance=rule.health_tolerance,
         floor=rule.floor,
     )  # fmt: skip
@@ -124,8 +127,9 @@ def champion_health(
     rule: DecisionRule,
 ) -> ChampionHealth | None:
     """The champion's health from this month's comparison; None without a scored champion."""
-    if champion is None or not comparison.champion or rule.metric not in comparison.champion:
+    scores = comparison.champion
+    if champion is None or not scores or FITNESS_METRIC not in scores:
         return None
-    interval = comparison.intervals.champion.get(rule.metric) if comparison.intervals else None
-    now = interval if interval is not None else comparison.champion[rule.metric]
+    interval = comparison.intervals.champion.get(FITNESS_METRIC) if comparison.intervals else None
+    now = interval if interval is not None else scores[FITNESS_METRIC]
     return assess_health(now, promoted_at, rule, version=champion.version)

@@ -1,29 +1,52 @@
-"""Holdout metrics, and the same metrics on many bootstrap resamples at once (vectorised numpy)."""
+"""Holdout metrics, and the same metrics on many bootstrap resamples at once (vectorised numpy).
+
+Besides ranking, calibration and threshold metrics, the metrics of the list a campaign calls:
+the top `contacts` rows by score (`ListTerms`). A resample re-ranks each model: its list is the
+riskiest `contacts` of the rows drawn (ties share the last places pro rata, as a random
+tie-break would on average).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import numpy.typing as npt
 
-from tasks.decision.rule import METRICS
+from tasks.decision.rule import CAPACITY_METRICS, METRICS
 
 EPS = 1e-12
 
 
 _PROBA_CLIP = 1e-7
+Array = npt.NDArray[np.float64]
+
+
+@dataclass(frozen=True)
+class ListTerms:
+    """The campaign on one holdout: how many rows it contacts, and what each churner on the
+    list brings (save rate x value) against the cost of each contact."""
+
+    contacts: int
+    gains: Array | None = None  # save_rate x value per row; None: no retention value
+    contact_cost: float = 0.0
 
 
 def holdout_metrics(
-    y_true: npt.ArrayLike, proba: npt.ArrayLike, *, threshold: float = 0.5
+    y_true: npt.ArrayLike,
+    proba: npt.ArrayLike,
+    *,
+    threshold: float = 0.5,
+    terms: ListTerms | None = None,
 ) -> dict[str, float]:
-    """Ranking, calibration and thresholded metrics of churn probabilities against 0/1 labels."""
+    """Ranking, calibration and thresholded metrics of churn probabilities against 0/1 labels;
+    with `terms`, the metrics at the campaign's capacity too."""
     from sklearn import metrics
 
     y, p = labels_and_proba(y_true, proba)
     predicted = (p >= threshold).astype(int)
-    return {
+    out = {
         "roc_auc": float(metrics.roc_auc_score(y, p)),
         "pr_auc": float(metrics.average_precision_score(y, p)),
         "brier": float(metrics.brier_score_loss(y, p)),
@@ -33,6 +56,23 @@ def holdout_metrics(
         "recall": float(metrics.recall_score(y, predicted, zero_division=0)),
         "f1": float(metrics.f1_score(y, predicted, zero_division=0)),
     }
+    if terms is not None:
+        wanted = [m for m in available_metrics(METRICS, terms) if m in CAPACITY_METRICS]
+        ones = np.ones((1, y.size))
+        at = resampled_metrics(y, p, ones, threshold=threshold, metrics=wanted, terms=terms)
+        out.update({name: float(values[0]) for name, values in at.items()})
+    return out
+
+
+def available_metrics(metrics: Sequence[str], terms: ListTerms | None) -> tuple[str, ...]:
+    """Those of `metrics` these terms can compute (retention value needs customer values)."""
+    return tuple(m for m in metrics if _available(m, terms))
+
+
+def _available(metric: str, terms: ListTerms | None) -> bool:
+    if metric == "retention_value_at_capacity":
+        return terms is not None and terms.gains is not None
+    return metric not in CAPACITY_METRICS or terms is not None
 
 
 def labels_and_proba(
@@ -57,11 +97,15 @@ def resampled_metrics(
     threshold: float,
     metrics: Sequence[str] = METRICS,
     placements: Placements | None = None,
+    terms: ListTerms | None = None,
+    ranking: Ranking | None = None,
+    listed: Array | None = None,
 ) -> dict[str, npt.NDArray[np.float64]]:
     """Every metric in `metrics` for each row of `counts` (row weights), as arrays of length B.
 
-    With `counts` all ones this equals `holdout_metrics` (the tests check it). `placements` of
-    (y, p) can be passed in so that many chunks of resamples share one sort of the scores.
+    With `counts` all ones this equals `holdout_metrics` (the tests check it). `placements` and
+    `ranking` of (y, p) can be passed in so that many chunks of resamples share one sort of the
+    scores; `listed` (from `Ranking.listed`) when the caller already has it.
     """
     yf = y.astype(float)
     total = counts.sum(axis=1)
@@ -73,6 +117,13 @@ def resampled_metrics(
     if {"roc_auc", "pr_auc"} & set(metrics):
         at = placements if placements is not None else Placements(y, p)
         ranked = (at, *at.weights(counts))
+    hits = np.zeros(0)
+    if CAPACITY_METRICS & set(metrics):
+        if terms is None:
+            raise ValueError("metrics at capacity need the campaign's terms")
+        if listed is None:
+            listed = (ranking or Ranking(p)).listed(counts, terms.contacts)
+        hits = listed @ yf
     out: dict[str, npt.NDArray[np.float64]] = {}
     for name in metrics:
         if name == "roc_auc" and ranked is not None:
@@ -91,14 +142,124 @@ def resampled_metrics(
             out[name] = _ratio(tp, flagged)
         elif name == "f1":
             out[name] = _ratio(2 * tp, flagged + positives)
+        elif name in CAPACITY_METRICS and terms is not None and listed is not None:
+            out[name] = _at_capacity(name, hits, positives, total, listed, yf, terms)
         else:
             raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
     return out
 
 
+def _at_capacity(
+    name: str,
+    hits: Array,
+    positives: Array,
+    total: Array,
+    listed: Array,
+    yf: Array,
+    terms: ListTerms,
+) -> Array:
+    """One metric of the list of `terms.contacts` rows, from the copies of each row on it."""
+    k = listed.sum(axis=1)  # = contacts, unless a resample has fewer rows
+    if name == "recall_at_capacity":
+        return _ratio(hits, positives)
+    if name == "precision_at_capacity":
+        return _ratio(hits, k)
+    if name == "f1_at_capacity":
+        return _ratio(2 * hits, k + positives)
+    if name == "lift_at_capacity":
+        return _ratio(_ratio(hits, k) * total, positives)
+    if terms.gains is None:
+        raise ValueError("retention_value_at_capacity needs the value of each customer")
+    value = listed @ (yf * terms.gains) - terms.contact_cost * k
+    return np.asarray(value / total, dtype=float)  # per scored customer
+
+
 def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
     """num / den, 0 where den is 0 (sklearn's zero_division=0)."""
     return np.divide(num, den, out=np.zeros_like(num, dtype=float), where=den > 0)
+
+
+class Ranking:
+    """Rows by score, riskiest first, ties grouped: one sort per model for every resample."""
+
+    def __init__(self, p: npt.NDArray[np.float64]) -> None:
+        self.order = np.argsort(-p, kind="mergesort")
+        ranked = p[self.order]
+        self.starts = np.flatnonzero(np.r_[True, ranked[1:] != ranked[:-1]])
+        self.group = np.repeat(np.arange(self.starts.size), np.diff(np.r_[self.starts, p.size]))
+
+    def listed(self, counts: Array, contacts: int) -> Array:
+        """(B, n): how many copies of each row each resample puts on its list of `contacts`.
+
+        Rows tied at the edge of the list share its last places pro rata.
+        """
+        drawn = counts[:, self.order]
+        out = np.empty_like(drawn)
+        if self.starts.size == self.order.size:  # no ties: each row is its own group
+            before = np.cumsum(drawn, axis=1)
+            before -= drawn
+            np.clip(contacts - before, 0.0, drawn, out=before)
+            out[:, self.order] = before
+            return out
+        groups = np.add.reduceat(drawn, self.starts, axis=1)
+        before = np.cumsum(groups, axis=1) - groups
+        taken = np.clip(contacts - before, 0.0, groups)
+        share = np.divide(taken, groups, out=np.zeros_like(groups), where=groups > 0)
+        out[:, self.order] = drawn * share[:, self.group]
+        return out
+
+
+def segment_metric(
+    name: str,
+    y: npt.NDArray[np.int64],
+    p: npt.NDArray[np.float64],
+    counts: Array,
+    masks: npt.NDArray[np.bool_],
+    *,
+    threshold: float,
+    terms: ListTerms | None = None,
+    listed: Array | None = None,
+    placements: Sequence[Placements | None] | None = None,
+) -> Array:
+    """(B, S): metric `name` within each segment (a column of `masks`) for each resample.
+
+    A metric at capacity reads the month's list (`listed`) within the segment: the share of the
+    segment's churners it calls, its lift over the segment's churn rate, its value per segment
+    customer. Any other metric is computed on the segment's rows alone; NaN where a resample
+    leaves a segment with one class.
+    """
+    if name in CAPACITY_METRICS:
+        if terms is None or listed is None:
+            raise ValueError("segment metrics at capacity need the list")
+        m = masks.astype(float)
+        yf = y.astype(float)
+        hits, listed_s = (listed * yf) @ m, listed @ m
+        positives, total = (counts * yf) @ m, counts @ m
+        if name == "recall_at_capacity":
+            return _ratio(hits, positives)
+        if name == "precision_at_capacity":
+            return _ratio(hits, listed_s)
+        if name == "f1_at_capacity":
+            return _ratio(2 * hits, listed_s + positives)
+        if name == "lift_at_capacity":
+            return _ratio(_ratio(hits, listed_s) * total, positives)
+        if terms.gains is None:
+            raise ValueError("retention_value_at_capacity needs the value of each customer")
+        value = (listed * (yf * terms.gains)) @ m - terms.contact_cost * listed_s
+        return _ratio(value, total)
+    columns = []
+    for s in range(masks.shape[1]):
+        rows = masks[:, s]
+        at = None if placements is None else placements[s]
+        sub = counts[:, rows]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = resampled_metrics(
+                y[rows], p[rows], sub, threshold=threshold, metrics=(name,), placements=at
+            )[name]
+        ys = y[rows].astype(float)
+        one_class = (sub @ ys == 0) | (sub @ (1 - ys) == 0)
+        columns.append(np.where(one_class, np.nan, values))
+    return np.stack(columns, axis=1)
 
 
 class Placements:

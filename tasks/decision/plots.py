@@ -108,6 +108,91 @@ def _comparison_figure(
     return path
 
 
+def capacity_curves(
+    labels: npt.ArrayLike,
+    proba: npt.ArrayLike,
+    gains: npt.ArrayLike | None = None,
+    contact_cost: float = 0.0,
+) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.float64], npt.NDArray[np.float64] | None]:
+    """For each list size k = 1..n (riskiest first): the share contacted, the recall, and
+    (with `gains`) the retention value per scored customer."""
+    y = np.asarray(labels, dtype=float)
+    order = np.argsort(-np.asarray(proba, dtype=float), kind="mergesort")
+    n = y.size
+    share = np.arange(1, n + 1) / n
+    recall = np.cumsum(y[order]) / max(y.sum(), 1.0)
+    if gains is None:
+        return share, recall, None
+    won = np.cumsum((y * np.asarray(gains, dtype=float))[order])
+    value = (won - contact_cost * np.arange(1, n + 1)) / n
+    return share, recall, value
+
+
+def capacity_figure(
+    labels: npt.ArrayLike,
+    models: Mapping[str, npt.ArrayLike],
+    path: Path,
+    *,
+    contacts: int,
+    gains: npt.ArrayLike | None = None,
+    contact_cost: float = 0.0,
+    title: str = "",
+) -> Path:
+    """What each model's list brings against how many customers the team calls: recall and,
+    with `gains`, retention value per scored customer; the campaign's list of `contacts` marked."""
+    plt = _pyplot()
+    capacity = contacts / max(1, np.asarray(labels).size)
+    at = max(0, contacts - 1)
+    with _default_style():
+        panels = 2 if gains is not None else 1
+        fig, axes = plt.subplots(1, panels, figsize=(6 * panels, 4.8), squeeze=False)
+        recall_ax = axes[0][0]
+        value_ax = axes[0][1] if gains is not None else None
+        for name, proba in models.items():
+            colour = next((c for key, c in COLOURS.items() if name.startswith(key)), None)
+            share, recall, value = capacity_curves(labels, proba, gains, contact_cost)
+            recall_ax.plot(
+                share, recall, color=colour, label=f"{name} ({recall[at]:.1%} at capacity)"
+            )
+            if value_ax is not None and value is not None:
+                value_ax.plot(
+                    share, value, color=colour, label=f"{name} ({value[at]:,.2f} at capacity)"
+                )
+        recall_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random list")
+        recall_ax.set(
+            xlabel="share of customers contacted (riskiest first)",
+            ylabel="share of churners on the list (recall)",
+            title="Churners found",
+        )
+        if value_ax is not None:
+            value_ax.axhline(0.0, color="grey", linestyle=":")
+            value_ax.set(
+                xlabel="share of customers contacted (riskiest first)",
+                ylabel="retention value per scored customer",
+                title="Retention value",
+            )
+        for ax in axes[0]:
+            ax.axvline(capacity, color="#d62728", linestyle="--", linewidth=1)
+            ax.annotate(
+                f"capacity {capacity:.0%}",
+                (capacity, 0.02),
+                xycoords=("data", "axes fraction"),
+                xytext=(4, 0),
+                textcoords="offset points",
+                color="#d62728",
+                fontsize=8,
+            )
+            ax.legend(loc="best", fontsize=8)
+            ax.grid(alpha=0.3)
+        if title:
+            fig.suptitle(title)
+        fig.tight_layout()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=90)
+        plt.close(fig)
+    return path
+
+
 def simulation_figure(months: Sequence[dict[str, Any]], path: Path, *, title: str = "") -> Path:
     """Challenger and champion holdout scores per month, promotions marked, drift shaded.
 

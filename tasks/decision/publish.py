@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING
 
 from mlflow.tracking import MlflowClient
 
+from tasks.decision.markdown import record_markdown
 from tasks.decision.record import DecisionRecord
+from tasks.decision.rule import FITNESS_METRIC
 from tasks.steps import retried_step
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ DECISION_ARTIFACT = "decision.json"
 REPORT_DIR = "comparison"
 #: The champion's score over its reign, this month included (in `REPORT_DIR`).
 REIGN_PLOT = "reign.png"
+#: Recall and retention value against the share of customers called, capacity marked.
+CAPACITY_PLOT = "capacity.png"
 
 
 @retried_step("record-decision")  # tags, identical metrics and files again: safe to repeat
@@ -55,13 +59,16 @@ def record_decision(record: DecisionRecord) -> None:
                 Metric(f"champion_holdout_{name}_lower", interval.lower, 0, 0),
                 Metric(f"champion_holdout_{name}_upper", interval.upper, 0, 0),
             ]
-    if record.decision.interval is not None:
-        interval = record.decision.interval
-        metrics += [
-            Metric(f"diff_{record.decision.metric}", interval.estimate, 0, 0),
-            Metric(f"diff_{record.decision.metric}_lower", interval.lower, 0, 0),
-            Metric(f"diff_{record.decision.metric}_upper", interval.upper, 0, 0),
-        ]
+    differences = dict(record.intervals.difference) if record.intervals is not None else {}
+    if record.decision.interval is not None:  # the rule's own (DeLong's, with method delong)
+        differences[record.decision.metric] = record.decision.interval
+    for name in dict.fromkeys([record.decision.metric, FITNESS_METRIC]):  # AUC always beside
+        if (change := differences.get(name)) is not None:
+            metrics += [
+                Metric(f"diff_{name}", change.estimate, 0, 0),
+                Metric(f"diff_{name}_lower", change.lower, 0, 0),
+                Metric(f"diff_{name}_upper", change.upper, 0, 0),
+            ]
     client.log_batch(
         record.mlflow_run_id,
         metrics=metrics,
@@ -74,7 +81,7 @@ def record_decision(record: DecisionRecord) -> None:
     write_report_markdown(record)
     create_markdown_artifact(
         key="retrain-decision",
-        markdown=record.markdown(),
+        markdown=record_markdown(record),
         description=f"Retrain decision for {record.period}",
     )
     create_table_artifact(
@@ -82,6 +89,12 @@ def record_decision(record: DecisionRecord) -> None:
         table=record.metrics_rows(),
         description=f"Holdout metrics of challenger and champion, {record.period}",
     )
+    if record.decision.segments:
+        create_table_artifact(
+            key="retrain-segments",
+            table=record.segment_rows(),
+            description=f"Challenger vs champion by segment, {record.period}",
+        )
     create_link_artifact(
         key="retrain-mlflow-run",
         link=record.mlflow_run_url,
@@ -108,12 +121,13 @@ def log_comparison_report(
     health: ChampionHealth | None = None,
     rule: DecisionRule | None = None,
 ) -> list[str]:
-    """ROC, precision-recall, calibration and lift plots of both models as run artifacts, and
-    the champion's reign with this month's point (given the champion, period and rule).
+    """ROC, precision-recall, calibration and lift plots of both models as run artifacts, what
+    each model's list brings against the capacity (`capacity.png`), and the champion's reign
+    with this month's point (given the champion, period and rule).
 
     Returns the artifact paths (empty when the holdout could not be scored and no champion).
     """
-    from tasks.decision.plots import comparison_figure, reign_figure
+    from tasks.decision.plots import capacity_figure, comparison_figure, reign_figure
     from tasks.registry.reign import read_reign
 
     artifacts: list[str] = []
@@ -125,10 +139,22 @@ def log_comparison_report(
                 models[champion_label] = comparison.champion_proba
             comparison_figure(comparison.labels, models, folder / "comparison.png", title=title)
             artifacts.append(f"{REPORT_DIR}/comparison.png")
+            if comparison.terms is not None:
+                terms = comparison.terms
+                capacity_figure(
+                    comparison.labels,
+                    models,
+                    folder / CAPACITY_PLOT,
+                    contacts=terms.contacts,
+                    gains=terms.gains,
+                    contact_cost=terms.contact_cost,
+                    title=title,
+                )
+                artifacts.append(f"{REPORT_DIR}/{CAPACITY_PLOT}")
         if champion is not None and period is not None and rule is not None:
             # This run's decision is not recorded yet: its month is added from the comparison.
-            month = reign_month(run_id, period, comparison, rule.metric, health)
-            reign = read_reign(champion.name, champion.version, metric=rule.metric)
+            month = reign_month(run_id, period, comparison, FITNESS_METRIC, health)
+            reign = read_reign(champion.name, champion.version, metric=FITNESS_METRIC)
             reign = reign.with_month(month).model_copy(
                 update={"floor": rule.floor, "tolerance": rule.health_tolerance}
             )
@@ -165,5 +191,5 @@ def write_report_markdown(record: DecisionRecord) -> None:
     client = MlflowClient()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "report.md"
-        path.write_text(record.markdown() + "\n")
+        path.write_text(record_markdown(record) + "\n")
         client.log_artifact(record.mlflow_run_id, str(path), REPORT_DIR)

@@ -11,7 +11,11 @@ from tasks.decision.approval import ApprovalOutcome
 from tasks.decision.health import ChampionHealth
 from tasks.decision.holdout import HoldoutSplit, HoldoutSummary
 from tasks.decision.intervals import PairedIntervals
-from tasks.decision.rule import LOWER_IS_BETTER, METRICS, DecisionRule
+from tasks.decision.rule import (
+    CAPACITY_METRICS,
+    FITNESS_METRIC,
+    DecisionRule,
+)
 from tasks.decision.verdict import Decision
 from tasks.registry.promote import Promotion
 from tasks.training.sample import TrainingSample
@@ -104,6 +108,7 @@ class DecisionRecord(BaseModel):
         rule = self.rule
         return {
             "decision.verdict": self.verdict,
+            "decision.metric": self.rule.metric,
             "decision.promoted": str(self.promoted).lower(),
             "decision.reason": self.reason[:5000],
             "decision.rule": rule.describe()[:5000],
@@ -131,6 +136,22 @@ class DecisionRecord(BaseModel):
             for name, value in self.challenger.holdout.items()
         ]
 
+    def segment_rows(self) -> list[dict[str, float | str | None]]:
+        """One row per named segment: size, churn rate, both scores, the change, the verdict."""
+        return [
+            {
+                "segment": s.segment,
+                "rows": s.rows,
+                "churn_rate": round(s.churn_rate, 4),
+                "challenger": None if s.challenger is None else round(s.challenger, 4),
+                "champion": None if s.champion is None else round(s.champion, 4),
+                "change": None if s.difference is None else s.difference.text(),
+                "holm_p": None if s.p_adjusted is None else round(s.p_adjusted, 4),
+                "verdict": s.status,
+            }
+            for s in self.decision.segments
+        ]
+
     def _statistics_tags(self) -> dict[str, str]:
         tags: dict[str, str] = {}
         if self.decision.interval is not None:
@@ -140,6 +161,8 @@ class DecisionRecord(BaseModel):
             )
         if self.decision.guardrails:
             tags["decision.guardrails"] = "; ".join(g.text() for g in self.decision.guardrails)
+        if self.decision.segments:
+            tags["decision.segments"] = "; ".join(s.text() for s in self.decision.segments)[:5000]
         if self.holdout_split is not None:
             tags["holdout.rows"] = str(self.holdout_split.holdout_rows)
             tags["holdout.excluded_rows"] = str(self.holdout_split.excluded_rows)
@@ -150,10 +173,37 @@ class DecisionRecord(BaseModel):
             tags.update(self.training_sample.tags())
         return tags
 
+    def _score(self, side: ModelScores) -> str:
+        """`metric value` on the holdout, with roc_auc beside a metric that is not roc_auc."""
+        metric, nan = self.rule.metric, float("nan")
+        shown = f"{metric} {format_score(side.holdout.get(metric, nan), metric)}"
+        if metric != FITNESS_METRIC:
+            shown += f" (roc_auc {side.holdout.get(FITNESS_METRIC, nan):.4f})"
+        return shown
+
+    def campaign_text(self) -> str | None:
+        """The list the campaign calls on the holdout and what it is worth on the whole month."""
+        rule, ch = self.rule, self.challenger.holdout
+        if not CAPACITY_METRICS & set(self.rule.metrics) or "recall_at_capacity" not in ch:
+            return None
+        campaign = rule.campaign
+        share = campaign.share(self.rows)
+        parts = [f"calls {share:.1%} of customers ({campaign.describe()})"]
+        for label, side in (("challenger", self.challenger), ("champion", self.champion)):
+            if side is None or "recall_at_capacity" not in side.holdout:
+                continue
+            h = side.holdout
+            value = h.get("retention_value_at_capacity")
+            month = "" if value is None else f", value {value * self.rows:,.0f} on the month"
+            parts.append(
+                f"{label} finds {h['recall_at_capacity']:.1%} of churners (lift "
+                f"{h['lift_at_capacity']:.2f}{month})"
+            )
+        return "; ".join(parts)
+
     def text(self) -> str:
         """What a person needs after a run: the verdict, both scores, where to look (the CLI
         prints it; the flow run logs it last)."""
-        metric = self.rule.metric
         ch = self.challenger
         nan = float("nan")
         lines = [
@@ -161,9 +211,8 @@ class DecisionRecord(BaseModel):
             f"  data         {self.data_source} ({self.rows:,} rows, {self.data_digest})",
             f"  validation   {self.validation}",
             *([f"  drift        {self.drift.splitlines()[0]}"] if self.drift else []),
-            f"  challenger   v{ch.version} {ch.algorithm}: holdout {metric} "
-            f"{ch.holdout.get(metric, nan):.4f} (CV {ch.cv.get(metric, nan):.4f}, "
-            f"{self.holdout_rows:,} holdout rows)",
+            f"  challenger   v{ch.version} {ch.algorithm}: holdout {self._score(ch)} "
+            f"(CV roc_auc {ch.cv.get(FITNESS_METRIC, nan):.4f}, {self.holdout_rows:,} holdout rows)",
         ]
         if self.champion is None:
             lines.append(
@@ -173,8 +222,19 @@ class DecisionRecord(BaseModel):
             )
         else:
             lines.append(
-                f"  champion     v{self.champion.version}: holdout {metric} "
-                f"{self.champion.holdout.get(metric, nan):.4f} on the same rows"
+                f"  champion     v{self.champion.version}: holdout {self._score(self.champion)} "
+                "on the same rows"
+            )
+        if (campaign := self.campaign_text()) is not None:
+            lines.append(f"  campaign     {campaign}")
+        if self.decision.segments:
+            judged = [s for s in self.decision.segments if s.status != "too-small"]
+            worse = [s for s in judged if s.status == "regression"]
+            small = len(self.decision.segments) - len(judged)
+            lines.append(
+                f"  segments     {len(judged)} judged, {len(worse)} worse"
+                + (f", {small} too small to judge" if small else "")
+                + (f": {'; '.join(s.text() for s in worse)}" if worse else "")
             )
         if self.holdout_split is not None and self.holdout_split.unseen_rows is not None:
             lines.append(
@@ -203,110 +263,12 @@ class DecisionRecord(BaseModel):
         ]
         return "\n".join(lines)
 
-    def markdown(self) -> str:
-        """The human report (Prefect artifact, comparison report): verdict, numbers, why."""
-        metric = self.rule.metric
-        lines = [
-            f"## Retrain {self.period}: **{self.verdict}**",
-            "",
-            self.reason,
-            "",
-            *(
-                [
-                    f"Champion health: **{self.champion_health.state}**: "
-                    f"{self.champion_health.text()}",
-                    "",
-                ]
-                if self.champion_health
-                else []
-            ),
-            "| | version | algorithm | holdout "
-            + metric
-            + " | holdout brier | CV "
-            + metric
-            + " |",
-            "|---|---|---|---|---|---|",
-        ]
-        for label, side in (("challenger", self.challenger), ("champion", self.champion)):
-            if side is None:
-                lines.append(f"| {label} | none | | | | |")
-                continue
-            lines.append(
-                f"| {label} | {side.version or ''} | {side.algorithm or ''} "
-                f"| {format_score(side.holdout.get(metric))} | {format_score(side.holdout.get('brier'))} "
-                f"| {format_score(side.cv.get(metric))} |"
-            )
-        lines += ["", *self.metrics_table()]
-        if self.decision.guardrails:
-            lines += [
-                "",
-                "| guardrail | challenger | champion | worsening | allowed | verdict |",
-                "|---|---|---|---|---|---|",
-                *(
-                    f"| {g.metric} | {g.challenger:.4f} | {g.champion:.4f} | {g.worsening:+.4f} "
-                    f"| {g.max_worsening:.4f} | {'pass' if g.passed else '**fail**'} |"
-                    for g in self.decision.guardrails
-                ),
-            ]
-        lines += ["", f"Rule: {self.rule.describe()}."]
-        if self.holdout_split is not None:
-            h = self.holdout_split
-            lines.append(
-                f"Holdout: {h.holdout_rows:,} rows (requested {h.requested_rows:,}); {h.note}."
-            )
-        if self.training_sample is not None and self.training_sample.sampled:
-            lines.append(f"Training rows: {self.training_sample.reason}.")
-        if self.champion_problem:
-            lines.append(f"Champion problem: {self.champion_problem}.")
-        if self.approval is not None:
-            lines.append(f"Approval: {self.approval.text()}.")
-        if self.promotion is not None:
-            lines.append(f"Promotion: {self.promotion.reason}.")
-        lines += [
-            "",
-            f"Data: `{self.data_source}` ({self.rows:,} rows, digest `{self.data_digest}`), "
-            f"holdout {self.holdout_rows:,} rows, seed {self.seed}.",
-            f"MLflow run [{self.mlflow_run_id}]({self.mlflow_run_url}) on `{self.tracking_uri}`"
-            + (
-                f"; report artifacts: {', '.join(f'`{a}`' for a in self.report_artifacts)}."
-                if self.report_artifacts
-                else "."
-            ),
-        ]
-        return "\n".join(lines)
 
-    def metrics_table(self) -> list[str]:
-        """Markdown rows: each metric for both models with intervals, and the difference."""
-        if self.intervals is None:
-            return []
-        iv = self.intervals
-        conf = next(iter(iv.challenger.values())).confidence if iv.challenger else 0.95
-        lines = [
-            f"| metric | challenger [{conf:.0%} CI] | champion [{conf:.0%} CI] "
-            "| challenger - champion [CI] |",
-            "|---|---|---|---|",
-        ]
-        for name in METRICS:
-            if name not in iv.challenger:
-                continue
-            ours = iv.challenger[name]
-            theirs = iv.champion.get(name)
-            diff = iv.difference.get(name)
-            arrow = " (lower is better)" if name in LOWER_IS_BETTER else ""
-            lines.append(
-                f"| {name}{arrow} | {ours.estimate:.4f} [{ours.lower:.4f}, {ours.upper:.4f}] | "
-                + (
-                    f"{theirs.estimate:.4f} [{theirs.lower:.4f}, {theirs.upper:.4f}]"
-                    if theirs
-                    else ""
-                )
-                + f" | {diff.text() if diff else ''} |"
-            )
-        return lines
-
-
-def format_score(value: float | None) -> str:
-    return "" if value is None else f"{value:.4f}"
+def format_score(value: float | None, metric: str = "") -> str:
+    """A score as the reports show it: 4 decimals, money with 2 and thousands separators."""
+    if value is None:
+        return ""
+    return f"{value:,.2f}" if metric == "retention_value_at_capacity" else f"{value:.4f}"
 
 
 def build_record(
@@ -370,7 +332,7 @@ def build_record(
         flow_run_id=flow_run_id,
         decided_at=datetime.now(UTC).isoformat(timespec="seconds"),
         stage_seconds=stage_seconds,
-        notes=list(challenger.notes),
+        notes=[*challenger.notes, *comparison.notes],
         drift=drift,
         intervals=comparison.intervals,
         holdout_split=split.summary,

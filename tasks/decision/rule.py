@@ -1,17 +1,51 @@
-"""The decision rule as data: the metric, how a difference is judged, the margin, guardrails, floor."""
+"""The decision rule as data: the metric, how a difference is judged, the margin, guardrails,
+the campaign the ranking serves, the segments it may not hurt, and the fitness floor."""
 
 from __future__ import annotations
 
+import math
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-Metric = Literal["roc_auc", "pr_auc", "brier", "log_loss", "accuracy", "precision", "recall", "f1"]
+from tasks.data.schema import CATEGORICAL_DOMAINS, INTEGER_COLUMNS, NUMERIC_COLUMNS
+
+Metric = Literal[
+    "roc_auc",
+    "pr_auc",
+    "brier",
+    "log_loss",
+    "accuracy",
+    "precision",
+    "recall",
+    "f1",
+    "recall_at_capacity",
+    "precision_at_capacity",
+    "f1_at_capacity",
+    "lift_at_capacity",
+    "retention_value_at_capacity",
+]
 METRICS: tuple[str, ...] = Metric.__args__  # type: ignore[attr-defined]
 #: Metrics where smaller is better; everything else is higher-is-better.
 LOWER_IS_BETTER: frozenset[str] = frozenset({"brier", "log_loss"})
+#: Metrics of the list the retention team calls: its top `capacity` by churn probability.
+CAPACITY_METRICS: frozenset[str] = frozenset(m for m in METRICS if m.endswith("_at_capacity"))
+#: Threshold metrics a guardrail judges where the business acts: at the campaign's capacity.
+AT_CAPACITY: dict[str, str] = {m: f"{m}_at_capacity" for m in ("recall", "precision", "f1")}
+#: Metrics that are not shares in [0, 1]: their margins and tolerances may exceed 1.
+UNBOUNDED: frozenset[str] = frozenset(
+    {"log_loss", "lift_at_capacity", "retention_value_at_capacity"}
+)
+#: What "fit" means whatever the rule ranks by: the floor, the leakage ceiling and the champion's
+#: health read ROC-AUC, which does not depend on the churn rate, the capacity or the currency.
+FITNESS_METRIC = "roc_auc"
 
 Method = Literal["bootstrap", "delong", "point"]
+
+
+def _check_scale(metric: str, value: float, what: str) -> None:
+    if metric not in UNBOUNDED and value > 1.0:
+        raise ValueError(f"{what} {value:g} is more than {metric} can change (at most 1)")
 
 
 class Guardrail(BaseModel):
@@ -19,36 +53,187 @@ class Guardrail(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    metric: Metric = Field(description="Holdout metric to protect (recall at the threshold, ...).")
+    metric: Metric = Field(
+        description="Holdout metric to protect. recall, precision and f1 are judged at the "
+        "campaign's capacity (recall_at_capacity, ...), where the business acts, not at a "
+        "fixed probability threshold."
+    )
     max_worsening: float = Field(
         ge=0.0,
-        le=1.0,
+        le=1e9,
         description="Largest allowed worsening vs the champion (a drop for higher-is-better "
-        "metrics, a rise for brier and log_loss), on the point estimates.",
+        "metrics, a rise for brier and log_loss), on the point estimates, in the metric's units.",
     )
+
+    @field_validator("metric", mode="before")
+    @classmethod
+    def _at_capacity(cls, value: object) -> object:
+        return AT_CAPACITY.get(value, value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _in_scale(self) -> Guardrail:
+        _check_scale(self.metric, self.max_worsening, "max_worsening")
+        return self
 
 
 DEFAULT_GUARDRAILS: tuple[Guardrail, ...] = (
-    Guardrail(metric="recall", max_worsening=0.05),
+    Guardrail(metric="recall_at_capacity", max_worsening=0.05),
     Guardrail(metric="brier", max_worsening=0.01),
 )
+
+
+class Campaign(BaseModel):
+    """Whom the retention team contacts each month, and what keeping a customer is worth.
+
+    The `*_at_capacity` metrics judge the list a model would have the team call: its riskiest
+    `capacity` of the scored customers. Scoring flags that list (`contact`).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    capacity: float = Field(
+        default=0.10,
+        gt=0.0,
+        le=1.0,
+        description="Share of the scored customers the team contacts, riskiest first "
+        "(0.10: the top 10%).",
+    )
+    customers: int | None = Field(
+        default=None,
+        ge=1,
+        le=10**10,
+        description="How many customers the team contacts, instead of `capacity`. A holdout "
+        "is judged at the same share of the month's customers. Empty: use `capacity`.",
+    )
+    save_rate: float = Field(
+        default=0.3,
+        gt=0.0,
+        le=1.0,
+        description="Share of contacted churners the campaign keeps.",
+    )
+    contact_cost: float = Field(
+        default=15.0,
+        ge=0.0,
+        le=1e6,
+        description="Cost of contacting one customer (the call and the offer), in the unit "
+        "of `customer_value`.",
+    )
+    customer_value: str = Field(
+        default="12 * MonthlyCharges",
+        min_length=1,
+        max_length=200,
+        description="Value of keeping a customer: a number, or an arithmetic expression of "
+        "the snapshot's numeric columns (+ - * / and parentheses; a year of charges by "
+        "default). A row whose value cannot be computed counts as 0.",
+    )
+
+    @field_validator("customer_value")
+    @classmethod
+    def _computable(cls, value: str) -> str:
+        from tasks.decision.campaign import check_value_expression
+
+        check_value_expression(value)
+        return value
+
+    def share(self, population: int) -> float:
+        """The share of a base of `population` customers the team contacts."""
+        if self.customers is None:
+            return self.capacity
+        return min(1.0, self.customers / max(population, 1))
+
+    def contacts(self, rows: int, population: int | None = None) -> int:
+        """How many of `rows` scored customers are on the list (at least one).
+
+        `population` is the month's size when `rows` is a sample of it (a holdout): the list
+        is then the same share of the sample as `customers` is of the month.
+        """
+        share = self.share(rows if population is None else population)
+        return max(1, min(rows, math.floor(share * rows + 0.5)))
+
+    def describe(self) -> str:
+        who = f"{self.customers:,} customers" if self.customers else f"top {self.capacity:.0%}"
+        return (
+            f"{who}, save rate {self.save_rate:g}, contact cost {self.contact_cost:g}, "
+            f"value {self.customer_value}"
+        )
+
+
+class SegmentGuard(BaseModel):
+    """Segments the challenger may not get worse in while the average improves."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    columns: tuple[str, ...] = Field(
+        default=(),
+        description="Columns whose segments are judged: a categorical column (a segment per "
+        "value: Contract, InternetService, SeniorCitizen, ...) or a numeric column with band "
+        "edges after a colon, separated by slashes (`tenure:12/24/48`). Empty: no segment check.",
+    )
+    metric: Metric = Field(
+        default="roc_auc",
+        description="Metric compared within each segment (the `*_at_capacity` ones: the "
+        "month's list, read within the segment).",
+    )
+    tolerance: float = Field(
+        default=0.02,
+        ge=0.0,
+        le=1e9,
+        description="Largest worsening in a segment that is accepted: the challenger is "
+        "refused only when a segment is confidently worse by more than this (Holm's "
+        "correction across segments).",
+    )
+    min_rows: int = Field(
+        default=200,
+        ge=10,
+        le=10_000_000,
+        description="Fewest holdout rows a segment needs to be judged; smaller ones are "
+        "reported as too small, not passed.",
+    )
+    min_churners: int = Field(
+        default=20,
+        ge=2,
+        le=1_000_000,
+        description="Fewest churners (and non-churners) a segment needs to be judged.",
+    )
+
+    @field_validator("columns", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        return (
+            tuple(v.strip() for v in value.split(",") if v.strip())
+            if isinstance(value, str)
+            else value
+        )
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        for spec in value:
+            parse_segment_column(spec)
+        if len(set(value)) != len(value):
+            raise ValueError("a segment column is named twice")
+        return value
+
+    @model_validator(mode="after")
+    def _in_scale(self) -> SegmentGuard:
+        _check_scale(self.metric, self.tolerance, "segments.tolerance")
+        return self
 
 
 class DecisionRule(BaseModel):
     """When a challenger replaces the champion. Data, not code: it is logged with every decision.
 
-    Defaults measured by `benchmarks/bench_decision.py` on the real Telco data (200 trials per
-    scenario, two seeds): a 95% paired bootstrap interval whose lower end must clear +0.002 AUC
-    promoted an equally good retrain in 0-2.5% of trials (margin 0: 2.5-7%, because two
-    retrains do differ by tiny real amounts) and a challenger 0.025 AUC better in 82-91% with
-    the default guardrails (93-98% without); promoting on the point estimate promoted the
-    equally good one 49-56% of the time.
+    Defaults measured by `benchmarks/bench_decision.py` and `benchmarks/bench_months.py` on the
+    real Telco data and on generated months (docs/decision-rule.md has the tables).
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     metric: Metric = Field(
-        default="roc_auc", description="Holdout metric the challenger and champion are ranked by."
+        default="roc_auc",
+        description="Holdout metric the challenger and champion are ranked by: roc_auc, or "
+        "what the campaign gets from the list it calls (recall_at_capacity, "
+        "lift_at_capacity, retention_value_at_capacity: value per scored customer).",
     )
     method: Method = Field(
         default="bootstrap",
@@ -58,9 +243,10 @@ class DecisionRule(BaseModel):
     min_improvement: float = Field(
         default=0.002,
         ge=0.0,
-        le=0.5,
+        le=1e9,
         description="Margin the lower end of the interval of (challenger - champion) must "
-        "exceed to promote; with method=point, the margin the point estimate must reach.",
+        "exceed to promote, in the metric's units; with method=point, the margin the point "
+        "estimate must reach.",
     )
     confidence: float = Field(
         default=0.95,
@@ -75,14 +261,26 @@ class DecisionRule(BaseModel):
     guardrails: tuple[Guardrail, ...] = Field(
         default=DEFAULT_GUARDRAILS,
         description="Metrics the challenger may not worsen by more than a tolerance "
-        "(checked against the champion only).",
+        "(checked against the champion only; recall, precision and f1 at the campaign's "
+        "capacity).",
+    )
+    campaign: Campaign = Field(
+        default_factory=Campaign,
+        description="The retention campaign the ranking serves: its capacity, save rate, "
+        "contact cost and the value of a kept customer.",
+    )
+    segments: SegmentGuard = Field(
+        default_factory=SegmentGuard,
+        description="Segments (Contract, InternetService, tenure bands, ...) the challenger "
+        "may not get worse in.",
     )
     floor: float = Field(
         default=0.75,
         ge=0.0,
         le=1.0,
-        description="Absolute bound the challenger must meet on the metric, champion or not "
-        "(a minimum, or a maximum for lower-is-better metrics such as brier).",
+        description="Fitness floor: the lowest holdout roc_auc a model may have, whatever "
+        "the rule ranks by. A challenger below it is rejected; a champion below it is "
+        "replaced by a challenger that beats it with confidence (no margin needed).",
     )
     leakage_ceiling: float | None = Field(
         default=0.90,
@@ -111,7 +309,7 @@ class DecisionRule(BaseModel):
         default=0.02,
         ge=0.0,
         le=0.5,
-        description="Champion health: a drop of the champion's metric since its promotion "
+        description="Champion health: a drop of the champion's roc_auc since its promotion "
         "that is confidently larger than this (the whole interval of the change beyond it) "
         "makes it `degraded`, which alerts; below `floor` it is `below-floor`.",
     )
@@ -127,8 +325,9 @@ class DecisionRule(BaseModel):
         if self.method == "delong" and self.metric != "roc_auc":
             raise ValueError("method 'delong' compares roc_auc only")
         ceiling = self.leakage_ceiling
-        if ceiling is not None and self.metric == "roc_auc" and ceiling <= self.floor:
+        if ceiling is not None and ceiling <= self.floor:
             raise ValueError(f"leakage_ceiling {ceiling} must be above floor {self.floor}")
+        _check_scale(self.metric, self.min_improvement, "min_improvement")
         return self
 
     @property
@@ -137,19 +336,60 @@ class DecisionRule(BaseModel):
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        """Metrics the rule reads: the ranked one, then the guarded ones."""
-        names = [self.metric, *(g.metric for g in self.guardrails)]
+        """Metrics the rule reads: the ranked one, then the guarded ones, then fitness."""
+        names = [self.metric, *(g.metric for g in self.guardrails), FITNESS_METRIC]
         return tuple(dict.fromkeys(names))
 
     def describe(self) -> str:
         """One line, for tags and summaries."""
         if self.method == "point":
-            test = f"point estimate >= +{self.min_improvement}"
+            test = f"point estimate >= +{self.min_improvement:g}"
         else:
-            test = f"{self.confidence:.0%} {self.method} lower bound > +{self.min_improvement}"
-        guards = ", ".join(f"{g.metric} -{g.max_worsening}" for g in self.guardrails) or "none"
+            test = f"{self.confidence:.0%} {self.method} lower bound > +{self.min_improvement:g}"
+        guards = ", ".join(f"{g.metric} -{g.max_worsening:g}" for g in self.guardrails) or "none"
         ceiling = "" if self.leakage_ceiling is None else f", leakage > {self.leakage_ceiling}"
-        return f"{self.metric}: {test}; floor {self.floor}; guardrails {guards}{ceiling}"
+        capacity = (
+            f"; campaign {self.campaign.describe()}"
+            if CAPACITY_METRICS & {self.metric, *(g.metric for g in self.guardrails)}
+            else ""
+        )
+        segments = ""
+        if self.segments.columns:
+            s = self.segments
+            segments = (
+                f"; segments {', '.join(s.columns)} ({s.metric} -{s.tolerance:g}, Holm, "
+                f">= {s.min_rows} rows)"
+            )
+        return (
+            f"{self.metric}: {test}; roc_auc floor {self.floor}{ceiling}; guardrails {guards}"
+            f"{capacity}{segments}"
+        )
+
+
+def parse_segment_column(spec: str) -> tuple[str, tuple[float, ...]]:
+    """`Contract` -> ("Contract", ()); `tenure:12/24/48` -> ("tenure", (12.0, 24.0, 48.0))."""
+    column, _, edges = spec.partition(":")
+    column = column.strip()
+    if column not in CATEGORICAL_DOMAINS and column not in NUMERIC_COLUMNS:
+        known = ", ".join([*CATEGORICAL_DOMAINS, *NUMERIC_COLUMNS])
+        raise ValueError(f"segment column {column!r} is not a snapshot column ({known})")
+    if not edges:
+        if column in NUMERIC_COLUMNS and column not in INTEGER_COLUMNS:
+            raise ValueError(
+                f"segment column {column!r} is numeric: give band edges, e.g. {column}:30/70"
+            )
+        if column == "tenure":
+            raise ValueError("segment column 'tenure' needs band edges, e.g. tenure:12/24/48")
+        return column, ()
+    if column not in NUMERIC_COLUMNS:
+        raise ValueError(f"segment column {column!r} is categorical: band edges apply to numbers")
+    try:
+        cuts = tuple(float(e) for e in edges.split("/"))
+    except ValueError:
+        raise ValueError(f"segment bands {spec!r}: edges are numbers separated by /") from None
+    if list(cuts) != sorted(set(cuts)):
+        raise ValueError(f"segment bands {spec!r}: edges must increase")
+    return column, cuts
 
 
 def metric_sign(metric: str) -> float:

@@ -9,16 +9,19 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.decision.intervals import Interval
 from tasks.decision.metrics import EPS
-from tasks.decision.rule import DecisionRule, Guardrail, metric_sign
+from tasks.decision.rule import FITNESS_METRIC, DecisionRule, Guardrail, metric_sign
+from tasks.decision.segments import SegmentResult, worst_regression
 
 Verdict = Literal[
     "promote-first",
     "promote",
     "replace-unusable-champion",
+    "replace-below-floor",
     "keep-champion",
     "tie",
     "reject-below-floor",
     "reject-guardrail",
+    "segment-regression",
     "reject-leakage-suspected",
     "champion-unusable",
     "insufficient-holdout",
@@ -28,7 +31,9 @@ Verdict = Literal[
     "approval-timeout",
 ]
 #: Verdicts that move the champion alias (if the promotion is not refused as a conflict).
-PROMOTING: frozenset[str] = frozenset({"promote-first", "promote", "replace-unusable-champion"})
+PROMOTING: frozenset[str] = frozenset(
+    {"promote-first", "promote", "replace-unusable-champion", "replace-below-floor"}
+)
 
 
 class GuardrailResult(BaseModel):
@@ -97,6 +102,8 @@ class Decision(BaseModel):
     improvement: float | None  # sign-adjusted: positive = the challenger is better
     interval: Interval | None = None  # of challenger - champion on `metric`, raw
     guardrails: tuple[GuardrailResult, ...] = ()
+    #: Each named segment's comparison (empty when the rule names none or it was not reached).
+    segments: tuple[SegmentResult, ...] = ()
     #: What the promotion step did, filled in by `settle`: whether the alias moved to the
     #: challenger, and which version holds it afterwards.
     promoted: bool = False
@@ -113,12 +120,16 @@ def decide(
     difference: Interval | None = None,
     guardrail_intervals: Mapping[str, Interval] | None = None,
     champion_problem: str | None = None,
+    segments: tuple[SegmentResult, ...] = (),
 ) -> Decision:
     """Apply `rule` to the challenger's and (if any) champion's holdout numbers.
 
-    Checks, in order: leakage ceiling, floor, unusable or absent champion, the interval (or point estimate) against the margin, then the guardrails. `difference` is the
-    interval of challenger - champion on `rule.metric`; required unless `rule.method` is point.
-    `champion_problem` says why a champion that exists could not be scored.
+    Checks, in order: leakage ceiling and fitness floor (roc_auc), unusable or absent champion,
+    the interval (or point estimate) against the margin (no margin against a champion below the
+    floor: beating it with confidence is enough), the guardrails, then the segments.
+    `difference` is the interval of challenger - champion on `rule.metric`; required unless
+    `rule.method` is point. `champion_problem` says why a champion that exists could not be
+    scored. `segments` are judged already (`judge_segments`).
     """
     name = rule.metric
     ours = challenger[name]
@@ -145,44 +156,42 @@ def decide(
             improvement=gain,
             interval=difference,
             guardrails=guards,
+            segments=segments,
         )
 
-    auc = challenger.get("roc_auc")
-    if rule.leakage_ceiling is not None and auc is not None and auc > rule.leakage_ceiling:
+    fit = challenger[FITNESS_METRIC]
+    if rule.leakage_ceiling is not None and fit > rule.leakage_ceiling:
         return _decision(
             "reject-leakage-suspected",
-            f"challenger roc_auc {auc:.4f} is above the leakage ceiling "
+            f"challenger roc_auc {fit:.4f} is above the leakage ceiling "
             f"{rule.leakage_ceiling:.4f}: a feature probably gives the label away; not promoted",
         )
-    if sign * (ours - rule.floor) < 0:
-        bound = "minimum" if rule.higher_is_better else "maximum"
+    if fit < rule.floor:
         return _decision(
             "reject-below-floor",
-            f"challenger {name} {ours:.4f} misses the {bound} of {rule.floor:.4f}",
+            f"challenger roc_auc {fit:.4f} misses the floor of {rule.floor:.4f}",
         )
+    meets = f"challenger roc_auc {fit:.4f} meets the floor {rule.floor:.4f}"
     if champion_problem is not None:
         if rule.replace_unusable_champion:
             return _decision(
-                "replace-unusable-champion",
-                f"{champion_problem}; challenger {name} {ours:.4f} meets the floor "
-                f"{rule.floor:.4f} and replaces it",
+                "replace-unusable-champion", f"{champion_problem}; {meets} and replaces it"
             )
         return _decision(
             "champion-unusable",
             f"{champion_problem}; the rule keeps it for a person to act on "
             "(replace_unusable_champion is off)",
         )
-    if theirs is None or gain is None:
-        return _decision(
-            "promote-first",
-            f"no champion yet; challenger {name} {ours:.4f} meets the floor {rule.floor:.4f}",
-        )
-    margin = rule.min_improvement
-    versus = f"challenger {name} {ours:.4f} vs champion {theirs:.4f}"
+    if theirs is None or gain is None or champion is None:
+        return _decision("promote-first", f"no champion yet; {meets}")
+    unfit = champion.get(FITNESS_METRIC, rule.floor) < rule.floor
+    # A champion below the floor is unfit: any confident improvement replaces it.
+    margin = 0.0 if unfit else rule.min_improvement
+    versus = f"challenger {name} {_score(name, ours)} vs champion {_score(name, theirs)}"
     if rule.method == "point":
         if abs(gain) <= EPS:
             return _decision("tie", f"tie: {versus} are equal; champion stays")
-        if gain < margin - EPS:
+        if gain < margin - EPS or (unfit and gain <= EPS):
             return _decision(
                 "keep-champion",
                 f"{versus}: {gain:+.4f} is short of the required {margin:+.4f}",
@@ -210,6 +219,11 @@ def decide(
                 "keep-champion",
                 f"{shown}: better, but the lower bound misses the margin {margin:+.4f}",
             )
+    if unfit:
+        better = (
+            f"champion roc_auc {champion[FITNESS_METRIC]:.4f} is below the floor "
+            f"{rule.floor:.4f}; {better}"
+        )
     if rule.guardrails and not measured:
         raise ValueError("the guardrails need their metrics for both models")
     failed = [g for g in guards if not g.passed]
@@ -218,7 +232,19 @@ def decide(
             "reject-guardrail",
             f"{better}, but guardrails failed: " + "; ".join(g.text() for g in failed),
         )
-    return _decision("promote", better)
+    worse = worst_regression(segments)
+    if worse is not None:
+        others = sum(s.status == "regression" for s in segments) - 1
+        more = f" (and {others} more segment{'s' if others > 1 else ''})" if others else ""
+        return _decision(
+            "segment-regression",
+            f"{better}, but the challenger is worse for {worse.text()}{more}",
+        )
+    return _decision("replace-below-floor" if unfit else "promote", better)
+
+
+def _score(metric: str, value: float) -> str:
+    return f"{value:,.2f}" if metric == "retention_value_at_capacity" else f"{value:.4f}"
 
 
 def holdout_shortfall(

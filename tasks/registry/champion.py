@@ -9,6 +9,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tasks.decision.health import PromotionScore
+from tasks.decision.rule import Campaign
 from tasks.errors import unreachable_reason
 from tasks.registry.aliases import ChampionRef, champion_version, is_missing
 from tasks.registry.history import read_history
@@ -68,6 +69,21 @@ def _brief(exc: BaseException) -> str:
     """An exception as one short line (type and first line of the message)."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
+
+
+@retried_step("find-champion-campaign")
+def find_champion_campaign(champion: ChampionRef) -> Campaign | None:
+    """The campaign of the rule the champion was promoted under (None: it records none)."""
+    from tasks.registry.versions import CAMPAIGN_TAG
+
+    tags = MlflowClient().get_model_version(champion.name, champion.version).tags
+    recorded = tags.get(CAMPAIGN_TAG)
+    if recorded is None:
+        return None
+    try:
+        return Campaign.model_validate_json(recorded)
+    except ValueError:  # written by hand, or by a version that knew other fields
+        return None
 
 
 @retried_step("find-promotion-score")

@@ -10,6 +10,8 @@ from tasks.steps import retried_step
 
 IDEMPOTENCY_TAG = "idempotency_key"
 PROMOTED_TAG = "promoted"
+#: The rule's campaign (capacity, save rate, cost, value) as JSON: `score` flags its list.
+CAMPAIGN_TAG = "campaign"
 
 
 def idempotency_key(model_name: str, period: str) -> str:
@@ -38,11 +40,13 @@ def register_challenger(
     training_ids_digest: str,
     data_digest: str | None = None,
     key: str | None = None,
+    campaign: str | None = None,
 ) -> str:
     """Register the challenger's model as a new version, tagged with its verdict from birth.
 
     It is registered as not promoted (`promoted=false`); only a completed promotion flips it.
-    `key` is the period's `idempotency_key`. A run registers one challenger: if a version from
+    `key` is the period's `idempotency_key`; `campaign` the rule's campaign as JSON, which
+    scoring reads back when this version is champion. A run registers one challenger: if a version from
     `run_id` exists already (a retry after the registry created it but the answer was lost),
     that version is returned, not a second one.
     """
@@ -56,6 +60,7 @@ def register_challenger(
         IDEMPOTENCY_TAG: key,
         PROMOTED_TAG: "false",
         "training_ids.digest": training_ids_digest,
+        CAMPAIGN_TAG: campaign,
     }
     set_tags = {k: v for k, v in tags.items() if v is not None}
     return str(mlflow.register_model(model_uri, name, tags=set_tags).version)

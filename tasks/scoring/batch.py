@@ -24,11 +24,19 @@ from tasks.data.request import (
     SourceOptions,
 )
 from tasks.data.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.decision.campaign import customer_values, expected_value
+from tasks.decision.rule import Campaign
 from tasks.errors import SnapshotRejected
 from tasks.gate.chunks import validate_frame
 from tasks.gate.failures import FailedCheck
 from tasks.gate.suite import ValidationReport
 from tasks.messages import plural
+from tasks.scoring.contacts import (
+    EXPECTED_VALUE_COLUMN,
+    PARQUET_SUFFIXES,
+    flag_contacts,
+    staged_path,
+)
 from tasks.scoring.scan import typed_batches
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings, redact_uri
@@ -48,29 +56,40 @@ class ScoreSummary:
     model_version: str
     threshold: float
     seconds: float
+    contacted: int = 0
+    campaign: str = ""  # the campaign whose list `contact` flags, described
 
     def describe(self) -> str:
         share = self.predicted_churners / self.rows if self.rows else 0.0
+        listed = self.contacted / self.rows if self.rows else 0.0
         return (
             f"scored {self.rows:,} customers with version {self.model_version} in "
             f"{self.seconds:.1f} s: {self.predicted_churners:,} ({share:.1%}) above the "
-            f"{self.threshold:.2f} threshold -> {self.output}"
+            f"{self.threshold:.2f} threshold; {self.contacted:,} ({listed:.1%}) flagged to "
+            f"contact ({self.campaign}) -> {self.output}"
         )
 
 
 def output_format(path: Path) -> OutputFormat:
     """Parquet for .parquet/.pq, CSV otherwise."""
-    return "parquet" if path.suffix.lower() in (".parquet", ".pq") else "csv"
+    return "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv"
 
 
-def score_chunk(model: Any, rows: pd.DataFrame, *, version: str, scored_at: str) -> pd.DataFrame:
-    """Predictions for one chunk of raw rows: id, probability, label, version, time."""
+def score_chunk(
+    model: Any, rows: pd.DataFrame, *, version: str, scored_at: str, campaign: Campaign
+) -> pd.DataFrame:
+    """Predictions for one chunk of raw rows: id, probability, label, the expected value of
+    contacting the customer (P(churn) x save rate x value - cost), version, time."""
     proba = model.predict_proba(rows)
+    values, _ = customer_values(campaign.customer_value, rows)
     return pd.DataFrame(
         {
             ID_COLUMN: rows[ID_COLUMN].to_numpy(),
             PROBABILITY_COLUMN: proba,
             LABEL_COLUMN: np.where(proba >= model.threshold, POSITIVE_LABEL, NEGATIVE_LABEL),
+            EXPECTED_VALUE_COLUMN: expected_value(
+                proba, values, save_rate=campaign.save_rate, contact_cost=campaign.contact_cost
+            ),
             "model_version": version,
             "scored_at": scored_at,
         }
@@ -84,9 +103,11 @@ def write_scores(
     *,
     output: Path,
     version: str,
+    campaign: Campaign,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
 ) -> ScoreSummary:
-    """Score `frame` chunk by chunk with the champion's ChurnModel and stream to `output`.
+    """Score `frame` chunk by chunk with the champion's ChurnModel and stream to `output`,
+    the campaign's list flagged (`contact`).
 
     Only one chunk of predictions is in memory at a time; the file is written to a temporary
     name and renamed, so a failed run never leaves half a file where the previous one was.
@@ -94,10 +115,16 @@ def write_scores(
     if frame.empty:
         raise ValueError("nothing to score: the input has no rows")
     started = time.perf_counter()
-    rows, churners = write_scored(
-        model, chunked([frame], chunk_rows), output=output, version=version
-    )
-    return summarize(model, output, version, rows, churners, started)
+    staged = staged_path(output)
+    try:
+        rows, churners = write_scored(
+            model, chunked([frame], chunk_rows), output=staged, version=version,
+            campaign=campaign,
+        )  # fmt: skip
+        contacted = flag_contacts([staged], output, campaign=campaign)
+    finally:
+        staged.unlink(missing_ok=True)
+    return summarize(model, output, version, rows, churners, started, contacted, campaign)
 
 
 @retried_step("score-parquet", retries=1)
@@ -108,6 +135,7 @@ def score_parquet(
     output: Path,
     version: str,
     period: str,
+    campaign: Campaign,
     options: SourceOptions | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -130,13 +158,17 @@ def score_parquet(
         location, options, period, shown=shown, batch_rows=batch_rows, deadline=deadline
     )
     frames = validated_batches(typed, shown=shown) if validate else (frame for frame, _ in typed)
+    staged = staged_path(output)
     try:
         rows, churners = score_validated(
-            model, frames, chunk_rows=chunk_rows, output=output, version=version
-        )
+            model, frames, chunk_rows=chunk_rows, output=staged, version=version,
+            campaign=campaign,
+        )  # fmt: skip
+        contacted = flag_contacts([staged], output, campaign=campaign)
     finally:
         typed.close()  # a rejected batch: the read-ahead thread stops now, not when collected
-    return summarize(model, output, version, rows, churners, started)
+        staged.unlink(missing_ok=True)
+    return summarize(model, output, version, rows, churners, started, contacted, campaign)
 
 
 def chunked(frames: Iterable[pd.DataFrame], chunk_rows: int) -> Iterator[pd.DataFrame]:
@@ -150,6 +182,7 @@ def write_scored(
     *,
     output: Path,
     version: str,
+    campaign: Campaign,
     allow_empty: bool = False,
 ) -> tuple[int, int]:
     """Score each chunk and append it to `output` via `<output>.partial`: (rows, churners).
@@ -170,7 +203,9 @@ def write_scored(
     rows = churners = 0
     try:
         for chunk in chunks:
-            scores = score_chunk(model, chunk, version=version, scored_at=scored_at)
+            scores = score_chunk(
+                model, chunk, version=version, scored_at=scored_at, campaign=campaign
+            )
             rows += len(scores)
             churners += int((scores[LABEL_COLUMN] == POSITIVE_LABEL).sum())
             # Arrow writes both formats: its CSV writer is ~5x faster than pandas' to_csv.
@@ -197,10 +232,20 @@ def write_scored(
 
 
 def summarize(
-    model: Any, output: Path, version: str, rows: int, churners: int, started: float
+    model: Any,
+    output: Path,
+    version: str,
+    rows: int,
+    churners: int,
+    started: float,
+    contacted: int,
+    campaign: Campaign,
 ) -> ScoreSummary:
     seconds = round(time.perf_counter() - started, 3)
-    return ScoreSummary(str(output), rows, churners, version, float(model.threshold), seconds)
+    return ScoreSummary(
+        str(output), rows, churners, version, float(model.threshold), seconds, contacted,
+        campaign.describe(),
+    )  # fmt: skip
 
 
 def validated_batches(
@@ -255,6 +300,7 @@ def score_validated(
     chunk_rows: int,
     output: Path,
     version: str,
+    campaign: Campaign,
     allow_empty: bool = False,
 ) -> tuple[int, int]:
     """`write_scored` of `validated_batches` (or any frames), in chunks of `chunk_rows`.
@@ -265,7 +311,7 @@ def score_validated(
     try:
         return write_scored(
             model, chunked(frames, chunk_rows), output=output, version=version,
-            allow_empty=allow_empty,
+            campaign=campaign, allow_empty=allow_empty,
         )  # fmt: skip
     except Exception:
         frames.close()  # raises the batch's SnapshotRejected, if the suite rejected it

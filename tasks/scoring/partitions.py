@@ -14,15 +14,16 @@ from typing import Any
 from tasks.data.request import (
     SourceOptions,
 )
+from tasks.decision.rule import Campaign
 from tasks.errors import SnapshotRejected
 from tasks.scoring.batch import (
     ScoreSummary,
     check_unique_ids,
-    output_format,
     score_validated,
     summarize,
     validated_batches,
 )
+from tasks.scoring.contacts import flag_contacts
 from tasks.scoring.scan import typed_batches
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings, redact_uri
@@ -48,6 +49,7 @@ def score_partition(
     part: Path,
     version: str,
     period: str,
+    campaign: Campaign,
     options: SourceOptions | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -70,8 +72,9 @@ def score_partition(
     try:
         frames = validated_batches(typed, shown=shown, ids=ids)
         rows, churners = score_validated(
-            model, frames, chunk_rows=chunk_rows, output=part, version=version, allow_empty=True
-        )
+            model, frames, chunk_rows=chunk_rows, output=part, version=version,
+            campaign=campaign, allow_empty=True,
+        )  # fmt: skip
     finally:
         typed.close()
     return PartScores(str(part), rows, churners, pa.chunked_array(ids, type=pa.string()))
@@ -84,6 +87,7 @@ def score_parquet_partitioned(
     output: Path,
     version: str,
     period: str,
+    campaign: Campaign,
     options: SourceOptions | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
@@ -103,8 +107,8 @@ def score_parquet_partitioned(
     # Streamed as `score_parquet` is, so without the snapshot size limit.
     groups = count_row_groups(location, period=period, options=options, max_bytes=sys.maxsize)
     kw = dict(
-        version=version, period=period, options=options, batch_rows=batch_rows,
-        chunk_rows=chunk_rows,
+        version=version, period=period, campaign=campaign, options=options,
+        batch_rows=batch_rows, chunk_rows=chunk_rows,
     )  # fmt: skip
     parts = output.with_name(output.name + ".parts")
     shutil.rmtree(parts, ignore_errors=True)  # a killed run's leftovers
@@ -124,36 +128,8 @@ def score_parquet_partitioned(
             raise SnapshotRejected(f"Snapshot {shown}: the Parquet data has no rows for {period}")
         check_unique_ids([p.ids for p in done], shown=shown)
         churners = sum(p.churners for p in done)
-        _join_parts([Path(p.part) for p in done if p.rows], output)
+        # Joined in order, the campaign's list flagged across every partition.
+        contacted = flag_contacts([Path(p.part) for p in done if p.rows], output, campaign=campaign)
     finally:
         shutil.rmtree(parts, ignore_errors=True)
-    return summarize(model, output, version, rows, churners, started)
-
-
-def _join_parts(parts: Sequence[Path], output: Path) -> None:
-    """The parts' rows, in order, as one `output` (CSV or Parquet), via `<output>.partial`."""
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
-    partial = output.with_name(output.name + ".partial")
-    writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
-    try:
-        for part in parts:
-            reader = pq.ParquetFile(part)
-            for batch in reader.iter_batches():
-                if writer is None:
-                    writer = (
-                        pacsv.CSVWriter(partial, batch.schema)
-                        if output_format(output) == "csv"
-                        else pq.ParquetWriter(partial, batch.schema)
-                    )
-                writer.write_batch(batch)
-        if writer is None:
-            raise ValueError("nothing to score: the input has no rows")
-        writer.close()
-        writer = None
-        partial.replace(output)
-    finally:
-        if writer is not None:
-            writer.close()
-        partial.unlink(missing_ok=True)
+    return summarize(model, output, version, rows, churners, started, contacted, campaign)

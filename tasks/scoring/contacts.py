@@ -1,0 +1,92 @@
+"""The campaign's list: the riskiest customers the retention team can call, exactly its capacity.
+
+Scores are first staged as Parquet (in the base's order); once every batch is scored, the list's
+edge is known from the probabilities alone and one pass writes the output with a `contact` flag
+on the top `capacity` customers by churn probability: the ranking the decision rule judged. Ties
+at the edge are taken in the output's order, so the number contacted is exactly the capacity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import numpy.typing as npt
+
+from tasks.training.model import PROBABILITY_COLUMN
+
+if TYPE_CHECKING:
+    from tasks.decision.rule import Campaign
+
+EXPECTED_VALUE_COLUMN = "expected_value"
+#: An output with one of these suffixes is written as Parquet, any other as CSV.
+PARQUET_SUFFIXES = (".parquet", ".pq")
+CONTACT_COLUMN = "contact"
+
+
+def list_edge(proba: npt.NDArray[np.float64], contacts: int) -> tuple[float, int]:
+    """The probability at the edge of a list of `contacts` rows, and how many rows scored
+    exactly that are on the list (the first ones in order)."""
+    n = proba.size
+    k = min(max(contacts, 0), n)
+    if k == 0:
+        return float("inf"), 0
+    edge = float(np.partition(proba, n - k)[n - k])
+    return edge, k - int((proba > edge).sum())
+
+
+def staged_path(output: Path) -> Path:
+    """Where the scores wait, as Parquet, for the list to be flagged (beside `output`)."""
+    return output.with_name(output.name + ".scores.parquet")
+
+
+def flag_contacts(staged: Sequence[Path], output: Path, *, campaign: Campaign) -> int:
+    """Write the staged scores (Parquet, in order) to `output` (CSV or Parquet, by its suffix)
+    with the `contact` column; the number of rows flagged.
+
+    Goes through `<output>.partial`, which replaces `output` only when complete.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    proba = np.concatenate(
+        [pq.read_table(path, columns=[PROBABILITY_COLUMN]).column(0).to_numpy() for path in staged]
+        or [np.zeros(0)]
+    )
+    if proba.size == 0:
+        raise ValueError("nothing to score: the input has no rows")
+    contacts = campaign.contacts(proba.size)
+    edge, ties = list_edge(proba, contacts)
+    partial = output.with_name(output.name + ".partial")
+    writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
+    seen_ties = 0
+    try:
+        for path in staged:
+            for batch in pq.ParquetFile(path).iter_batches():
+                p = batch.column(PROBABILITY_COLUMN).to_numpy()
+                at_edge = p == edge
+                rank = np.cumsum(at_edge) + seen_ties
+                seen_ties += int(at_edge.sum())
+                flag = (p > edge) | (at_edge & (rank <= ties))
+                table = pa.Table.from_batches([batch]).append_column(
+                    CONTACT_COLUMN, pa.array(flag, type=pa.bool_())
+                )
+                if writer is None:
+                    writer = (
+                        pacsv.CSVWriter(partial, table.schema)
+                        if output.suffix.lower() not in PARQUET_SUFFIXES
+                        else pq.ParquetWriter(partial, table.schema)
+                    )
+                writer.write_table(table)
+        assert writer is not None
+        writer.close()
+        writer = None
+        partial.replace(output)
+    finally:
+        if writer is not None:
+            writer.close()
+        partial.unlink(missing_ok=True)
+    return contacts
