@@ -201,7 +201,7 @@ def simulate(command: SimulateCommand, ready: Ready) -> int:
     from datetime import UTC, datetime
 
     from flows.parameters import SimulateParameters
-    from flows.simulate import HEADER, month_line
+    from flows.simulate import HEADER, month_line, plot_reigns
     from flows.simulate import simulate as simulate_flow
     from tasks.settings import Settings
 
@@ -232,9 +232,12 @@ def simulate(command: SimulateCommand, ready: Ready) -> int:
     from tasks.tracking.runs import configure_tracking
 
     tracking = configure_tracking.fn(Settings())
-    found = _with_reign_plot(registry_status(tracking.model_name), home)
+    found = registry_status(tracking.model_name)
     if found is not None:
         print("\n" + status_text(found, tracking.tracking_uri))
+        champions = [e.to_version for e in found.history]
+        for reign in plot_reigns(tracking.model_name, champions, params.rule, home):
+            print(f"reign of {reign.stem.rsplit('-', 1)[-1]}: {reign}")
     promotions = sum(m.promoted for m in months)
     print(f"\n{promotions} promotion(s) in {len(months)} months; plot: {plot}")
     print(

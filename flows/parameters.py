@@ -185,7 +185,8 @@ class ScoreParameters(BaseModel):
         default=None,
         description="The campaign whose list the `contact` column flags (its capacity) and "
         "whose value `expected_value` uses. Empty: the one of the rule the champion was "
-        "promoted under.",
+        "promoted under; given (any of its fields), it replaces that one, fields not given "
+        "taking their defaults.",
     )
     chunk_rows: int = Field(
         default=DEFAULT_CHUNK_ROWS,

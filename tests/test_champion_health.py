@@ -152,7 +152,8 @@ def test_a_promotion_sends_one_message_when_asked_and_none_otherwise(
         return
     [message] = alerts.bodies
     assert "churn-retrain 2026-02: challenger PROMOTED" in message["subject"]
-    assert "Decision: promote: champion now v2; roc_auc change +" in message["text"]
+    # The constant-score champion is below the floor: it is replaced on confident evidence.
+    assert "Decision: replace-below-floor: champion now v2; roc_auc change +" in message["text"]
     assert record.mlflow_run_url in message["text"] and "Error:" not in message["text"]
     alerts.clear()
     again = retrain(RetrainParameters(period="2026-02", **FAST))  # that month already promoted

@@ -11,7 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 from pydantic import BaseModel
@@ -45,7 +45,7 @@ from tasks.data.generate import generate_snapshot
 from tasks.data.request import SourceOptions
 from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.record import DecisionRecord, ModelScores
-from tasks.decision.rule import DecisionRule, Guardrail
+from tasks.decision.rule import Campaign, DecisionRule, Guardrail, SegmentGuard
 from tasks.gate.thresholds import DriftThresholds
 from tests.servers import clean_env, run_cli
 
@@ -77,6 +77,11 @@ def _leaves(model: type[BaseModel], default: object, prefix: str = "") -> Iterat
             else field.get_default(call_default_factory=True)
         )
         nested = field.annotation
+        # An optional section (`campaign: Campaign | None`): its flags show the section's own
+        # defaults, which apply when any of them is given.
+        options = [a for a in get_args(nested) if a is not type(None)]
+        if len(options) == 1 and isinstance(options[0], type) and issubclass(options[0], BaseModel):
+            nested, value = options[0], options[0]()
         if isinstance(nested, type) and issubclass(nested, BaseModel):
             yield from _leaves(nested, value, flag + ".")
         else:
@@ -171,6 +176,20 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
             confidence=0.9,
             n_bootstrap=500,
             guardrails=(Guardrail(metric="f1", max_worsening=0.02),),
+            campaign=Campaign(
+                capacity=0.05,
+                customers=900,
+                save_rate=0.4,
+                contact_cost=8.5,
+                customer_value="24 * MonthlyCharges",
+            ),
+            segments=SegmentGuard(
+                columns=("Contract", "tenure:12/24"),
+                metric="recall_at_capacity",
+                tolerance=0.03,
+                min_rows=150,
+                min_churners=15,
+            ),
             floor=0.6,
             leakage_ceiling=None,
             min_holdout_rows=50,
@@ -203,6 +222,12 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
             '[{"metric": "f1", "max_worsening": 0.02}]',
         ),
         *("--rule.floor", "0.6", "--rule.leakage-ceiling", "null"),
+        *("--rule.campaign.capacity", "0.05", "--rule.campaign.customers", "900"),
+        *("--rule.campaign.save-rate", "0.4", "--rule.campaign.contact-cost", "8.5"),
+        *("--rule.campaign.customer-value", "24 * MonthlyCharges"),
+        *("--rule.segments.columns", "Contract,tenure:12/24"),
+        *("--rule.segments.metric", "recall_at_capacity", "--rule.segments.tolerance", "0.03"),
+        *("--rule.segments.min-rows", "150", "--rule.segments.min-churners", "15"),
         *("--approval.required", "--approval.timeout-minutes", "90"),
         *("--approval.poll-seconds", "5"),
         *("--rule.min-holdout-rows", "50", "--no-rule.replace-unusable-champion"),
@@ -232,7 +257,10 @@ def test_unset_flags_keep_the_flow_defaults() -> None:
     [
         (["run", "--period", "2026-13"], "--period: String should match pattern"),
         (["run", "--folds", "1"], "--folds: Input should be greater than or equal to 2"),
-        (["run", "--rule.min-improvement", "0.9"], "--rule.min-improvement: Input should be"),
+        (["run", "--rule.min-improvement", "0.9"], "--rule: min_improvement 0.9 is more than"),
+        (["run", "--rule.segments.columns", "Region"], "segment column 'Region' is not"),
+        (["run", "--rule.campaign.customer-value", "x*2"], "names 'x', not a numeric column"),
+        (["run", "--rule.metric", "revenue"], "--rule.metric: Input should be"),
         (["run", "--rule.method", "delong", "--rule.metric", "brier"], "--rule: method 'delong'"),
         (["run", "--distributed-training"], "--distributed-training needs --dask"),
         (["validate", "--data", "x.csv", "--drift-gate.fail", "0.01"], "--drift-gate: fail"),

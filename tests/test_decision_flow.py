@@ -64,7 +64,7 @@ def test_a_clearly_better_challenger_is_promoted_with_its_evidence(january: obje
     decision = record.decision
     assert decision is not None and decision.interval is not None
     assert decision.interval.lower > record.rule.min_improvement  # the rule, as data
-    assert {g.metric for g in decision.guardrails} == {"recall", "brier"}
+    assert {g.metric for g in decision.guardrails} == {"recall_at_capacity", "brier"}
     assert all(g.passed for g in decision.guardrails)
     # Fair holdout: the champion's 120 training customers never appear in it.
     split = record.holdout_split
@@ -75,11 +75,13 @@ def test_a_clearly_better_challenger_is_promoted_with_its_evidence(january: obje
     # The comparison report: plots and table on the run, markdown in Prefect.
     client = MlflowClient()
     files = {a.path for a in client.list_artifacts(record.mlflow_run_id, "comparison")}
-    assert files == {"comparison/comparison.png", "comparison/reign.png", "comparison/report.md"}
-    png = mlflow.artifacts.download_artifacts(
-        run_id=record.mlflow_run_id, artifact_path="comparison/comparison.png"
-    )
-    assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    plots = {"comparison.png", "capacity.png", "reign.png"}
+    assert files == {f"comparison/{name}" for name in plots} | {"comparison/report.md"}
+    for name in plots:
+        png = mlflow.artifacts.download_artifacts(
+            run_id=record.mlflow_run_id, artifact_path=f"comparison/{name}"
+        )
+        assert Path(png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
     report = Path(
         mlflow.artifacts.download_artifacts(
             run_id=record.mlflow_run_id, artifact_path="comparison/report.md"
@@ -238,7 +240,7 @@ def test_simulate_command_runs_the_flow_month_after_month(
     assert [line[:7] for line in lines] == ["2026-01", "2026-02", "2026-03"]
     assert "promote-first" in lines[0]
     assert "promotion history:" in out and "plot: " in out
-    plot = Path(out.split("plot: ")[1].split()[0])
+    plot = Path(out.rsplit("; plot: ", 1)[1].split()[0])  # the simulation's (the reign's too)
     assert plot.parent == home and plot.read_bytes()[:4] == b"\x89PNG"
     summary = json.loads(plot.with_suffix(".json").read_text())
     months = summary["months"]

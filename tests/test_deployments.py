@@ -133,6 +133,38 @@ def _run(env: dict[str, str], period: str, *, timeout: float, **params: Any) -> 
 
 
 @pytest.mark.slow
+def test_the_run_form_shows_the_rule_from_its_one_model(prefect_stack: dict[str, str]) -> None:
+    """The Custom-run form of `retrain/manual` is the JSON schema of RetrainParameters: the
+    campaign and the segments with their descriptions and bounds, nothing retyped."""
+    from prefect.client.orchestration import get_client
+
+    from flows.parameters import RetrainParameters
+    from tasks.decision.rule import Campaign, SegmentGuard
+
+    async def schema() -> dict[str, Any]:
+        async with get_client() as client:
+            deployment = await client.read_deployment_by_name("retrain/manual")
+            return dict(deployment.parameter_openapi_schema or {})
+
+    with _with_api(prefect_stack):
+        form = asyncio.run(schema())
+    definitions = form["definitions"]
+    for model in (Campaign, SegmentGuard):
+        shown = definitions[model.__name__]["properties"]
+        for name, field in model.model_fields.items():
+            assert shown[name]["description"] == field.description, name
+    assert definitions["Campaign"]["properties"]["save_rate"]["exclusiveMinimum"] == 0.0
+    assert definitions["Campaign"]["properties"]["capacity"]["default"] == 0.1
+    metrics = definitions["DecisionRule"]["properties"]["metric"]["enum"]
+    assert {"recall_at_capacity", "lift_at_capacity", "retention_value_at_capacity"} <= set(metrics)
+    rule = definitions["DecisionRule"]["properties"]
+    assert {"campaign", "segments"} <= set(rule) and "rule" in definitions[
+        "RetrainParameters"]["properties"]  # fmt: skip
+    assert RetrainParameters.model_json_schema()["$defs"]["Campaign"]["properties"].keys() == (
+        definitions["Campaign"]["properties"].keys()
+    )
+
+
 def test_manual_run_with_parameters_completes_and_is_recorded(
     prefect_stack: dict[str, str],
 ) -> None:

@@ -193,18 +193,23 @@ def capacity_figure(
     return path
 
 
-def simulation_figure(months: Sequence[dict[str, Any]], path: Path, *, title: str = "") -> Path:
-    """Challenger and champion holdout scores per month, promotions marked, drift shaded.
+def simulation_figure(
+    months: Sequence[dict[str, Any]], path: Path, *, title: str = "", floor: float | None = None
+) -> Path:
+    """Challenger and champion holdout scores per month, promotions marked, drift shaded, and
+    the rule's roc_auc floor when the scores are roc_auc.
 
     Each month: period, drift, metric, challenger, champion (None if none), promoted (bool),
     champion_after (version).
     """
     plt = _pyplot()
     with _default_style():
-        return _simulation_figure(plt, months, path, title)
+        return _simulation_figure(plt, months, path, title, floor)
 
 
-def _simulation_figure(plt: Any, months: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
+def _simulation_figure(
+    plt: Any, months: Sequence[dict[str, Any]], path: Path, title: str, floor: float | None
+) -> Path:
     fig, ax = plt.subplots(figsize=(11, 5))
     x = np.arange(len(months))
     periods = [m["period"] for m in months]
@@ -232,6 +237,10 @@ def _simulation_figure(plt: Any, months: Sequence[dict[str, Any]], path: Path, t
             ha="center",
             fontsize=8,
         )
+    if floor is not None and months and months[0]["metric"] == "roc_auc":
+        ax.axhline(
+            floor, color=HEALTH_COLOURS["below-floor"], linestyle=":", label=f"floor {floor:g}"
+        )
     drift_ax = ax.twinx()
     drift_ax.fill_between(x, [m["drift"] for m in months], color="grey", alpha=0.12, step="mid")
     drift_ax.set_ylim(0, 4)  # keep the shading in the lower quarter
@@ -242,7 +251,7 @@ def _simulation_figure(plt: Any, months: Sequence[dict[str, Any]], path: Path, t
     fig.suptitle(title or "Champion vs challenger")
     ax.set_xticks(x, periods, rotation=45, ha="right")
     ax.grid(alpha=0.3)
-    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=3, frameon=False, fontsize=9)
+    ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=4, frameon=False, fontsize=9)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=90)

@@ -44,8 +44,10 @@ Method = Literal["bootstrap", "delong", "point"]
 
 
 def _check_scale(metric: str, value: float, what: str) -> None:
-    if metric not in UNBOUNDED and value > 1.0:
-        raise ValueError(f"{what} {value:g} is more than {metric} can change (at most 1)")
+    if metric not in UNBOUNDED and value > 0.5:
+        raise ValueError(
+            f"{what} {value:g} is more than {metric} can sensibly change (at most 0.5)"
+        )
 
 
 class Guardrail(BaseModel):
