@@ -12,7 +12,7 @@ PREFECT_PORT ?= 4200
 .PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
 	prefect-server deploy worker bench-scale validate automation \
 	source status rollback prune simulate bench-sources bench-cold-starts bench-decision promotion-lock bench-models \
-	bench-learning-curve
+	bench-learning-curve bench-months
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -75,8 +75,11 @@ bench-sources: install ## a 2M-row month as CSV vs Parquet: load time, peak memo
 bench-cold-starts: install ## 100 cold `churn-retrain run` starts in a row: any start-up crash? (ARGS="--runs 20")
 	$(RUN) python benchmarks/bench_cold_starts.py $(ARGS)
 
-bench-decision: install ## promotion rates of our rule vs point estimates, real Telco CSV (~5 min)
+bench-decision: install ## promotion rates of our rule vs point estimates, by metric, real Telco CSV (~7 min)
 	$(RUN) python benchmarks/bench_decision.py $(ARGS)
+
+bench-months: install ## the rule over 20 years of generated months: promotions on noise, months to catch a real change (~15 min; ARGS=--quick: ~2)
+	$(RUN) python benchmarks/bench_months.py $(ARGS)
 
 bench-learning-curve: install ## challenger AUC and training s against training rows, the cap marked; PNG in the state dir (~5 min; ARGS="--seeds 42 1 7 --compare-rows 700000": ~16)
 	$(RUN) python benchmarks/bench_learning_curve.py $(ARGS)

@@ -35,8 +35,8 @@ def main() -> None:
 
     from tasks.data.generate import generate_snapshot
     from tasks.decision.holdout import split_holdout
-    from tasks.gate.suite import check_snapshot
     from tasks.decision.rule import Campaign
+    from tasks.gate.suite import check_snapshot
     from tasks.scoring.batch import write_scores
     from tasks.training.train import train_challenger
 

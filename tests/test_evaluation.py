@@ -10,7 +10,7 @@ from tasks.decision import intervals as evaluation
 from tasks.decision.compare import evaluate
 from tasks.decision.intervals import Interval, delong_difference, paired_bootstrap
 from tasks.decision.metrics import ListTerms, holdout_metrics, resampled_metrics
-from tasks.decision.rule import CAPACITY_METRICS, METRICS, DecisionRule, Guardrail
+from tasks.decision.rule import METRICS, DecisionRule, Guardrail
 from tasks.decision.verdict import (
     decide,
     hold_if_already_promoted,
@@ -71,9 +71,7 @@ def test_lower_is_better_metric() -> None:
     rule = DecisionRule(metric="brier", min_improvement=0.01, floor=0.7, **POINT)
     fit = {"roc_auc": 0.8}
     assert decide(rule, {"brier": 0.13, **fit}, {"brier": 0.15, **fit}).verdict == "promote"
-    assert (
-        decide(rule, {"brier": 0.145, **fit}, {"brier": 0.15, **fit}).verdict == "keep-champion"
-    )
+    assert decide(rule, {"brier": 0.145, **fit}, {"brier": 0.15, **fit}).verdict == "keep-champion"
     # The floor is a fitness floor on roc_auc, whatever the rule ranks by.
     assert decide(rule, {"brier": 0.10, "roc_auc": 0.65}, None).verdict == "reject-below-floor"
     assert decide(rule, {"brier": 0.30, **fit}, None).verdict == "promote-first"

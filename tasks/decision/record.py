@@ -177,8 +177,10 @@ class DecisionRecord(BaseModel):
         """`metric value` on the holdout, with roc_auc beside a metric that is not roc_auc."""
         metric, nan = self.rule.metric, float("nan")
         shown = f"{metric} {format_score(side.holdout.get(metric, nan), metric)}"
+        if metric == "retention_value_at_capacity":
+            shown += " per customer"
         if metric != FITNESS_METRIC:
-            shown += f" (roc_auc {side.holdout.get(FITNESS_METRIC, nan):.4f})"
+            shown += f", roc_auc {side.holdout.get(FITNESS_METRIC, nan):.4f}"
         return shown
 
     def campaign_text(self) -> str | None:

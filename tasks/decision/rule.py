@@ -348,7 +348,13 @@ class DecisionRule(BaseModel):
             test = f"point estimate >= +{self.min_improvement:g}"
         else:
             test = f"{self.confidence:.0%} {self.method} lower bound > +{self.min_improvement:g}"
-        guards = ", ".join(f"{g.metric} -{g.max_worsening:g}" for g in self.guardrails) or "none"
+        guards = (
+            ", ".join(
+                f"{g.metric} {'+' if g.metric in LOWER_IS_BETTER else '-'}{g.max_worsening:g}"
+                for g in self.guardrails
+            )
+            or "none"
+        )
         ceiling = "" if self.leakage_ceiling is None else f", leakage > {self.leakage_ceiling}"
         capacity = (
             f"; campaign {self.campaign.describe()}"
