@@ -95,7 +95,7 @@ def train_champion(path: Path) -> None:
 def score_in_child(args: argparse.Namespace) -> None:
     """The subprocess: load the champion, score the base, print one JSON line of figures."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    from tasks.decision.rule import Campaign
+    from tasks.decision.campaign import Campaign
     from tasks.scoring.batch import score_parquet
 
     model = pickle.loads(args.model.read_bytes())
@@ -132,7 +132,7 @@ def _score_on_dask(args: argparse.Namespace, model: Any) -> None:
     from prefect import flow
     from prefect_dask import DaskTaskRunner
 
-    from tasks.decision.rule import Campaign
+    from tasks.decision.campaign import Campaign
     from tasks.scoring.partitions import score_parquet_partitioned
 
     logging.getLogger("distributed").setLevel(logging.WARNING)

@@ -34,8 +34,8 @@ def main() -> None:
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
     from tasks.data.generate import generate_snapshot
+    from tasks.decision.campaign import Campaign
     from tasks.decision.holdout import split_holdout
-    from tasks.decision.rule import Campaign
     from tasks.gate.suite import check_snapshot
     from tasks.scoring.batch import write_scores
     from tasks.training.train import train_challenger

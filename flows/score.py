@@ -9,7 +9,7 @@ from prefect import flow, get_run_logger
 
 from flows.parameters import ScoreParameters
 from tasks.data.request import current_period
-from tasks.decision.rule import Campaign
+from tasks.decision.campaign import Campaign
 from tasks.errors import TrackingUnavailable
 from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.stream import parquet_location

@@ -44,8 +44,9 @@ from flows.parameters import (
 from tasks.data.generate import generate_snapshot
 from tasks.data.request import SourceOptions
 from tasks.decision.approval import ApprovalPolicy
+from tasks.decision.campaign import Campaign
 from tasks.decision.record import DecisionRecord, ModelScores
-from tasks.decision.rule import Campaign, DecisionRule, Guardrail, SegmentGuard
+from tasks.decision.rule import DecisionRule, Guardrail, SegmentGuard
 from tasks.gate.thresholds import DriftThresholds
 from tests.servers import clean_env, run_cli
 

@@ -139,7 +139,8 @@ def test_the_run_form_shows_the_rule_from_its_one_model(prefect_stack: dict[str,
     from prefect.client.orchestration import get_client
 
     from flows.parameters import RetrainParameters
-    from tasks.decision.rule import Campaign, SegmentGuard
+    from tasks.decision.campaign import Campaign
+    from tasks.decision.rule import SegmentGuard
 
     async def schema() -> dict[str, Any]:
         async with get_client() as client:

@@ -23,7 +23,7 @@ from flows.retrain import retrain
 from flows.score import score
 from tasks.data.generate import generate_snapshot
 from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, TARGET
-from tasks.decision.rule import Campaign
+from tasks.decision.campaign import Campaign
 from tasks.errors import SnapshotRejected, TrackingUnavailable
 from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.suite import validate_snapshot

@@ -7,10 +7,15 @@ import pandas as pd
 import pytest
 from pydantic import ValidationError
 
-from tasks.decision.campaign import check_value_expression, customer_values, expected_value
+from tasks.decision.campaign import (
+    Campaign,
+    check_value_expression,
+    customer_values,
+    expected_value,
+)
 from tasks.decision.compare import evaluate
 from tasks.decision.intervals import Interval, SegmentDraws, SegmentInterval
-from tasks.decision.rule import Campaign, DecisionRule, SegmentGuard, parse_segment_column
+from tasks.decision.rule import DecisionRule, SegmentGuard, parse_segment_column
 from tasks.decision.segments import holm, judge_segments, segment_draws, segment_masks
 
 

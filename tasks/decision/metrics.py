@@ -143,7 +143,9 @@ def resampled_metrics(
         elif name == "f1":
             out[name] = _ratio(2 * tp, flagged + positives)
         elif name in CAPACITY_METRICS and terms is not None and listed is not None:
-            out[name] = _at_capacity(name, hits, positives, total, listed, yf, terms)
+            won = None if terms.gains is None else listed @ (yf * terms.gains)
+            k = listed.sum(axis=1)  # = contacts, unless a resample has fewer rows
+            out[name] = _at_capacity(name, hits, positives, total, k, won, terms.contact_cost)
         else:
             raise ValueError(f"unknown metric {name!r}; known: {', '.join(METRICS)}")
     return out
@@ -155,23 +157,22 @@ def _at_capacity(
     positives: Array,
     total: Array,
     listed: Array,
-    yf: Array,
-    terms: ListTerms,
+    won: Array | None,
+    contact_cost: float,
 ) -> Array:
-    """One metric of the list of `terms.contacts` rows, from the copies of each row on it."""
-    k = listed.sum(axis=1)  # = contacts, unless a resample has fewer rows
+    """One metric of a list, from its sums (per resample, or per resample and segment): churners
+    on the list, churners, customers, customers on the list, and gains won by the list."""
     if name == "recall_at_capacity":
         return _ratio(hits, positives)
     if name == "precision_at_capacity":
-        return _ratio(hits, k)
+        return _ratio(hits, listed)
     if name == "f1_at_capacity":
-        return _ratio(2 * hits, k + positives)
+        return _ratio(2 * hits, listed + positives)
     if name == "lift_at_capacity":
-        return _ratio(_ratio(hits, k) * total, positives)
-    if terms.gains is None:
+        return _ratio(_ratio(hits, listed) * total, positives)
+    if won is None:
         raise ValueError("retention_value_at_capacity needs the value of each customer")
-    value = listed @ (yf * terms.gains) - terms.contact_cost * k
-    return np.asarray(value / total, dtype=float)  # per scored customer
+    return _ratio(won - contact_cost * listed, total)  # per scored customer
 
 
 def _ratio(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
@@ -233,20 +234,11 @@ def segment_metric(
             raise ValueError("segment metrics at capacity need the list")
         m = masks.astype(float)
         yf = y.astype(float)
-        hits, listed_s = (listed * yf) @ m, listed @ m
-        positives, total = (counts * yf) @ m, counts @ m
-        if name == "recall_at_capacity":
-            return _ratio(hits, positives)
-        if name == "precision_at_capacity":
-            return _ratio(hits, listed_s)
-        if name == "f1_at_capacity":
-            return _ratio(2 * hits, listed_s + positives)
-        if name == "lift_at_capacity":
-            return _ratio(_ratio(hits, listed_s) * total, positives)
-        if terms.gains is None:
-            raise ValueError("retention_value_at_capacity needs the value of each customer")
-        value = (listed * (yf * terms.gains)) @ m - terms.contact_cost * listed_s
-        return _ratio(value, total)
+        won = None if terms.gains is None else (listed * (yf * terms.gains)) @ m
+        return _at_capacity(
+            name, (listed * yf) @ m, (counts * yf) @ m, counts @ m, listed @ m, won,
+            terms.contact_cost,
+        )  # fmt: skip
     columns = []
     for s in range(masks.shape[1]):
         rows = masks[:, s]

@@ -3,12 +3,12 @@ the campaign the ranking serves, the segments it may not hurt, and the fitness f
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from tasks.data.schema import CATEGORICAL_DOMAINS, INTEGER_COLUMNS, NUMERIC_COLUMNS
+from tasks.decision.campaign import Campaign
 
 Metric = Literal[
     "roc_auc",
@@ -43,10 +43,11 @@ FITNESS_METRIC = "roc_auc"
 Method = Literal["bootstrap", "delong", "point"]
 
 
-def _check_scale(metric: str, value: float, what: str) -> None:
-    if metric not in UNBOUNDED and value > 0.5:
+def _check_scale(metric: str, value: float, what: str, most: float = 1.0) -> None:
+    """A margin or tolerance on a share (roc_auc, recall, ...) is at most `most`."""
+    if metric not in UNBOUNDED and value > most:
         raise ValueError(
-            f"{what} {value:g} is more than {metric} can sensibly change (at most 0.5)"
+            f"{what} {value:g} is more than {metric} can sensibly change (at most {most:g})"
         )
 
 
@@ -82,82 +83,6 @@ DEFAULT_GUARDRAILS: tuple[Guardrail, ...] = (
     Guardrail(metric="recall_at_capacity", max_worsening=0.05),
     Guardrail(metric="brier", max_worsening=0.01),
 )
-
-
-class Campaign(BaseModel):
-    """Whom the retention team contacts each month, and what keeping a customer is worth.
-
-    The `*_at_capacity` metrics judge the list a model would have the team call: its riskiest
-    `capacity` of the scored customers. Scoring flags that list (`contact`).
-    """
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    capacity: float = Field(
-        default=0.10,
-        gt=0.0,
-        le=1.0,
-        description="Share of the scored customers the team contacts, riskiest first "
-        "(0.10: the top 10%).",
-    )
-    customers: int | None = Field(
-        default=None,
-        ge=1,
-        le=10**10,
-        description="How many customers the team contacts, instead of `capacity`. A holdout "
-        "is judged at the same share of the month's customers. Empty: use `capacity`.",
-    )
-    save_rate: float = Field(
-        default=0.3,
-        gt=0.0,
-        le=1.0,
-        description="Share of contacted churners the campaign keeps.",
-    )
-    contact_cost: float = Field(
-        default=15.0,
-        ge=0.0,
-        le=1e6,
-        description="Cost of contacting one customer (the call and the offer), in the unit "
-        "of `customer_value`.",
-    )
-    customer_value: str = Field(
-        default="12 * MonthlyCharges",
-        min_length=1,
-        max_length=200,
-        description="Value of keeping a customer: a number, or an arithmetic expression of "
-        "the snapshot's numeric columns (+ - * / and parentheses; a year of charges by "
-        "default). A row whose value cannot be computed counts as 0.",
-    )
-
-    @field_validator("customer_value")
-    @classmethod
-    def _computable(cls, value: str) -> str:
-        from tasks.decision.campaign import check_value_expression
-
-        check_value_expression(value)
-        return value
-
-    def share(self, population: int) -> float:
-        """The share of a base of `population` customers the team contacts."""
-        if self.customers is None:
-            return self.capacity
-        return min(1.0, self.customers / max(population, 1))
-
-    def contacts(self, rows: int, population: int | None = None) -> int:
-        """How many of `rows` scored customers are on the list (at least one).
-
-        `population` is the month's size when `rows` is a sample of it (a holdout): the list
-        is then the same share of the sample as `customers` is of the month.
-        """
-        share = self.share(rows if population is None else population)
-        return max(1, min(rows, math.floor(share * rows + 0.5)))
-
-    def describe(self) -> str:
-        who = f"{self.customers:,} customers" if self.customers else f"top {self.capacity:.0%}"
-        return (
-            f"{who}, save rate {self.save_rate:g}, contact cost {self.contact_cost:g}, "
-            f"value {self.customer_value}"
-        )
 
 
 class SegmentGuard(BaseModel):
@@ -329,7 +254,7 @@ class DecisionRule(BaseModel):
         ceiling = self.leakage_ceiling
         if ceiling is not None and ceiling <= self.floor:
             raise ValueError(f"leakage_ceiling {ceiling} must be above floor {self.floor}")
-        _check_scale(self.metric, self.min_improvement, "min_improvement")
+        _check_scale(self.metric, self.min_improvement, "min_improvement", most=0.5)
         return self
 
     @property

@@ -8,8 +8,8 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from tasks.decision.campaign import Campaign
 from tasks.decision.health import PromotionScore
-from tasks.decision.rule import Campaign
 from tasks.errors import unreachable_reason
 from tasks.registry.aliases import ChampionRef, champion_version, is_missing
 from tasks.registry.history import read_history

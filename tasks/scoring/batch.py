@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -24,26 +24,19 @@ from tasks.data.request import (
     SourceOptions,
 )
 from tasks.data.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
-from tasks.decision.campaign import customer_values, expected_value
-from tasks.decision.rule import Campaign
+from tasks.decision.campaign import Campaign, customer_values, expected_value
 from tasks.errors import SnapshotRejected
 from tasks.gate.chunks import validate_frame
 from tasks.gate.failures import FailedCheck
 from tasks.gate.suite import ValidationReport
 from tasks.messages import plural
-from tasks.scoring.contacts import (
-    EXPECTED_VALUE_COLUMN,
-    PARQUET_SUFFIXES,
-    flag_contacts,
-    staged_path,
-)
+from tasks.scoring.contacts import EXPECTED_VALUE_COLUMN, flag_contacts, staged_path
+from tasks.scoring.output import TableWriter
 from tasks.scoring.scan import typed_batches
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step
 from tasks.training.model import LABEL_COLUMN, PROBABILITY_COLUMN
-
-OutputFormat = Literal["csv", "parquet"]
 
 
 @dataclass(frozen=True)
@@ -68,11 +61,6 @@ class ScoreSummary:
             f"{self.threshold:.2f} threshold; {self.contacted:,} ({listed:.1%}) flagged to "
             f"contact ({self.campaign}) -> {self.output}"
         )
-
-
-def output_format(path: Path) -> OutputFormat:
-    """Parquet for .parquet/.pq, CSV otherwise."""
-    return "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv"
 
 
 def score_chunk(
@@ -191,43 +179,23 @@ def write_scored(
     fails on the way (a chunk, or the iterator producing them). No chunks is an error unless
     `allow_empty` (a partition without rows for the period: nothing is written).
     """
-    scored_at = datetime.now(UTC).isoformat(timespec="seconds")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    partial = output.with_name(output.name + ".partial")
-    fmt = output_format(output)
     import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
 
-    writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
+    scored_at = datetime.now(UTC).isoformat(timespec="seconds")
     rows = churners = 0
-    try:
+    with TableWriter(output) as out:
         for chunk in chunks:
             scores = score_chunk(
                 model, chunk, version=version, scored_at=scored_at, campaign=campaign
             )
             rows += len(scores)
             churners += int((scores[LABEL_COLUMN] == POSITIVE_LABEL).sum())
-            # Arrow writes both formats: its CSV writer is ~5x faster than pandas' to_csv.
-            table = pa.Table.from_pandas(scores, preserve_index=False)
-            if writer is None:
-                writer = (
-                    pacsv.CSVWriter(partial, table.schema)
-                    if fmt == "csv"
-                    else pq.ParquetWriter(partial, table.schema)
-                )
-            writer.write_table(table)
-        if writer is None:
+            out.write(pa.Table.from_pandas(scores, preserve_index=False))
+        if not out.written:
             if allow_empty:
                 return 0, 0
             raise ValueError("nothing to score: the input has no rows")
-        writer.close()
-        writer = None
-        partial.replace(output)
-    finally:
-        if writer is not None:
-            writer.close()
-        partial.unlink(missing_ok=True)
+        out.commit()
     return rows, churners
 
 

@@ -15,14 +15,13 @@ from typing import TYPE_CHECKING
 import numpy as np
 import numpy.typing as npt
 
+from tasks.scoring.output import TableWriter
 from tasks.training.model import PROBABILITY_COLUMN
 
 if TYPE_CHECKING:
-    from tasks.decision.rule import Campaign
+    from tasks.decision.campaign import Campaign
 
 EXPECTED_VALUE_COLUMN = "expected_value"
-#: An output with one of these suffixes is written as Parquet, any other as CSV.
-PARQUET_SUFFIXES = (".parquet", ".pq")
 CONTACT_COLUMN = "contact"
 
 
@@ -46,10 +45,9 @@ def flag_contacts(staged: Sequence[Path], output: Path, *, campaign: Campaign) -
     """Write the staged scores (Parquet, in order) to `output` (CSV or Parquet, by its suffix)
     with the `contact` column; the number of rows flagged.
 
-    Goes through `<output>.partial`, which replaces `output` only when complete.
+    Goes through `<output>.partial`, which replaces `output` only when complete (`TableWriter`).
     """
     import pyarrow as pa
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     proba = np.concatenate(
@@ -60,10 +58,8 @@ def flag_contacts(staged: Sequence[Path], output: Path, *, campaign: Campaign) -
         raise ValueError("nothing to score: the input has no rows")
     contacts = campaign.contacts(proba.size)
     edge, ties = list_edge(proba, contacts)
-    partial = output.with_name(output.name + ".partial")
-    writer: pacsv.CSVWriter | pq.ParquetWriter | None = None
     seen_ties = 0
-    try:
+    with TableWriter(output) as out:
         for path in staged:
             for batch in pq.ParquetFile(path).iter_batches():
                 p = batch.column(PROBABILITY_COLUMN).to_numpy()
@@ -71,22 +67,10 @@ def flag_contacts(staged: Sequence[Path], output: Path, *, campaign: Campaign) -
                 rank = np.cumsum(at_edge) + seen_ties
                 seen_ties += int(at_edge.sum())
                 flag = (p > edge) | (at_edge & (rank <= ties))
-                table = pa.Table.from_batches([batch]).append_column(
-                    CONTACT_COLUMN, pa.array(flag, type=pa.bool_())
-                )
-                if writer is None:
-                    writer = (
-                        pacsv.CSVWriter(partial, table.schema)
-                        if output.suffix.lower() not in PARQUET_SUFFIXES
-                        else pq.ParquetWriter(partial, table.schema)
+                out.write(
+                    pa.Table.from_batches([batch]).append_column(
+                        CONTACT_COLUMN, pa.array(flag, type=pa.bool_())
                     )
-                writer.write_table(table)
-        assert writer is not None
-        writer.close()
-        writer = None
-        partial.replace(output)
-    finally:
-        if writer is not None:
-            writer.close()
-        partial.unlink(missing_ok=True)
+                )
+        out.commit()
     return contacts

@@ -14,7 +14,7 @@ from typing import Any
 from tasks.data.request import (
     SourceOptions,
 )
-from tasks.decision.rule import Campaign
+from tasks.decision.campaign import Campaign
 from tasks.errors import SnapshotRejected
 from tasks.scoring.batch import (
     ScoreSummary,
