@@ -224,7 +224,8 @@ def test_same_period_twice_runs_one_at_a_time_and_promotes_once(
         [client.get_experiment_by_name("churn-retrain").experiment_id],
         filter_string="tags.`data.period` = '2025-08'",
     )
-    assert sorted(r.data.tags["decision.verdict"] for r in runs) == ["promote", "tie"]
+    # The constant-score champion is below the default floor: replaced, then a tie.
+    assert sorted(r.data.tags["decision.verdict"] for r in runs) == ["replace-below-floor", "tie"]
 
     # A clearly better model for the same month would win, but the month already promoted once.
     better = _run(prefect_stack, "2025-08", timeout=600, rule=weak["rule"])

@@ -263,10 +263,11 @@ def test_two_command_line_runs_on_one_state_directory(
             if process.poll() is None:
                 process.kill()
     verdicts = sorted(r["verdict"] for r in records)
-    assert verdicts == ["conflict", "promote"], verdicts
+    # The dummy champion is below the default floor: the winner replaces it.
+    assert verdicts == ["conflict", "replace-below-floor"], verdicts
     [winner] = [r for r in records if r["promoted"]]
     [loser] = [r for r in records if not r["promoted"]]
-    assert loser["decision"]["superseded"] == "promote"
+    assert loser["decision"]["superseded"] == "replace-below-floor"
     champion = str(client.get_model_version_by_alias("telco-churn", "champion").version)
     assert champion == winner["challenger"]["version"] == loser["champion_version_after"]
     moves = [event.to_version for event in read_history(client, "telco-churn")]

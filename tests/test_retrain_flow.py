@@ -92,7 +92,8 @@ def test_a_better_challenger_moves_the_alias(state_home: Path) -> None:
     assert weak.challenger.holdout["roc_auc"] == pytest.approx(0.5)
 
     record = retrain(RetrainParameters(period="2026-02", **FAST))
-    assert record.verdict == "promote" and record.promoted
+    # The default rule's floor (0.75) finds the constant champion unfit: replaced on evidence.
+    assert record.verdict == "replace-below-floor" and record.promoted
     assert record.champion is not None and record.champion.version == "1"
     assert record.challenger.holdout["roc_auc"] > 0.75
     assert _champion() == "2"
@@ -156,8 +157,8 @@ def test_a_period_is_promoted_at_most_once(state_home: Path) -> None:
     assert again.decision.superseded == "promote"
     assert "version 1 was already promoted" in again.reason
     assert _champion() == "1"
-    # The next month is free to promote it.
-    assert retrain(RetrainParameters(period="2026-07", **FAST)).verdict == "promote"
+    # The next month is free to promote it (the default floor finds the champion unfit).
+    assert retrain(RetrainParameters(period="2026-07", **FAST)).verdict == "replace-below-floor"
     assert _champion() == "3"
 
 
