@@ -46,10 +46,10 @@ test-fast: install ## unit tests only (no real-CSV training, no servers), about 
 	$(RUN) pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
 
 lint: install ## ruff
-	$(RUN) ruff check flows tasks tests benchmarks
-	$(RUN) ruff format --check flows tasks tests benchmarks
+	$(RUN) ruff check cli flows tasks tests benchmarks
+	$(RUN) ruff format --check cli flows tasks tests benchmarks
 
-typecheck: install ## mypy on flows/ and tasks/
+typecheck: install ## mypy on cli/, flows/ and tasks/
 	$(RUN) mypy
 
 check: lint typecheck test ## everything CI runs

@@ -51,7 +51,7 @@ def _one(timeout: float, whole: bool) -> tuple[str, float, str]:
         env.pop("PREFECT_API_URL", None)
         started = time.perf_counter()
         process = subprocess.Popen(
-            [sys.executable, "-m", "flows.cli", "run", "--period", "2026-01", *FAST],
+            [sys.executable, "-m", "cli.main", "run", "--period", "2026-01", *FAST],
             cwd=ROOT,
             env=env,
             stdout=subprocess.DEVNULL,

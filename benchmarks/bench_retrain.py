@@ -30,7 +30,7 @@ def _cli_run(csv: Path, home: Path, period: str) -> tuple[float, dict[str, objec
         [
             sys.executable,
             "-m",
-            "flows.cli",
+            "cli.main",
             "run",
             "--data",
             str(csv),

@@ -111,7 +111,7 @@ def main() -> None:
         return
 
     sys.path.insert(0, str(ROOT))
-    from flows.prefect_server import PrefectServer
+    from tasks.runtime.prefect_server import PrefectServer
 
     with tempfile.TemporaryDirectory() as tmp:
         os.environ["PREFECT_HOME"] = str(Path(tmp) / "prefect")

@@ -35,3 +35,14 @@ def keep_expected_failures_short() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, _ExpectedFailures) for f in logger.filters):
             logger.addFilter(_ExpectedFailures())
+
+
+def flush_api_logs() -> None:
+    """Send the log lines Prefect has queued for its API now, and wait for them (at most 5 s):
+    logging's own `Handler.flush`, which Prefect's API handler implements."""
+    from prefect.logging.handlers import APILogHandler
+
+    loggers = [logging.getLogger(), *map(logging.getLogger, logging.root.manager.loggerDict)]
+    for handler in {h for logger in loggers for h in logger.handlers}:
+        if isinstance(handler, APILogHandler):
+            handler.flush()

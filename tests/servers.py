@@ -89,7 +89,7 @@ def run_cli(
 ) -> subprocess.CompletedProcess[str]:
     """`churn-retrain ARGS` in a fresh process, as a user runs it; output captured, no raise."""
     return subprocess.run(
-        [sys.executable, *python_flags, "-m", "flows.cli", *args],
+        [sys.executable, *python_flags, "-m", "cli.main", *args],
         cwd=cwd,
         env=env,
         stdin=subprocess.DEVNULL,
@@ -105,9 +105,10 @@ def flow_run_logs(flow_run_id: object) -> list[str]:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
     from prefect.client.schemas.sorting import LogSort
-    from prefect.logging.handlers import APILogWorker
 
-    APILogWorker.drain_all(timeout=10)
+    from tasks.logs import flush_api_logs
+
+    flush_api_logs()
     with get_client(sync_client=True) as client:
         records = client.read_logs(
             log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),

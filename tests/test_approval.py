@@ -250,7 +250,7 @@ def test_the_command_line_refuses_approval_without_a_reachable_server(
 ) -> None:
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    from flows.cli import main
+    from cli.main import main
 
     with temporary_settings(updates={PREFECT_API_URL: None}):
         assert main(["run", "--data", "generated", "--approval.required"]) == 2

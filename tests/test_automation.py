@@ -190,7 +190,7 @@ def test_a_retrain_whose_process_dies_is_marked_crashed_and_alerts(tmp_path: Pat
             )
             ids.append(client.create_automation(unresponsive))
             process = subprocess.Popen(
-                [sys.executable, "-m", "flows.cli", "run", *args],
+                [sys.executable, "-m", "cli.main", "run", *args],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=log,

@@ -358,7 +358,7 @@ def test_bad_input_is_rejected_before_training_and_alerted(
     capfd: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    from flows.cli import main
+    from cli.main import main
 
     for name, value in case.env.items():
         monkeypatch.setenv(name, value)
@@ -443,7 +443,7 @@ def test_a_bug_in_a_task_keeps_its_traceback(
     from prefect import task
 
     import tasks.gate.admit as admit
-    from flows.cli import main
+    from cli.main import main
 
     @task(name="check-drift")
     def broken(*args: object, **kwargs: object) -> None:

@@ -16,7 +16,7 @@ import pandas as pd
 import pytest
 from registry_helpers import MODEL, alias, make_version, sklearn_model
 
-from flows.cli import main
+from cli.main import main
 from tasks.data.schema import POSITIVE_LABEL, TARGET
 from tasks.decision.compare import compare_with_champion
 from tasks.decision.rule import DecisionRule, SegmentGuard

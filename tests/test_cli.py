@@ -17,9 +17,9 @@ import pytest
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from flows.cli import main
-from flows.commands import flow_parameters
-from flows.options import (
+from cli.commands import flow_parameters
+from cli.main import main
+from cli.options import (
     AutomationCommand,
     ChurnRetrainCli,
     GenerateCommand,
@@ -372,7 +372,7 @@ def test_summary_names_verdict_scores_version_and_where_to_look() -> None:
 
 
 def test_no_prefect_server_when_an_api_is_configured(prefect_server: None) -> None:
-    from flows.cli import start_prefect_server
+    from cli.main import start_prefect_server
 
     assert start_prefect_server("run") is None  # the session's server is used
     assert start_prefect_server("status") is None  # and status runs no flow at all
@@ -381,8 +381,8 @@ def test_no_prefect_server_when_an_api_is_configured(prefect_server: None) -> No
 def test_a_prefect_server_that_does_not_answer_is_a_named_failure(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from flows.prefect_server import PrefectServer
     from tasks.errors import PrefectServerFailed
+    from tasks.runtime.prefect_server import PrefectServer
 
     monkeypatch.setenv("PREFECT_HOME", str(tmp_path / "prefect"))
     server = PrefectServer(timeout=0.2)  # far less than its boot takes
@@ -398,7 +398,7 @@ def test_a_prefect_server_that_does_not_answer_is_a_named_failure(
 
 _PARENT = """
 import sys, time
-from flows.prefect_server import PrefectServer
+from tasks.runtime.prefect_server import PrefectServer
 server = PrefectServer()
 server.start()
 server.wait()

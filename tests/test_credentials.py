@@ -28,7 +28,7 @@ import pytest
 from registry_helpers import make_version
 from tracking_server import TrackingServer
 
-from flows.cli import main
+from cli.main import main
 from flows.parameters import (
     RetrainParameters,
     RollbackParameters,

@@ -16,7 +16,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from registry_helpers import MODEL, alias, make_version, model_artifact_dir
 
-from flows.cli import main
+from cli.main import main
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain
 from flows.simulate import drift_schedule, periods

@@ -24,8 +24,8 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
-from flows.shutdown import TERM_GRACE_SECONDS
-from tasks.tracking.owner import Owner
+from tasks.runtime.owner import Owner
+from tasks.runtime.shutdown import TERM_GRACE_SECONDS
 from tests.killing import (
     STAGES,
     champion,
@@ -95,7 +95,7 @@ def test_a_run_killed_at_a_stage_leaves_nothing_behind(
     marker = tmp_path / "paused"
     started = time.monotonic()
     killed = subprocess.Popen(
-        [sys.executable, *launcher_args(stage, marker, "flows.cli", *KILLED_RUN)],
+        [sys.executable, *launcher_args(stage, marker, "cli.main", *KILLED_RUN)],
         env=_env(home),
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -163,7 +163,7 @@ def test_two_first_runs_at_once_on_a_fresh_state_directory_both_finish(tmp_path:
     """They used to race on creating the MLflow and Prefect SQLite databases (issue 13)."""
     home = tmp_path / "state"
     env = clean_env(CHURN_RETRAIN_HOME=str(home))
-    argv = [sys.executable, "-m", "flows.cli", "run", "--period", "2026-01", *RUN_ARGS]
+    argv = [sys.executable, "-m", "cli.main", "run", "--period", "2026-01", *RUN_ARGS]
     both = [
         subprocess.Popen(
             argv,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("flows", "tasks")
+PACKAGES = ("cli", "flows", "tasks")
 MAX_LINES = 400
 
 

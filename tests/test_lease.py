@@ -15,7 +15,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from tasks.registry.lease import LeaseLost, check_lease, lease_name, registry_lease
-from tasks.tracking.owner import Owner
+from tasks.runtime.owner import Owner
 
 MODEL = "lease-test"
 ROOT = Path(__file__).resolve().parents[1]

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 from registry_helpers import MODEL, make_version
 
-from flows.cli import main
+from cli.main import main
 from flows.parameters import PruneParameters
 from tasks.data.generate import generate_snapshot
 from tasks.decision.verdict import PROMOTING

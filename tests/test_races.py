@@ -69,7 +69,7 @@ print(json.dumps(outcome.model_dump(mode="json")))
 @pytest.fixture(scope="module")
 def prefect_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Two Prefect servers that know nothing of each other: their API URLs."""
-    from flows.prefect_server import PrefectServer
+    from tasks.runtime.prefect_server import PrefectServer
 
     servers = []
     try:
@@ -213,7 +213,7 @@ def held(*args, **kwargs):
     return real(*args, **kwargs)
 promote.promote_challenger.fn = held
 sys.argv = ["churn-retrain", *sys.argv[3:]]
-runpy.run_module("flows.cli", run_name="__main__")
+runpy.run_module("cli.main", run_name="__main__")
 """
 COMMON = ["--folds", "2", "--generated-rows", "1500", "--data", "generated"]
 FAST = ["--models", "lr", *COMMON]

@@ -14,7 +14,7 @@ import pytest
 from mlflow.tracking import MlflowClient
 from registry_helpers import MODEL, alias, make_version
 
-from flows.cli import main
+from cli.main import main
 from tasks.data.generate import generate_snapshot
 from tasks.errors import PromotionLockMissing, RollbackRefused
 from tasks.registry import history as registry
@@ -288,7 +288,7 @@ def test_rollback_and_status_commands(
 def test_status_is_fast_to_import_and_never_loads_pycaret(january: object) -> None:
     make_version(january)
     code = (
-        "import sys; from flows.cli import main; rc = main(['status']); "
+        "import sys; from cli.main import main; rc = main(['status']); "
         "print('PYCARET' if 'pycaret' in sys.modules else 'NO-PYCARET', rc)"
     )
     done = subprocess.run(

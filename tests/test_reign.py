@@ -148,7 +148,7 @@ def test_three_months_of_one_champion_show_in_status_and_the_report(
 ) -> None:
     from mlflow.tracking import MlflowClient
 
-    from flows.cli import main
+    from cli.main import main
     from flows.parameters import RetrainParameters
     from flows.retrain import retrain
 

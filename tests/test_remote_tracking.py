@@ -20,7 +20,7 @@ import pytest
 from tracking_server import TrackingServer, free_port
 
 import tasks.training.train
-from flows.cli import main
+from cli.main import main
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain
 from tasks.data.generate import generate_snapshot

@@ -123,7 +123,7 @@ def test_validation_by_row_group_on_dask_gives_the_single_pass_verdict(
     rows, digest, report and drift as one pass in this process; a bad month the same rejection."""
     from prefect_dask import DaskTaskRunner
 
-    from flows.cli import main
+    from cli.main import main
     from flows.parameters import ValidateParameters
     from flows.validate import validate
     from tasks.data.generate import generate_snapshot
@@ -174,7 +174,7 @@ def test_scoring_by_row_group_on_dask_writes_the_single_process_scores(
     scores in the same order as here; a bad row group or an ID in two of them, no output."""
     from prefect_dask import DaskTaskRunner
 
-    from flows.cli import main
+    from cli.main import main
     from flows.parameters import ScoreParameters
     from flows.score import score
     from tasks.data.generate import generate_snapshot

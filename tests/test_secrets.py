@@ -116,9 +116,10 @@ def _prefect_records(flow_run_ids: list[UUID]) -> dict[str, bytes]:
         LogFilter,
         LogFilterFlowRunId,
     )
-    from prefect.logging.handlers import APILogWorker
 
-    APILogWorker.drain_all(timeout=10)  # logs are shipped in batches
+    from tasks.logs import flush_api_logs
+
+    flush_api_logs()  # logs are shipped in batches
     runs = FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids))
     found: dict[str, bytes] = {}
     with get_client(sync_client=True) as client:

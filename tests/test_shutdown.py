@@ -20,7 +20,7 @@ pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 
 _SCRIPT = """
 import signal, threading
-import flows.shutdown as shutdown
+import tasks.runtime.shutdown as shutdown
 
 shutdown.TERM_GRACE_SECONDS = 1.0
 shutdown._MARK_SECONDS = 1.0

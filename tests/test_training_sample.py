@@ -14,8 +14,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
 
-from flows.commands import flow_parameters
-from flows.options import parse
+from cli.commands import flow_parameters
+from cli.options import parse
 from flows.parameters import RetrainParameters
 from tasks.data.schema import ID_COLUMN, TARGET
 from tasks.decision.holdout import split_fair_holdout

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from flows.cli import main
+from cli.main import main
 from flows.parameters import ValidateParameters
 from flows.validate import validate
 from tasks.data.generate import generate_snapshot

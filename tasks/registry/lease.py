@@ -7,7 +7,7 @@ answer over REST). The lease is the registered model `<model>.promotion-lease`, 
 holder and expiry: creating it takes the lease, deleting it gives it back. A holder that died
 (SIGKILL, a lost machine) leaves it behind; a waiter takes it over, and says so, once it is past
 its expiry, or at once when the holder was a process on the waiter's own host that is gone
-(`tasks.tracking.owner`: two CLI runs on one machine never wait out a dead one).
+(`tasks.runtime.owner`: two CLI runs on one machine never wait out a dead one).
 
 Where the guarantee ends: expiry is judged by the waiter's clock (machines sharing a registry
 must agree on the time to well within `LEASE_SECONDS`), and a holder that stalls past its expiry
@@ -29,7 +29,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from tasks.registry.aliases import is_missing
-from tasks.tracking.owner import Owner
+from tasks.runtime.owner import Owner
 
 logger = logging.getLogger(__name__)
 

@@ -13,13 +13,13 @@ import mlflow
 from mlflow.tracking import MlflowClient
 
 from tasks.errors import TrackingUnavailable, unreachable_reason
+from tasks.runtime.owner import Owner
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step, step
 from tasks.tracking.check import check_tracking as check_tracking
 from tasks.tracking.connection import connect_tracking
-from tasks.tracking.owner import Owner
 
-#: The run tag naming the process that opened the run (tasks/tracking/owner.py).
+#: The run tag naming the process that opened the run (tasks/runtime/owner.py).
 OWNER_TAG = "churn-retrain.owner"
 #: Set on a run another process found RUNNING with its owner gone, and marked FAILED.
 INTERRUPTED_TAG = "churn-retrain.interrupted"

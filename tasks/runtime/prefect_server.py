@@ -8,7 +8,7 @@ run). It is the documented command, `prefect server start --host 127.0.0.1 --por
 event and task-run services that record the run, no scheduler (nothing is deployed on it).
 
 The client is pointed at it by the caller with Prefect's public settings API
-(`prefect.settings.temporary_settings` with `PREFECT_API_URL`, see flows/cli.py). It dies with
+(`prefect.settings.temporary_settings` with `PREFECT_API_URL`, see cli/main.py). It dies with
 this process: `stop()` on the way out, and on Linux the kernel sends it SIGTERM if the CLI dies
 without a chance to (SIGKILL, a crash): `prctl(PR_SET_PDEATHSIG)`. It runs in its own session,
 so Ctrl-C in the terminal reaches the CLI only, which then stops it. This module imports

@@ -1,9 +1,9 @@
 """`churn-retrain`: run the monthly retrain (and friends) from a shell.
 
-The command line is generated from the flows' parameter models (flows/options.py); each
-command's handler is in flows/commands.py. This module is the entry point: it parses, prepares
+The command line is generated from the flows' parameter models (cli/options.py); each
+command's handler is in cli/commands.py. This module is the entry point: it parses, prepares
 the environment before Prefect is imported, starts a Prefect server when none is configured
-(flows/prefect_server.py), runs the command and turns its outcome into the exit status.
+(tasks/runtime/prefect_server.py), runs the command and turns its outcome into the exit status.
 
 Exit status (tasks/errors.py): 0 the command completed (promoted or kept); 2 bad command line
 (or a refused rollback: nothing to roll back to, unknown version); 3 the snapshot was rejected
@@ -23,12 +23,12 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
-from flows.options import parse
-from flows.shutdown import Shutdown
+from cli.options import parse
 from tasks.errors import EXIT_CRASH, EXIT_USAGE, ChurnRetrainError, UsageError
+from tasks.runtime.shutdown import Shutdown
 
 if TYPE_CHECKING:
-    from flows.prefect_server import PrefectServer
+    from tasks.runtime.prefect_server import PrefectServer
     from tasks.settings import Settings
 
 
@@ -85,7 +85,7 @@ def start_prefect_server(command: str) -> PrefectServer | None:
 
     if get_current_settings().api.url:
         return None
-    from flows.prefect_server import PrefectServer
+    from tasks.runtime.prefect_server import PrefectServer
 
     server = PrefectServer()
     server.start()
@@ -134,8 +134,8 @@ def _owned(server: PrefectServer | None) -> AbstractContextManager[object]:
         return nullcontext()
     from prefect import tags
 
-    from flows.shutdown import OWNER_TAG_PREFIX
-    from tasks.tracking.owner import Owner
+    from tasks.runtime.owner import Owner
+    from tasks.runtime.shutdown import OWNER_TAG_PREFIX
 
     return tags(OWNER_TAG_PREFIX + Owner.current().text())
 
@@ -145,7 +145,7 @@ def _ready(server: PrefectServer | None) -> Callable[[], None]:
     if server is None:
         return lambda: None
 
-    from flows.shutdown import crash_orphans
+    from tasks.runtime.shutdown import crash_orphans
 
     def ready() -> None:
         server.wait()
@@ -155,22 +155,21 @@ def _ready(server: PrefectServer | None) -> Callable[[], None]:
 
 
 def _stop_prefect_server(server: PrefectServer | None) -> None:
-    """Send Prefect's queued logs and events, then end the server (they would fail after)."""
+    """Send Prefect's queued log lines, then end the server (they would fail after). Events
+    still queued are the temporary server's only, which dies here: nobody could read them."""
     if server is None:
         return
     try:
-        from prefect.events.worker import EventsWorker
-        from prefect.logging.handlers import APILogWorker
+        from tasks.logs import flush_api_logs
 
-        APILogWorker.drain_all(timeout=5)
-        EventsWorker.drain_all(timeout=5)
+        flush_api_logs()
     except Exception as exc:  # a lost log line must not turn a finished run into a crash
         print(f"churn-retrain: could not flush Prefect logs: {exc}", file=sys.stderr)
     server.stop()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from flows import commands
+    from cli import commands
     from tasks.settings import Settings
 
     try:

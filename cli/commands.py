@@ -1,4 +1,4 @@
-"""What each `churn-retrain` command does once its options are parsed (flows/cli.py parses them).
+"""What each `churn-retrain` command does once its options are parsed (cli/main.py parses them).
 
 Each handler takes the command's validated model and `ready`, which waits for the Prefect server
 this process started (if any): called right before the flow runs, so the server boots while the
@@ -20,7 +20,7 @@ from pydantic import BaseModel
 from tasks.errors import EXIT_OK
 
 if TYPE_CHECKING:
-    from flows.options import (
+    from cli.options import (
         AutomationCommand,
         GenerateCommand,
         PruneCommand,

@@ -21,10 +21,10 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from tasks.tracking.owner import Owner
+from tasks.runtime.owner import Owner
 
 if TYPE_CHECKING:
-    from flows.prefect_server import PrefectServer
+    from tasks.runtime.prefect_server import PrefectServer
 
 #: Seconds a signal leaves the flow to unwind before the process marks its runs and exits.
 TERM_GRACE_SECONDS = 10.0
