@@ -50,12 +50,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tasks.data.parse import parse_snapshot  # noqa: E402
 from tasks.data.schema import CATEGORICAL_DOMAINS, FEATURES, POSITIVE_LABEL, TARGET  # noqa: E402
 from tasks.decision.compare import campaign_terms, evaluate  # noqa: E402
 from tasks.decision.intervals import Interval, delong_difference  # noqa: E402
 from tasks.decision.rule import DecisionRule, Metric  # noqa: E402
 from tasks.decision.verdict import decide  # noqa: E402
-from tasks.gate.parse import parse_snapshot  # noqa: E402
 
 DEFAULT_CSV = ROOT.parent / "shared" / "data" / "telco_customer_churn.csv"
 SMALL_SAMPLE = 300

@@ -16,8 +16,8 @@ from collections.abc import Callable
 import pandas as pd
 
 from tasks.data.generate import generate_snapshot
+from tasks.data.parse import check_csv_layout, decode_snapshot, parse_snapshot
 from tasks.gate.drift import compare_with_profile, profile_frame
-from tasks.gate.parse import check_csv_layout, decode_snapshot, parse_snapshot
 from tasks.gate.thresholds import DriftThresholds
 
 

@@ -99,8 +99,8 @@ def _generated_curve(args: argparse.Namespace) -> list[dict[str, Any]]:
 
 
 def _telco_curve(args: argparse.Namespace) -> list[dict[str, Any]]:
+    from tasks.data.parse import parse_snapshot
     from tasks.decision.holdout import split_fair_holdout
-    from tasks.gate.parse import parse_snapshot
 
     frame = parse_snapshot(args.csv.read_bytes(), source=str(args.csv))
     split = split_fair_holdout(frame, fraction=0.2, seed=args.data_seed)

@@ -38,9 +38,9 @@ def main() -> None:
     sys.path.insert(0, str(ROOT))
     from sklearn.metrics import roc_auc_score
 
+    from tasks.data.parse import parse_snapshot
     from tasks.data.schema import POSITIVE_LABEL, TARGET
     from tasks.decision.holdout import split_fair_holdout
-    from tasks.gate.parse import parse_snapshot
     from tasks.training.model import keep_pycaret_quiet
     from tasks.training.train import train_challenger
 

@@ -37,7 +37,8 @@ def _write(rows: int, folder: Path) -> None:
 
 
 def _load(location: str) -> None:
-    from tasks.gate.load import SnapshotRequest, load_snapshot
+    from tasks.data.load import load_snapshot
+    from tasks.data.request import SnapshotRequest
 
     started = time.perf_counter()
     snapshot = load_snapshot.fn(SnapshotRequest(location, PERIOD))

@@ -69,8 +69,9 @@ def _write_month(path: Path, rows: int, chunk: int) -> dict[str, Any]:
 def _child(mode: str, path: str, chunk_rows: int, max_bytes: int) -> dict[str, Any]:
     """One measurement, in this (fresh) process."""
     from tasks.data.generate import generate_snapshot
+    from tasks.data.load import load_snapshot
+    from tasks.data.request import SnapshotRequest
     from tasks.gate.chunks import check_in_chunks
-    from tasks.gate.load import SnapshotRequest, load_snapshot
     from tasks.gate.month import validate_streamed
     from tasks.gate.stream import validate_parquet
     from tasks.gate.suite import check_snapshot

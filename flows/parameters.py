@@ -6,11 +6,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN, SourceOptions
+from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN, SnapshotRequest, SourceOptions
 from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.campaign import Campaign
 from tasks.decision.rule import DecisionRule
-from tasks.gate.load import SnapshotRequest
 from tasks.gate.thresholds import DriftThresholds
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.training.plan import (

@@ -8,10 +8,10 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from flows.parameters import ScoreParameters
-from tasks.data.request import current_period
+from tasks.data.load import load_snapshot
+from tasks.data.request import SnapshotRequest, current_period
 from tasks.decision.campaign import Campaign
 from tasks.errors import TrackingUnavailable
-from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.stream import parquet_location
 from tasks.gate.suite import validate_snapshot
 from tasks.logs import keep_expected_failures_short

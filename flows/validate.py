@@ -20,11 +20,10 @@ from prefect import flow
 from pydantic import BaseModel
 
 from flows.parameters import ValidateParameters
-from tasks.data.request import current_period
+from tasks.data.request import SnapshotRequest, current_period
 from tasks.gate.admit import admit_snapshot
 from tasks.gate.chunk_suite import unchunkable_expectations
 from tasks.gate.drift import check_drift, find_reference_profile
-from tasks.gate.load import SnapshotRequest
 from tasks.gate.month import validate_month
 from tasks.gate.report import reporting_gate
 from tasks.gate.stream import parquet_location

@@ -54,9 +54,18 @@ class SnapshotRejected(ChurnRetrainError):
 
 class SnapshotUnavailable(ChurnRetrainError):
     """The snapshot's URL answered 5xx/429, did not answer or finish within the deadline, or could
-    not be connected to. Transient: the load task retries it (`is_transient`), then ends with it."""
+    not be connected to. Transient: the load task retries it (`is_transient`) while the deadline
+    leaves time for another attempt, then ends with it."""
 
     exit_code = EXIT_SOURCE_UNAVAILABLE
+
+    def __init__(self, message: str, *, retryable: bool = True) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+    def final(self) -> SnapshotUnavailable:
+        """The same failure, not to be retried: the deadline leaves no time for it."""
+        return SnapshotUnavailable(str(self), retryable=False)
 
 
 class ChampionBelowFloor(ChurnRetrainError):
@@ -193,7 +202,7 @@ def is_transient(task: object, task_run: object, state: object) -> bool:
     """
     exc = state.result(raise_on_failure=False)  # type: ignore[attr-defined]
     if isinstance(exc, SnapshotUnavailable):
-        return True
+        return exc.retryable
     if not isinstance(exc, BaseException) or isinstance(exc, ChurnRetrainError):
         return False
     return unreachable_reason(exc) is not None or isinstance(exc, OSError | TimeoutError)

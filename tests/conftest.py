@@ -89,6 +89,6 @@ def real_csv() -> Path:
 
 @pytest.fixture(scope="session")
 def real_frame(real_csv: Path) -> pd.DataFrame:
-    from tasks.gate.parse import parse_snapshot
+    from tasks.data.parse import parse_snapshot
 
     return parse_snapshot(real_csv.read_bytes(), source=str(real_csv))

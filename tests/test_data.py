@@ -12,12 +12,13 @@ import pandas as pd
 import pytest
 
 from flows.parameters import RetrainParameters
+from tasks.data.fetch import fetch_bytes
+from tasks.data.parse import parse_snapshot
 from tasks.data.request import current_period, resolve_source
 from tasks.data.snapshot import digest_frame
-from tasks.data.sources import read_source_bytes
 from tasks.decision.holdout import split_holdout
 from tasks.errors import SnapshotRejected
-from tasks.gate.parse import parse_snapshot
+from tasks.runtime.deadline import Deadline
 from tasks.settings import redact_uri
 
 HEADER = "customerID,SeniorCitizen,tenure,MonthlyCharges,TotalCharges,Contract,Churn\n"
@@ -53,13 +54,17 @@ def test_parse_rejects_empty_and_non_utf8(tmp_path: Path) -> None:
         )
 
 
+def _fetch(location: str, max_bytes: int = 10**6) -> bytes:
+    return fetch_bytes(location, shown=location, deadline=Deadline.after(30), max_bytes=max_bytes)
+
+
 def test_read_source_refuses_missing_and_oversized_files(tmp_path: Path) -> None:
-    with pytest.raises(SnapshotRejected, match="file not found"):
-        read_source_bytes(str(tmp_path / "nope.csv"))
+    with pytest.raises(SnapshotRejected, match=r"nope\.csv: not found"):
+        _fetch(str(tmp_path / "nope.csv"))
     big = tmp_path / "big.csv"
     big.write_text("x" * 100)
     with pytest.raises(SnapshotRejected, match="over the 10-byte limit"):
-        read_source_bytes(str(big), max_bytes=10)
+        _fetch(str(big), max_bytes=10)
 
 
 @pytest.fixture
@@ -82,7 +87,7 @@ def http_csv(tmp_path: Path) -> Iterator[str]:
 
 def test_read_source_over_http_with_period_template(http_csv: str) -> None:
     url = resolve_source(http_csv + "/{period}.csv", "2026-03")
-    frame = parse_snapshot(read_source_bytes(url), source=url)
+    frame = parse_snapshot(_fetch(url), source=url)
     assert frame.loc[0, "customerID"] == "0001-AAAAA"
 
 
@@ -151,9 +156,10 @@ def test_a_compact_parquet_month_is_the_same_month(tmp_path: Path) -> None:
     import numpy as np
 
     from tasks.data.generate import generate_snapshot
+    from tasks.data.load import load_snapshot
+    from tasks.data.request import SnapshotRequest
     from tasks.decision.holdout import split_fair_holdout
     from tasks.gate.drift import compare_with_profile, profile_frame
-    from tasks.gate.load import SnapshotRequest, load_snapshot
     from tasks.gate.suite import check_snapshot
     from tasks.gate.thresholds import DriftThresholds
 

@@ -19,9 +19,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tasks.data.generate import generate_snapshot
+from tasks.data.parse import check_csv_layout, coerce_types, decode_snapshot, parse_snapshot
 from tasks.data.schema import COLUMNS, FLOAT_COLUMNS, ID_COLUMN, INTEGER_COLUMNS, STRING_COLUMNS
 from tasks.errors import SnapshotRejected
-from tasks.gate.parse import check_csv_layout, coerce_types, decode_snapshot, parse_snapshot
 
 #: Marker text planted in cells: a rejection message must never contain it.
 SECRET = "Zq7SECRET"

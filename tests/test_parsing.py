@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tasks.data.parse import check_csv_layout, decode_snapshot, parse_snapshot
 from tasks.errors import SnapshotRejected
-from tasks.gate.parse import check_csv_layout, decode_snapshot, parse_snapshot
 from tasks.messages import describe_names
 
 HEADER = "customerID,SeniorCitizen,tenure,MonthlyCharges,TotalCharges,Contract,Churn"

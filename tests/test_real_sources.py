@@ -22,7 +22,8 @@ import sqlalchemy as sa
 
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain
-from tasks.data.request import SourceOptions
+from tasks.data.load import load_snapshot
+from tasks.data.request import SnapshotRequest, SourceOptions
 from tasks.errors import (
     EXIT_REJECTED,
     EXIT_SOURCE_UNAVAILABLE,
@@ -30,7 +31,6 @@ from tasks.errors import (
     SnapshotRejected,
     SnapshotUnavailable,
 )
-from tasks.gate.load import SnapshotRequest, load_snapshot
 from tests.data_servers import PG_PASSWORD, S3, Postgres
 from tests.servers import clean_env, free_port, run_cli
 

@@ -22,10 +22,11 @@ from flows.parameters import RetrainParameters, ScoreParameters
 from flows.retrain import retrain
 from flows.score import score
 from tasks.data.generate import generate_snapshot
+from tasks.data.load import load_snapshot
+from tasks.data.request import SnapshotRequest
 from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, TARGET
 from tasks.decision.campaign import Campaign
 from tasks.errors import SnapshotRejected, TrackingUnavailable
-from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.suite import validate_snapshot
 from tasks.scoring.batch import ScoreSummary, score_parquet, write_scores
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS

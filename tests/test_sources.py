@@ -10,14 +10,31 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from tasks.data.sources import read_source_bytes
+from tasks.data.fetch import fetch_bytes
+from tasks.data.load import load_snapshot
+from tasks.data.request import SnapshotRequest
 from tasks.errors import (
     EXIT_REJECTED,
     EXIT_SOURCE_UNAVAILABLE,
     SnapshotRejected,
     SnapshotUnavailable,
 )
-from tasks.gate.load import SnapshotRequest, load_snapshot
+from tasks.runtime.deadline import Deadline
+from tasks.settings import redact_uri
+
+
+def read_source_bytes(
+    url: str, *, timeout: float = 30.0, deadline: float = 5.0, max_bytes: int = 10**6
+) -> bytes:
+    """`fetch_bytes` with a deadline of `deadline` seconds from now."""
+    return fetch_bytes(
+        url,
+        shown=redact_uri(url),
+        deadline=Deadline.after(deadline),
+        timeout=timeout,
+        max_bytes=max_bytes,
+    )
+
 
 BODY = (
     b"customerID,SeniorCitizen,tenure,MonthlyCharges,TotalCharges,Contract,Churn\n"
@@ -201,3 +218,47 @@ def test_the_deadline_comes_from_the_setting(
         assert time.monotonic() - started < 5
     finally:
         stopped.set()
+
+
+def _slow_drip(stopped: threading.Event, every: float) -> Handler:
+    """Headers at once, then one byte every `every` seconds, for minutes."""
+
+    def answer(request: http.server.BaseHTTPRequestHandler) -> None:
+        request.send_response(200)
+        request.send_header("Content-Length", "100000")
+        request.end_headers()
+        while not stopped.wait(every):
+            try:
+                request.wfile.write(b"x")
+                request.wfile.flush()
+            except OSError:
+                return
+
+    return answer
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_the_deadline_bounds_the_whole_load_retries_included(
+    serve: Callable[[Handler], _Server],
+    monkeypatch: pytest.MonkeyPatch,
+    state_home: object,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A byte every 2 s against a 15 s deadline: the run ends, exit 6, within 30 s (it took
+    three deadlines plus the retry delays when each attempt had a deadline of its own)."""
+    from cli.main import main
+
+    monkeypatch.setenv("CHURN_RETRAIN_DOWNLOAD_TIMEOUT_SECONDS", "15")
+    stopped = threading.Event()
+    server = serve(_slow_drip(stopped, 2.0))
+    started = time.monotonic()
+    try:
+        code = main(["run", "--data", server.url + "/{period}.csv", "--period", "2026-03"])
+        took = time.monotonic() - started
+    finally:
+        stopped.set()
+    assert code == EXIT_SOURCE_UNAVAILABLE
+    assert 15 <= took < 30, took
+    assert server.requests == 1  # no time was left for another attempt
+    err = capsys.readouterr().err
+    assert "download not finished within 15 s (the deadline" in err

@@ -13,10 +13,11 @@ from hypothesis import strategies as st
 
 from tasks.data.configured import describe_configured, parse_configured
 from tasks.data.generate import generate_snapshot
-from tasks.data.request import SourceOptions, file_format, is_fsspec_url, is_sql_url
+from tasks.data.load import load_snapshot
+from tasks.data.request import SnapshotRequest, SourceOptions
+from tasks.data.source import locate
+from tasks.data.typed import check_typed_frame
 from tasks.errors import DataSourceMisconfigured, SnapshotRejected
-from tasks.gate.load import SnapshotRequest, load_snapshot
-from tasks.gate.typed import check_typed_frame
 
 PERIOD = "2026-03"
 
@@ -97,7 +98,7 @@ def test_the_configured_location_is_checked_like_a_parameter() -> None:
 def test_no_source_configured_is_an_error_not_generated_rows(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    import tasks.gate.load as load
+    import tasks.data.load as load
 
     monkeypatch.setattr(load, "find_configured_source", lambda: None)
     with pytest.raises(
@@ -111,23 +112,24 @@ def test_no_source_configured_is_an_error_not_generated_rows(
 
 
 @pytest.mark.parametrize(
-    ("location", "kind", "sql", "fsspec"),
+    ("location", "scheme", "kind"),
     [
-        ("/d/2026-03.csv", "csv", False, False),
-        ("/d/2026-03.CSV.GZ", "csv.gz", False, False),
-        ("s3://lake/m.parquet", "parquet", False, True),
-        ("gs://lake/telco/", "parquet", False, True),
-        ("https://h/m.csv?sig=1", "csv", False, False),
-        ("postgresql+psycopg://u@h/db", "csv", True, False),
-        ("sqlite:///crm.db", "csv", True, False),
-        ("file:///d/m.pq", "parquet", False, True),
+        ("/d/2026-03.csv", "file", "csv"),
+        ("/d/2026-03.CSV.GZ", "file", "csv.gz"),
+        ("s3://lake/m.parquet", "s3", "parquet"),
+        ("gs://lake/telco/", "gs", "parquet"),
+        ("https://h/m.csv?sig=1", "https", "csv"),
+        ("postgresql+psycopg://u@h/db", "postgresql", ""),
+        ("sqlite:///crm.db", "sqlite", ""),
+        ("file:///d/m.pq", "file", "parquet"),
     ],
 )
-def test_locations_are_told_apart(location: str, kind: str, sql: bool, fsspec: bool) -> None:
-    assert is_sql_url(location) is sql and is_fsspec_url(location) is fsspec
-    if not sql:
-        assert file_format(location, SourceOptions()) == kind
-    assert file_format(location, SourceOptions(format="csv.gz")) == "csv.gz"
+def test_locations_are_told_apart(location: str, scheme: str, kind: str) -> None:
+    where = locate(SnapshotRequest(location, PERIOD), location, SourceOptions())
+    assert (where.scheme, where.format) == (scheme, kind)
+    if kind:  # a file's format can be forced; a database has none
+        forced = SourceOptions(format="csv.gz")
+        assert locate(SnapshotRequest(location, PERIOD), location, forced).format == "csv.gz"
 
 
 @settings(

@@ -21,15 +21,15 @@ from hypothesis import strategies as st
 
 from flows.parameters import ValidateParameters
 from tasks.data.generate import generate_snapshot
-from tasks.data.request import SourceOptions
+from tasks.data.load import load_snapshot
+from tasks.data.parse import parse_snapshot
+from tasks.data.request import SnapshotRequest, SourceOptions
 from tasks.errors import SnapshotRejected
 from tasks.gate.chunk_suite import DEFAULT_CHUNK_ROWS, unchunkable_expectations
 from tasks.gate.chunks import check_chunks, check_in_chunks, validate_chunk, validate_frame
 from tasks.gate.combine import combine
 from tasks.gate.drift import compare_with_profile, profile_frame
-from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.month import validate_streamed
-from tasks.gate.parse import parse_snapshot
 from tasks.gate.stream import parquet_location, validate_parquet
 from tasks.gate.suite import (
     DEFAULT_SUITE_PATH,

@@ -1,12 +1,13 @@
-"""The README's walkthroughs, run as written against real servers (issue 16).
+"""The docs' walkthroughs, run as written against real servers (issue 16).
 
-The commands are read from the README between `<!-- walkthrough:begin NAME -->` and
-`<!-- walkthrough:end -->`, in order, and run one by one in a shell that keeps what each
-`export` set, as the terminals of a person following them would. Only what must differ is
-substituted: a free port for the documented default, a local receiver for the Slack URL, a
-temporary `CHURN_RETRAIN_HOME` and `HOME`. A command that keeps running (a server, the worker)
-is started in the background and waited for; a command whose README comment says it fails on
-purpose must exit non-zero. Every wait is bounded; every background process is stopped.
+The commands are read from the one page (README.md or a docs/*.md page) that holds them between
+`<!-- walkthrough:begin NAME -->` and `<!-- walkthrough:end -->`, in order, and run one by one
+in a shell that keeps what each `export` set, as the terminals of a person following them would.
+Only what must differ is substituted: a free port for the documented default, a local receiver
+for the Slack URL, a temporary `CHURN_RETRAIN_HOME` and `HOME`. A command that keeps running (a
+server, the worker) is started in the background and waited for; a command whose comment in the
+docs says it fails on purpose must exit non-zero. Every wait is bounded; every background
+process is stopped.
 """
 
 from __future__ import annotations
@@ -29,20 +30,24 @@ from tests.servers import clean_env, free_port, start, stop, wait_http
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[1]
-README = ROOT / "README.md"
+#: Where walkthroughs may live: the README and every docs page.
+PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 #: What bash itself sets: not something an `export` of the walkthrough chose.
 _SHELL_VARIABLES = frozenset({"_", "SHLVL", "PWD", "OLDPWD"})
 _FLOW_RUN_ID = re.compile(r"UUID: ([0-9a-f-]{36})")
 
 
 def walkthrough(name: str) -> list[str]:
-    """The commands of the README's walkthrough NAME, in order (comment lines left out)."""
-    blocks = re.findall(
+    """The commands of the docs' walkthrough NAME, in order (comment lines left out); its blocks
+    must all be in one page."""
+    pattern = re.compile(
         rf"<!-- walkthrough:begin {re.escape(name)} -->\n```bash\n(.*?)```\n<!-- walkthrough:end -->",
-        README.read_text(),
         flags=re.S,
     )
-    assert blocks, f"no walkthrough {name!r} in the README"
+    found = {page: pattern.findall(page.read_text()) for page in PAGES}
+    holders = [page.relative_to(ROOT) for page, blocks in found.items() if blocks]
+    assert len(holders) == 1, f"walkthrough {name!r} should be in exactly one page, not {holders}"
+    blocks = [block for page_blocks in found.values() for block in page_blocks]
     lines = [line for block in blocks for line in block.splitlines()]
     commands = [line for line in lines if line.strip() and not line.lstrip().startswith("#")]
     assert not [c for c in commands if c.rstrip().endswith("\\")], "one command per line"

@@ -2,45 +2,54 @@
 
 A `table` source selects `* FROM table WHERE period_column = :period` (identifiers quoted by
 SQLAlchemy, never pasted from the parameters); a `query` source runs the given SELECT with
-`:period` bound. Waits are bounded: the connect by `timeout` seconds, the whole query and fetch
-by `deadline` seconds (the server's `statement_timeout` on PostgreSQL, and a watchdog that
-cancels the query on any driver that can). Messages name the database without credentials and
-never quote a value from the data.
+`:period` bound. Waits are bounded: the connect by the read timeout, the whole query and fetch
+by the read's `Deadline` (the server's `statement_timeout` on PostgreSQL, and `Deadline.call`,
+which cancels the query on any driver that can). Messages name the database without
+credentials and never quote a value from the data.
 """
 
 from __future__ import annotations
 
-import contextlib
 import re
-import threading
 from typing import Any
 
 import pandas as pd
 
+from tasks.data.fetch import READ_TIMEOUT_SECONDS
 from tasks.data.request import SourceOptions
+from tasks.data.source import Location, ReadLimits, Source
+from tasks.data.typed import check_typed_frame
 from tasks.errors import DataSourceMisconfigured, SnapshotRejected, SnapshotUnavailable
+from tasks.runtime.deadline import Deadline, DeadlineExceeded
 
 _PERIOD_BIND = re.compile(r"(?<!:):period\b")
 _DRIVER_EXTRAS = {"psycopg": "postgres", "psycopg2": "postgres"}
 
 
-def read_sql_frame(
-    url: str,
-    options: SourceOptions,
-    period: str,
-    *,
-    shown: str,
-    timeout: float,
-    deadline: float,
-) -> pd.DataFrame:
+class SqlSource(Source):
+    """A table or query of any SQLAlchemy database (`postgresql+psycopg://…`, `sqlite:///…`)."""
+
+    def read(self, location: Location, limits: ReadLimits) -> pd.DataFrame:
+        options = location.options
+        frame = read_sql_frame(location, limits.deadline)
+        what = f"table {options.table}" if options.table else "query result"
+        return check_typed_frame(
+            frame, source=location.shown, period=location.period,
+            period_column=options.period_column, what=what,
+        )  # fmt: skip
+
+
+def read_sql_frame(location: Location, deadline: Deadline) -> pd.DataFrame:
     """The month's rows of a database table or query, as the database typed them."""
     import sqlalchemy as sa
     from sqlalchemy.pool import NullPool
 
-    statement, params = _statement(options, period, shown=shown)
+    url, shown = location.text, location.shown
+    timeout = deadline.timeout(READ_TIMEOUT_SECONDS)
+    statement, params = _statement(location.options, location.period, shown=shown)
     try:
         engine = sa.create_engine(
-            url, poolclass=NullPool, connect_args=_connect_args(url, timeout, deadline)
+            url, poolclass=NullPool, connect_args=_connect_args(url, timeout, deadline.seconds)
         )
     except ModuleNotFoundError as exc:
         extra = _DRIVER_EXTRAS.get(exc.name or "", "the database driver")
@@ -49,16 +58,32 @@ def read_sql_frame(
         ) from None
     except sa.exc.ArgumentError as exc:
         raise DataSourceMisconfigured(f"Snapshot {shown}: not a database URL ({exc})") from None
-    try:
-        with engine.connect() as connection, _cancelled_after(connection, deadline) as watchdog:
+    connected: list[Any] = []
+
+    def query() -> pd.DataFrame:
+        try:
+            connection = engine.connect()
+        except sa.exc.DBAPIError as exc:
+            raise _connect_error(shown, exc, timeout) from None
+        with connection:
+            connected.append(connection.connection.dbapi_connection)
             try:
                 return pd.read_sql_query(statement, connection, params=params)
             except sa.exc.DBAPIError as exc:
-                if watchdog.fired:
+                if deadline.expired:
                     raise _too_slow(shown, deadline) from None
                 raise _query_error(shown, exc) from None
-    except sa.exc.DBAPIError as exc:  # connecting
-        raise _connect_error(shown, exc, timeout) from None
+
+    def cancel() -> None:  # the running statement, on drivers that can (psycopg, sqlite3)
+        raw = connected[0] if connected else None
+        stop = getattr(raw, "cancel", None) or getattr(raw, "interrupt", None)
+        if stop is not None:
+            stop()
+
+    try:
+        return deadline.call(query, cancel=cancel)
+    except DeadlineExceeded:
+        raise _too_slow(shown, deadline) from None
     finally:
         engine.dispose()
 
@@ -99,33 +124,6 @@ def _connect_args(url: str, timeout: float, deadline: float) -> dict[str, Any]:
     if backend in ("mysql", "mariadb"):
         return {"connect_timeout": max(1, round(timeout)), "read_timeout": round(deadline)}
     return {}
-
-
-class _Watchdog:
-    def __init__(self) -> None:
-        self.fired = False
-
-
-@contextlib.contextmanager
-def _cancelled_after(connection: Any, deadline: float) -> Any:
-    """Cancel the running statement at the deadline, on drivers that can (psycopg, sqlite3)."""
-    watchdog = _Watchdog()
-    raw = connection.connection.dbapi_connection
-
-    def fire() -> None:
-        watchdog.fired = True
-        cancel = getattr(raw, "cancel", None) or getattr(raw, "interrupt", None)
-        if cancel is not None:
-            with contextlib.suppress(Exception):
-                cancel()
-
-    timer = threading.Timer(deadline, fire)
-    timer.daemon = True
-    timer.start()
-    try:
-        yield watchdog
-    finally:
-        timer.cancel()
 
 
 def _first_line(exc: BaseException) -> str:
@@ -175,8 +173,8 @@ def _query_error(shown: str, exc: Any) -> SnapshotRejected | SnapshotUnavailable
     return SnapshotRejected(f"Snapshot {shown}: the query failed{detail}")
 
 
-def _too_slow(shown: str, deadline: float) -> SnapshotUnavailable:
+def _too_slow(shown: str, deadline: Deadline) -> SnapshotUnavailable:
     return SnapshotUnavailable(
-        f"Snapshot {shown}: query not finished within {deadline:g} s (the deadline, "
+        f"Snapshot {shown}: query not finished within {deadline.seconds:g} s (the deadline, "
         "CHURN_RETRAIN_DOWNLOAD_TIMEOUT_SECONDS)"
     )

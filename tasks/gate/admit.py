@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from tasks.data.load import load_snapshot
+from tasks.data.request import SnapshotRequest
 from tasks.data.snapshot import Snapshot
 from tasks.gate.chunks import validate_frame
 from tasks.gate.drift import DriftReport, check_drift, find_reference_profile
-from tasks.gate.load import SnapshotRequest, load_snapshot
 from tasks.gate.report import Gate, reporting_gate
 from tasks.gate.suite import DEFAULT_SUITE_PATH, ValidationReport
 from tasks.gate.thresholds import DriftThresholds

@@ -13,18 +13,17 @@ import numpy as np
 import pandas as pd
 
 from tasks.data import schema
-from tasks.data.request import (
-    SourceOptions,
-)
+from tasks.data.request import SourceOptions
+from tasks.data.source import ReadLimits, locate_month, source_for
 from tasks.gate.chunk_suite import DEFAULT_CHUNK_ROWS, ChunkResult
 from tasks.gate.combine import combine
-from tasks.gate.stream import open_dataset, row_groups, validated_chunks
+from tasks.gate.stream import validated_chunks
 from tasks.gate.suite import (
     DEFAULT_SUITE_PATH,
     ValidationReport,
     raise_if_rejected,
 )
-from tasks.settings import Settings, redact_uri
+from tasks.settings import redact_uri
 from tasks.steps import retried_step
 
 
@@ -97,9 +96,8 @@ def read_month_part(
             features.add(frame)
 
     chunks = validated_chunks(
-        location, period=period, options=options, suite_path=suite_path, for_scoring=False,
-        chunk_rows=chunk_rows, max_bytes=max_bytes, deadline_seconds=None, on_chunk=keep,
-        groups=groups,
+        locate_month(location, period, options), suite_path=suite_path, for_scoring=False,
+        chunk_rows=chunk_rows, limits=ReadLimits.from_settings(max_bytes), on_chunk=keep, groups=groups,
     )  # fmt: skip
     return MonthPart(chunks, digest, features)
 
@@ -125,23 +123,8 @@ def count_row_groups(
     max_bytes: int | None = None,
 ) -> int:
     """How many row groups the month's Parquet files hold: the partitions a cluster validates."""
-    from tasks.data.storage import open_filesystem, storage_call
-    from tasks.gate.load import READ_TIMEOUT_SECONDS
-
-    options = options or SourceOptions()
-    shown = redact_uri(location)
-    settings = Settings()
-    max_bytes = settings.max_snapshot_bytes if max_bytes is None else max_bytes
-    deadline = settings.download_timeout_seconds
-    fs, path = open_filesystem(location, shown=shown, timeout=min(READ_TIMEOUT_SECONDS, deadline))
-
-    def count() -> int:
-        dataset, selected = open_dataset(
-            fs, path, options, period, shown=shown, max_bytes=max_bytes
-        )
-        return sum(1 for _ in row_groups(dataset, selected))
-
-    return int(storage_call(count, shown=shown, deadline=deadline))
+    month = locate_month(location, period, options)
+    return source_for(month).row_groups(month, ReadLimits.from_settings(max_bytes))
 
 
 @retried_step("validate-partition", delay_seconds=5)

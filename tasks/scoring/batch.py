@@ -24,17 +24,18 @@ from tasks.data.request import (
     SourceOptions,
 )
 from tasks.data.schema import ID_COLUMN, NEGATIVE_LABEL, POSITIVE_LABEL
+from tasks.data.source import locate_month, source_for
 from tasks.decision.campaign import Campaign, customer_values, expected_value
 from tasks.errors import SnapshotRejected
 from tasks.gate.chunks import validate_frame
 from tasks.gate.failures import FailedCheck
 from tasks.gate.suite import ValidationReport
 from tasks.messages import plural
+from tasks.runtime.deadline import Deadline
 from tasks.scoring.contacts import EXPECTED_VALUE_COLUMN, flag_contacts, staged_path
 from tasks.scoring.output import TableWriter
-from tasks.scoring.scan import typed_batches
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
-from tasks.settings import Settings, redact_uri
+from tasks.settings import Settings
 from tasks.steps import retried_step
 from tasks.training.model import LABEL_COLUMN, PROBABILITY_COLUMN
 
@@ -140,11 +141,10 @@ def score_parquet(
     """
     started = time.perf_counter()
     options = options or SourceOptions()
-    shown = redact_uri(location)
-    deadline = deadline_seconds or Settings().download_timeout_seconds
-    typed = typed_batches(
-        location, options, period, shown=shown, batch_rows=batch_rows, deadline=deadline
-    )
+    month = locate_month(location, period, options)
+    shown = month.shown
+    deadline = Deadline.after(deadline_seconds or Settings().download_timeout_seconds)
+    typed = source_for(month).batches(month, batch_rows=batch_rows, deadline=deadline)
     frames = validated_batches(typed, shown=shown) if validate else (frame for frame, _ in typed)
     staged = staged_path(output)
     try:

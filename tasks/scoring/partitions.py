@@ -14,8 +14,10 @@ from typing import Any
 from tasks.data.request import (
     SourceOptions,
 )
+from tasks.data.source import locate_month, source_for
 from tasks.decision.campaign import Campaign
 from tasks.errors import SnapshotRejected
+from tasks.runtime.deadline import Deadline
 from tasks.scoring.batch import (
     ScoreSummary,
     check_unique_ids,
@@ -24,7 +26,6 @@ from tasks.scoring.batch import (
     validated_batches,
 )
 from tasks.scoring.contacts import flag_contacts
-from tasks.scoring.scan import typed_batches
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step
@@ -62,12 +63,12 @@ def score_partition(
 
     keep_expected_failures_short()  # in the worker's process too: a rejection, no traceback
     options = options or SourceOptions()
-    shown = redact_uri(location)
-    deadline = Settings().download_timeout_seconds
-    typed = typed_batches(
-        location, options, period, shown=shown, batch_rows=batch_rows, deadline=deadline,
-        groups=groups,
-    )  # fmt: skip
+    month = locate_month(location, period, options)
+    shown = month.shown
+    deadline = Deadline.after(Settings().download_timeout_seconds)
+    typed = source_for(month).batches(
+        month, batch_rows=batch_rows, deadline=deadline, groups=groups
+    )
     ids: list[Any] = []
     try:
         frames = validated_batches(typed, shown=shown, ids=ids)

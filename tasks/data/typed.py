@@ -1,6 +1,6 @@
 """Guards for typed sources (Parquet, a database query): the CSV parse guards' equivalents.
 
-A CSV file is text, checked line by line before pandas reads it (tasks/gate/parse.py). A Parquet
+A CSV file is text, checked line by line before pandas reads it (tasks/data/parse.py). A Parquet
 file or a query result arrives typed, so its guards look at the columns instead: duplicated or
 missing names, types that cannot hold the column's values, no rows, rows of another period.
 Messages name the source, the column and the problem; never a cell's value.
@@ -13,9 +13,9 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from tasks.data.parse import coerce_types
 from tasks.data.schema import COLUMNS, ID_COLUMN, NUMERIC_COLUMNS, STRING_COLUMNS
 from tasks.errors import SnapshotRejected
-from tasks.gate.parse import coerce_types
 from tasks.messages import describe_names, normalise_name, plural
 
 _CANONICAL = {normalise_name(column): column for column in COLUMNS}
