@@ -59,6 +59,7 @@ def flow_parameters(command: BaseModel, model: type[_Params]) -> _Params:
 def run(command: RunCommand, ready: Ready) -> int:
     from flows.parameters import RetrainParameters
     from flows.retrain import retrain
+    from tasks.report.summary import summary
 
     params = flow_parameters(command, RetrainParameters)
     flow = _on_dask(retrain, command.dask)
@@ -68,7 +69,7 @@ def run(command: RunCommand, ready: Ready) -> int:
     if command.as_json:
         print(json.dumps(record.model_dump(mode="json")))
     else:
-        print(record.text())
+        print(summary(record))
     return EXIT_OK
 
 
@@ -91,7 +92,7 @@ def status(command: StatusCommand, ready: Ready) -> int:
     if settings.is_local and not (settings.home / "mlflow.db").is_file():
         print(f"no registry yet under {settings.home} (run `churn-retrain run` first)")
         return EXIT_OK
-    tracking = configure_tracking.fn(settings)
+    tracking = configure_tracking.fn(settings, command.model.resolve(settings))
     found = _with_reign_plot(registry_status(tracking.model_name), settings.reports_dir)
     if command.as_json:
         print(json.dumps(None if found is None else found.model_dump(mode="json")))
@@ -107,7 +108,7 @@ def _with_reign_plot(found: RegistryStatus | None, directory: Path) -> RegistryS
     """The status with its champion's reign plotted into `directory` (when there are scores)."""
     if found is None or found.reign is None or not found.reign.has_scores:
         return found
-    from tasks.decision.plots import reign_figure
+    from tasks.report.plots import reign_figure
 
     plot = reign_figure(found.reign, directory / found.reign.plot_name())
     return found.model_copy(update={"reign_plot": str(plot)})

@@ -25,6 +25,7 @@ from pydantic_settings import (
 )
 
 from flows.parameters import (
+    MODEL_DESCRIPTION,
     PruneParameters,
     RetrainParameters,
     RollbackParameters,
@@ -34,6 +35,7 @@ from flows.parameters import (
 )
 from tasks.data.request import PERIOD_PATTERN, SourceOptions
 from tasks.errors import UsageError
+from tasks.target import ModelTarget
 
 
 def _retrain_field(name: str) -> Any:
@@ -70,6 +72,7 @@ class RunCommand(RetrainParameters):
 class StatusCommand(BaseModel):
     """The champion, its scores and the promotion history."""
 
+    model: ModelTarget = Field(default_factory=ModelTarget, description=MODEL_DESCRIPTION)
     as_json: bool = _as_json("the status")
 
 

@@ -12,14 +12,25 @@ from tasks.decision.campaign import Campaign
 from tasks.decision.rule import DecisionRule
 from tasks.gate.thresholds import DriftThresholds
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
+from tasks.target import ModelTarget
 from tasks.training.plan import (
     DEFAULT_FOLDS,
     DEFAULT_MAX_TRAIN_ROWS,
     DEFAULT_MODELS,
     MIN_TRAIN_ROWS,
 )
+from tasks.training.sample import SplitOptions
+from tasks.training.train import TrainingOptions
 
 SOURCE_DESCRIPTION = "How to read `data`: the file format, or the table or query of a database."
+MODEL_DESCRIPTION = (
+    "Which model: its registered name, MLflow experiment, expectation suite and (optionally) "
+    "the customers it serves. Empty: the environment's default model, every customer."
+)
+
+
+def _model() -> Any:
+    return Field(default_factory=ModelTarget, description=MODEL_DESCRIPTION)
 
 
 class RetrainParameters(BaseModel):
@@ -42,6 +53,7 @@ class RetrainParameters(BaseModel):
         "the run fails before training.",
     )
     source: SourceOptions = Field(default_factory=SourceOptions, description=SOURCE_DESCRIPTION)
+    model: ModelTarget = _model()
     seed: int = Field(
         default=42, ge=0, le=2**31 - 1, description="Seed for the holdout split and training."
     )
@@ -119,10 +131,25 @@ class RetrainParameters(BaseModel):
             categories=True,  # the flow takes its holdout and training rows with `take_rows`
         )
 
+    def split_options(self) -> SplitOptions:
+        """How the month is split into the holdout and the training rows."""
+        return SplitOptions(self.holdout_fraction, self.seed, self.rule, self.max_train_rows)
+
+    def training_options(self) -> TrainingOptions:
+        """What the challenger cross-validates, and where."""
+        return TrainingOptions(
+            seed=self.seed,
+            models=self.models,
+            folds=self.folds,
+            budget_minutes=self.budget_minutes,
+            distributed=self.distributed_training,
+        )
+
     def run_params(self) -> dict[str, Any]:
         """The MLflow run's parameters: every field, the rule flattened, the data apart."""
         return {
-            **self.model_dump(exclude={"rule", "data", "source", "approval"}),
+            **self.model_dump(exclude={"rule", "data", "source", "approval", "model"}),
+            **{f"model.{k}": v for k, v in self.model.model_dump().items() if v is not None},
             **{f"source.{k}": v for k, v in self.source.model_dump(exclude={"query"}).items()},
             **{f"rule.{k}": v for k, v in self.rule.model_dump().items()},
             **{f"approval.{k}": v for k, v in self.approval.model_dump().items()},
@@ -145,10 +172,7 @@ class ValidateParameters(BaseModel):
         pattern=PERIOD_PATTERN,
         description="Month the snapshot is for, YYYY-MM. Empty: the current month (UTC).",
     )
-    suite: str | None = Field(
-        default=None,
-        description="Expectation suite JSON. Empty: the project's expectations/telco_snapshot.json.",
-    )
+    model: ModelTarget = _model()
     drift_gate: DriftThresholds = Field(
         default_factory=DriftThresholds,
         description="PSI thresholds against the current champion's training data.",
@@ -173,6 +197,7 @@ class ScoreParameters(BaseModel):
         "fsspec) is streamed in batches of `batch_rows`; anything else is loaded whole."
     )
     source: SourceOptions = Field(default_factory=SourceOptions, description=SOURCE_DESCRIPTION)
+    model: ModelTarget = _model()
     period: str | None = Field(
         default=None, pattern=PERIOD_PATTERN, description="Month, YYYY-MM. Empty: this month."
     )
@@ -209,6 +234,7 @@ class RollbackParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model: ModelTarget = _model()
     to_version: str | None = Field(
         default=None,
         pattern=r"^[1-9][0-9]*$",
@@ -230,6 +256,7 @@ class PruneParameters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
+    model: ModelTarget = _model()
     older_than_months: int = Field(
         default=6,
         ge=1,

@@ -22,7 +22,8 @@ def prune(params: PruneParameters | None = None) -> PruneResult:
 
     keep_expected_failures_short()  # a busy lock is logged as its message
     params = params or PruneParameters()
-    tracking = configure_tracking(Settings())
+    settings = Settings()
+    tracking = configure_tracking(settings, params.model.resolve(settings))
     if not params.dry_run:  # a dry run only reads: it needs no lock
         ensure_promotion_lock(tracking.model_name, create=params.create_promotion_lock)
     result = plan_prune(tracking.model_name, older_than_months=params.older_than_months)

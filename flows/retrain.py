@@ -5,21 +5,14 @@ from __future__ import annotations
 from prefect import flow, get_run_logger, runtime
 
 from flows.parameters import RetrainParameters
-from tasks.alerts.hook import alert_on_failure, flow_run_url
-from tasks.alerts.notices import request_approval, tell_a_person
+from tasks.alerts.approval import await_approval, request_approval
+from tasks.alerts.hook import alert_on_failure
+from tasks.alerts.notices import tell_a_person
 from tasks.data.request import current_period
-from tasks.data.schema import TARGET
-from tasks.decision.approval import apply_approval, await_approval
+from tasks.decision.approval import apply_approval
 from tasks.decision.compare import compare_with_champion
 from tasks.decision.health import champion_health
-from tasks.decision.holdout import (
-    holdout_cap,
-    load_training_ids,
-    log_training_ids,
-    split_fair_holdout,
-)
-from tasks.decision.publish import log_comparison_report, record_decision
-from tasks.decision.record import DecisionRecord, build_record
+from tasks.decision.record import DecisionRecord, Outcome, build_record
 from tasks.decision.rule import FITNESS_METRIC
 from tasks.decision.verdict import hold_if_already_promoted, settle
 from tasks.gate.admit import admit_snapshot
@@ -29,19 +22,17 @@ from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import find_missing_champion, find_promotion_score, load_champion
 from tasks.registry.lock import ensure_promotion_lock
-from tasks.registry.promote import promote_challenger
-from tasks.registry.versions import (
-    find_period_promotion,
-    idempotency_key,
-    mark_not_promoted,
-    register_challenger,
-)
+from tasks.registry.promote import promote_or_mark
+from tasks.registry.versions import find_period_promotion, idempotency_key, register_challenger
+from tasks.report.publish import log_comparison_report, record_decision
+from tasks.report.summary import summary
 from tasks.settings import Settings
 from tasks.steps import StageClock
 from tasks.tracking.check import check_tracking
 from tasks.tracking.models import log_challenger
-from tasks.tracking.runs import configure_tracking, finishing_run, open_run
-from tasks.training.sample import sample_training_rows
+from tasks.tracking.runs import RunRef, configure_tracking, finishing_run, open_run
+from tasks.tracking.training_ids import load_training_ids, log_training_ids
+from tasks.training.sample import split_month
 from tasks.training.train import train_where_the_flow_runs
 
 
@@ -50,54 +41,40 @@ from tasks.training.train import train_where_the_flow_runs
 def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord:  # noqa: B008
     """Retrain the churn model for one month and promote the challenger if it wins."""
     keep_expected_failures_short()  # a named failure is logged as its message, no traceback
-    settings, clock, flow_run_id = Settings(), StageClock(), str(runtime.flow_run.id)
+    settings, clock = Settings(), StageClock()
+    target, rule = params.model.resolve(settings), params.rule
     # A scheduled run works on the month it was scheduled for, even if it starts late.
     period = params.period or current_period(runtime.flow_run.scheduled_start_time)
-    check_tracking(settings)  # server answers, registry can promote: fails fast, before training
-    tracking = configure_tracking(settings)
-    name, key = tracking.model_name, idempotency_key(tracking.model_name, period)
+    check_tracking(settings, target)  # server answers, registry can promote: before training
+    tracking = configure_tracking(settings, target)
+    name, key = target.model, idempotency_key(target.model, period)
     # The gate: a rejection raises SnapshotRejected before any MLflow run exists.
-    admitted = admit_snapshot(
-        params.snapshot_request(period), settings, params.drift_gate, clock=clock
-    )
+    request = params.snapshot_request(period)
+    admitted = admit_snapshot(request, settings, params.drift_gate, target=target, clock=clock)
     snapshot = admitted.snapshot
     run_id = open_run(
         tracking,
         run_name=f"retrain-{period}",
         params={**params.run_params(), **snapshot.run_params()},
-        tags={"data.digest": snapshot.digest, "prefect.flow_run_id": flow_run_id},
+        tags={"data.digest": snapshot.digest, "prefect.flow_run_id": str(runtime.flow_run.id)},
     )
-    with finishing_run(run_id):
-        log_gate_report(run_id, admitted.gate)
+    run = RunRef.in_this_flow_run(tracking, run_id, period, rule, params.seed)
+    with finishing_run(run.run_id):
+        log_gate_report(run.run_id, admitted.gate)
         ensure_promotion_lock(name, create=params.create_promotion_lock)
-        # Split: the champion is found first, as the holdout must avoid its training customers.
+        # The champion is found first: the holdout must avoid its training customers.
         champion = find_champion(name)
         ids = load_training_ids(champion.run_id) if champion else None
-        split = split_fair_holdout(
-            snapshot.frame, fraction=params.holdout_fraction, seed=params.seed, champion_ids=ids,
-            max_rows=holdout_cap(params.rule, snapshot.frame[TARGET]),
-        )  # fmt: skip
-        # Over the cap, the challenger trains on a stratified sample; the holdout stays whole.
-        training = sample_training_rows(
-            snapshot.frame, positions=split.train_positions, max_rows=params.max_train_rows,
-            seed=params.seed,
-        )  # fmt: skip
+        month = split_month(snapshot.frame, ids, params.split_options())
         with clock("train"):  # here, or on the flow's Dask cluster when it has one
-            challenger = train_where_the_flow_runs(
-                training.frame,
-                seed=params.seed,
-                models=params.models,
-                folds=params.folds,
-                budget_minutes=params.budget_minutes,
-                distributed=params.distributed_training,
-            )
-            log_reference_profile(run_id, training.frame)  # next month's drift is measured on it
+            challenger = train_where_the_flow_runs(month.training.frame, params.training_options())
+            log_reference_profile(run.run_id, month.training.frame)  # next month's drift base
         with clock("compare"):
             comparison = compare_with_champion(
                 challenger.model,
                 load_champion(champion) if champion else None,
-                split.holdout,
-                params.rule,
+                month.split.holdout,
+                rule,
                 seed=params.seed,
                 champion_problem=None if champion else find_missing_champion(name),
                 population=snapshot.rows,
@@ -106,58 +83,41 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
                 comparison.decision, find_period_promotion(name, key)
             )
             promoted_at = find_promotion_score(champion, FITNESS_METRIC)
-            health = champion_health(comparison, champion, promoted_at, params.rule)
+            health = champion_health(comparison, champion, promoted_at, rule)
         with clock("promote"):
-            model_uri = log_challenger(run_id, challenger)
-            ids_digest = log_training_ids(run_id, training.frame)
+            ids_digest = log_training_ids(run.run_id, month.training.frame)
+            model_uri = log_challenger(run.run_id, challenger)
             version = register_challenger(
-                model_uri, name, run_id=run_id, period=period, verdict=decision.verdict,
-                training_ids_digest=ids_digest, data_digest=snapshot.digest, key=key,
-                campaign=params.rule.campaign.model_dump_json(),
-            )  # fmt: skip
+                model_uri,
+                name,
+                run_id=run.run_id,
+                period=period,
+                verdict=decision.verdict,
+                training_ids_digest=ids_digest,
+                data_digest=snapshot.digest,
+                key=key,
+                campaign=rule.campaign.model_dump_json(),
+            )
             before = champion.version if champion else None
         approval = None
         if decision.promote and params.approval.required:
             # Nothing is held while a person decides; the promotion re-reads the champion.
             with clock("approve"):
-                request_approval(
-                    decision, settings, period=period, version=version,
-                    mlflow_run_url=tracking.run_url(run_id), flow_run_name=str(runtime.flow_run.name),
-                    flow_run_id=flow_run_id, flow_run_url=flow_run_url(), policy=params.approval,
-                )  # fmt: skip
-                approval = await_approval(params.approval, flow_run_id=flow_run_id)
+                request_approval(decision, settings, run, version=version, policy=params.approval)
+                approval = await_approval(params.approval, flow_run_id=run.flow_run_id)
                 decision = apply_approval(decision, approval)
         with clock("promote"):
-            promotion = None
-            if decision.promote:
-                promotion = promote_challenger(
-                    name, version, expected_champion=before, decision_run=run_id,
-                    reason=f"{decision.verdict}: {decision.reason}",
-                )  # fmt: skip
-            else:
-                mark_not_promoted(name, version, verdict=decision.verdict)
+            promotion = promote_or_mark(name, version, decision, before=before, run_id=run.run_id)
         decision = settle(decision, promotion, champion_before=before)
         with clock("report"):
-            artifacts = log_comparison_report(
-                run_id, comparison, challenger_label=f"challenger v{version}",
-                champion_label=f"champion v{before}" if before else None,
-                title=f"{name} {period}: {decision.verdict}",
-                champion=champion, period=period, health=health, rule=params.rule,
-            )  # fmt: skip
-        record = build_record(
-            tracking=tracking, snapshot=snapshot, idempotency_key=key, split=split,
-            validation=admitted.validation.summary(), drift=admitted.drift.summary(),
-            rule=params.rule, seed=params.seed, run_id=run_id, challenger=challenger,
-            version=version, champion=champion, comparison=comparison, decision=decision,
-            promotion=promotion, training_ids_digest=ids_digest, report_artifacts=artifacts,
-            flow_run_id=flow_run_id, stage_seconds=clock.seconds, champion_health=health,
-            approval=approval, training_sample=training.summary,
-        )  # fmt: skip
+            artifacts = log_comparison_report(run, comparison, version, champion, health, decision)
+        outcome = Outcome(
+            decision, promotion, approval, health, artifacts, ids_digest, version, clock.seconds
+        )
+        record = build_record(run, admitted, month, challenger, champion, comparison, outcome)
         record_decision(record)
     # The Prefect UI's log of the run ends with what the CLI prints.
-    get_run_logger().info("%s", record.text())
+    get_run_logger().info("%s", summary(record))
     # Decay alerts; a champion below the floor that stays fails the run (exit 7); decisions on request.
-    tell_a_person(
-        record, settings, flow_run_name=str(runtime.flow_run.name), flow_run_url=flow_run_url()
-    )
+    tell_a_person(record, settings, flow_run_name=run.flow_run_name, flow_run_url=run.flow_run_url)
     return record

@@ -22,7 +22,8 @@ def rollback(params: RollbackParameters | None = None) -> HistoryEvent:
 
     keep_expected_failures_short()  # a refused rollback is logged as its message
     params = params or RollbackParameters()
-    tracking = configure_tracking(Settings())
+    settings = Settings()
+    tracking = configure_tracking(settings, params.model.resolve(settings))
     ensure_promotion_lock(tracking.model_name, create=params.create_promotion_lock)
     event = rollback_champion(
         tracking.model_name, to_version=params.to_version, reason=params.reason

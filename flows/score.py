@@ -34,8 +34,10 @@ def score(params: ScoreParameters) -> ScoreSummary:
     keep_expected_failures_short()  # a named failure is logged as its message, no traceback
     settings = Settings()
     period = params.period or current_period()
-    tracking = configure_tracking(settings)
-    parquet = parquet_location(params.data, period, params.source)
+    target = params.model.resolve(settings)
+    tracking = configure_tracking(settings, target)
+    # A model of some customers (`model.rows`) scores its month loaded whole, then selected.
+    parquet = None if target.rows else parquet_location(params.data, period, params.source)
     if parquet is not None:
         model, version, campaign = _champion_model(tracking, params.campaign)
         # On a cluster, a row group per task on its workers; else batch by batch, here.
@@ -44,15 +46,19 @@ def score(params: ScoreParameters) -> ScoreSummary:
             model, parquet, output=_output(params, settings, period, version), version=version,
             period=period, campaign=campaign, options=params.source,
             batch_rows=params.batch_rows, chunk_rows=params.chunk_rows,
+            suite_path=target.suite_path,
         )  # fmt: skip
     else:
         snapshot = load_snapshot(
             SnapshotRequest(params.data, period, options=params.source, in_customer_order=False)
         )
-        validate_snapshot(snapshot.frame, source=snapshot.source, for_scoring=True)
+        validate_snapshot(
+            snapshot.frame, source=snapshot.source, suite_path=target.suite_path, for_scoring=True
+        )
+        customers = target.select(snapshot.frame, source=snapshot.source)
         model, version, campaign = _champion_model(tracking, params.campaign)
         summary = write_scores(
-            model, snapshot.frame, output=_output(params, settings, period, version),
+            model, customers, output=_output(params, settings, period, version),
             version=version, campaign=campaign, chunk_rows=params.chunk_rows,
         )  # fmt: skip
     print(summary.describe())

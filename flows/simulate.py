@@ -130,8 +130,8 @@ def simulate(
     """
     from flows.parameters import RetrainParameters
     from flows.retrain import retrain
-    from tasks.decision.plots import simulation_figure
     from tasks.errors import ChampionBelowFloor
+    from tasks.report.plots import simulation_figure
 
     drifts = drift_schedule(params.months, params.drift_from, params.max_drift)
     months: list[SimulatedMonth] = []
@@ -187,8 +187,8 @@ def plot_reigns(
 ) -> list[Path]:
     """The reign of each version that was champion (its roc_auc month by month against the
     floor and the tolerance): how long each served and how it decayed."""
-    from tasks.decision.plots import reign_figure
     from tasks.registry.reign import read_reign
+    from tasks.report.plots import reign_figure
 
     plots = []
     for version in dict.fromkeys(versions):

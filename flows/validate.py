@@ -13,8 +13,6 @@ a row (IDs and row hashes for the digest, the drift check's columns), never the 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 from prefect import flow
 from pydantic import BaseModel
@@ -27,10 +25,10 @@ from tasks.gate.drift import check_drift, find_reference_profile
 from tasks.gate.month import validate_month
 from tasks.gate.report import reporting_gate
 from tasks.gate.stream import parquet_location
-from tasks.gate.suite import DEFAULT_SUITE_PATH
 from tasks.logs import keep_expected_failures_short
 from tasks.settings import Settings, redact_uri
 from tasks.steps import on_cluster
+from tasks.target import ModelTarget
 
 
 class GateVerdict(BaseModel):
@@ -51,15 +49,17 @@ def validate(params: ValidateParameters) -> GateVerdict:
     keep_expected_failures_short()  # a named failure is logged as its message, no traceback
     settings = Settings()
     period = params.period or current_period()
-    suite = Path(params.suite) if params.suite else DEFAULT_SUITE_PATH
+    target = params.model.resolve(settings)
     location = parquet_location(params.data, period, params.source)
-    if location is not None and not unchunkable_expectations(suite):
-        return _streamed(params, settings, location, period, suite)
+    # Streamed unless the suite must see the month whole, or the model keeps some customers.
+    streams = location is not None and target.rows is None
+    if streams and location and not unchunkable_expectations(target.suite_path):
+        return _streamed(params, settings, location, period, target)
     admitted = admit_snapshot(
         SnapshotRequest(params.data, period, options=params.source),
         settings,
         params.drift_gate,
-        suite_path=suite,
+        target=target,
     )
     snapshot, gate = admitted.snapshot, admitted.gate
     return GateVerdict(
@@ -74,7 +74,11 @@ def validate(params: ValidateParameters) -> GateVerdict:
 
 
 def _streamed(
-    params: ValidateParameters, settings: Settings, location: str, period: str, suite: Path
+    params: ValidateParameters,
+    settings: Settings,
+    location: str,
+    period: str,
+    target: ModelTarget,
 ) -> GateVerdict:
     """The gate on a Parquet month read once, chunk by chunk: suite, then drift."""
     with reporting_gate(settings, period) as gate:
@@ -82,9 +86,9 @@ def _streamed(
         # A local store answers without the network: with no champion's profile the drift
         # check is skipped, so its columns are not kept. A remote store is asked after the
         # suite, as for a CSV: a bad delivery is rejected even while the server is down.
-        reference = find_reference_profile(settings) if settings.is_local else None
+        reference = find_reference_profile(settings, target.model) if settings.is_local else None
         month = validate_month(
-            location, period=period, options=params.source, suite_path=suite,
+            location, period=period, options=params.source, suite_path=target.suite_path,
             chunk_rows=params.chunk_rows, max_bytes=settings.max_snapshot_bytes,
             with_features=params.drift_gate.enabled
             and (reference is None or reference.profile is not None),
@@ -92,7 +96,7 @@ def _streamed(
         )  # fmt: skip
         validation = gate.record(month.validation)
         if reference is None:
-            reference = find_reference_profile(settings)
+            reference = find_reference_profile(settings, target.model)
         features = month.features if month.features is not None else pd.DataFrame()
         drift = gate.record(
             check_drift(features, reference, params.drift_gate, source=month.source)

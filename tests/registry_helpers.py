@@ -11,7 +11,6 @@ import pandas as pd
 from mlflow.tracking import MlflowClient
 
 from tasks.data.schema import CATEGORICAL_DOMAINS, NUMERIC_COLUMNS, POSITIVE_LABEL, TARGET
-from tasks.decision.holdout import log_training_ids
 from tasks.registry.aliases import champion_version
 from tasks.registry.lock import ensure_promotion_lock
 from tasks.registry.promote import promote_challenger
@@ -19,6 +18,7 @@ from tasks.registry.versions import register_challenger
 from tasks.settings import Settings
 from tasks.tracking.models import log_challenger
 from tasks.tracking.runs import configure_tracking, open_run
+from tasks.tracking.training_ids import log_training_ids
 from tasks.training.model import ChurnModel, prepare_features
 from tasks.training.train import Challenger
 

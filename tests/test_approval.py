@@ -20,6 +20,7 @@ import pytest
 
 from tasks.decision.approval import ApprovalOutcome, apply_approval
 from tasks.decision.verdict import Decision
+from tasks.report.summary import summary
 from tests.alert_receivers import AlertReceiver, receiver
 
 FAST = {"models": ["lr"], "folds": 2, "generated_rows": 2000, "seed": 3, "data": "generated"}
@@ -162,7 +163,7 @@ def test_an_approved_challenger_is_promoted_and_the_record_names_the_reviewer(
     assert record.approval is not None and record.approval.status == "approved"
     assert record.approval.reviewer == "ana" and record.approval.comment == "looks right"
     assert record.approval.answered_at is not None
-    assert "approved by ana" in record.text()
+    assert "approved by ana" in summary(record)
     # The decision is in the MLflow run's tags too, and the promotion in the history.
     from mlflow.tracking import MlflowClient
 

@@ -47,7 +47,9 @@ from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.campaign import Campaign
 from tasks.decision.record import DecisionRecord, ModelScores
 from tasks.decision.rule import DecisionRule, Guardrail, SegmentGuard
+from tasks.target import ModelTarget
 from tasks.gate.thresholds import DriftThresholds
+from tasks.report.summary import summary
 from tests.servers import clean_env, run_cli
 
 FAST_ARGS = ["--generated-rows", "1500", "--models", "lr", "--folds", "3"]
@@ -163,6 +165,12 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
         source=SourceOptions(
             format="csv.gz", table="telco", query="SELECT 1", period_column="month"
         ),
+        model=ModelTarget(
+            name="churn-m2m",
+            experiment="segments",
+            suite="/suites/m2m.json",
+            rows="Contract == 'Month-to-month'",
+        ),
         seed=7,
         holdout_fraction=0.3,
         models=["lr", "gbc"],
@@ -211,6 +219,8 @@ def test_every_retrain_parameter_is_settable_from_the_command_line() -> None:
         *("--period", "2026-07", "--data", "/deliveries/{period}.csv", "--seed", "7"),
         *("--source.format", "csv.gz", "--source.table", "telco", "--source.query", "SELECT 1"),
         *("--source.period-column", "month"),
+        *("--model.name", "churn-m2m", "--model.experiment", "segments"),
+        *("--model.suite", "/suites/m2m.json", "--model.rows", "Contract == 'Month-to-month'"),
         *("--holdout-fraction", "0.3", "--models", "lr,gbc", "--folds", "4"),
         *("--budget-minutes", "12.5", "--distributed-training", "--dask", "local"),
         *("--max-train-rows", "250000"),
@@ -366,7 +376,7 @@ def test_summary_names_verdict_scores_version_and_where_to_look() -> None:
         decided_at="2026-05-01T02:00:00+00:00",
         stage_seconds={"train": 10.0, "validate": 0.5},
     )
-    text = record.text()
+    text = summary(record)
     for needle in ("PROMOTE", "0.8512", "0.8431", "passed 66/66", "v3", "r123", "@champion"):
         assert needle in text
 

@@ -137,9 +137,9 @@ def test_the_champion_lookup_connects_like_every_command(monkeypatch: pytest.Mon
     monkeypatch.setattr(tasks.tracking.connection, "connect_tracking", connect)
     settings = Settings(tracking_uri="http://127.0.0.1:9", tracking_username="bot")
     with pytest.raises(Connected):
-        find_reference_profile.fn(settings)
+        find_reference_profile.fn(settings, "telco-churn")
     assert connected == [settings]
     # A local store that does not exist yet: nothing to connect to, no store created.
     local = Settings()
-    assert find_reference_profile.fn(local).reason == "no champion yet (no MLflow store)"
+    assert find_reference_profile.fn(local, "telco-churn").reason == "no champion yet (no MLflow store)"
     assert connected == [settings] and not (local.home / "mlflow.db").exists()

@@ -12,20 +12,18 @@ from mlflow.tracking import MlflowClient
 from tasks.data.generate import generate_snapshot
 from tasks.data.schema import ID_COLUMN, TARGET
 from tasks.decision.holdout import (
-    TRAINING_IDS_DIR,
     TrainingIds,
     hash_ids,
     holdout_cap,
     holdout_rows_needed,
     id_set_digest,
-    load_training_ids,
-    log_training_ids,
     split_fair_holdout,
 )
 from tasks.decision.intervals import delong_difference
 from tasks.decision.rule import DecisionRule
 from tasks.settings import Settings
 from tasks.tracking.runs import configure_tracking, open_run
+from tasks.tracking.training_ids import TRAINING_IDS_DIR, load_training_ids, log_training_ids
 
 ROWS = 3000
 

@@ -10,11 +10,11 @@ import pytest
 from tasks.decision.compare import Comparison
 from tasks.decision.health import PromotionScore, assess_health
 from tasks.decision.intervals import Interval, PairedIntervals
-from tasks.decision.plots import reign_figure
-from tasks.decision.publish import REIGN_PLOT, REPORT_DIR, reign_month
 from tasks.decision.rule import DecisionRule
 from tasks.decision.verdict import Decision
 from tasks.registry.reign import Reign, ReignPoint, RunData, build_reign
+from tasks.report.plots import reign_figure
+from tasks.report.publish import REIGN_PLOT, REPORT_DIR, reign_month
 
 PNG_HEADER = b"\x89PNG\r\n\x1a\n"
 RULE_PARAMS = {"rule.floor": "0.75", "rule.health_tolerance": "0.02"}

@@ -59,8 +59,8 @@ def test_a_retrain_log_ends_with_the_summary_the_command_line_prints(state_home:
     state = retrain(RetrainParameters(period="2026-04", **FAST), return_state=True)
     record = state.result()
     logs = flow_run_logs(state.state_details.flow_run_id)
-    [summary] = [line for line in logs if line.startswith("churn-retrain 2026-04: ")]
-    assert summary == record.text()
+    [logged] = [line for line in logs if line.startswith("churn-retrain 2026-04: ")]
+    assert logged == summary(record)
     # Only the engine's closing line comes after it.
-    after = logs[logs.index(summary) + 1 :]
+    after = logs[logs.index(logged) + 1 :]
     assert [line for line in after if not line.startswith("Finished in state")] == [], after

@@ -19,6 +19,7 @@ from cli.options import parse
 from flows.parameters import RetrainParameters
 from tasks.data.schema import ID_COLUMN, TARGET
 from tasks.decision.holdout import split_fair_holdout
+from tasks.report.summary import summary
 from tasks.training.plan import DEFAULT_MAX_TRAIN_ROWS
 from tasks.training.sample import sample_training_rows
 
@@ -135,7 +136,7 @@ def test_the_flow_trains_on_the_sample_and_says_so(state_home: Path) -> None:
     assert record.train_rows == 1000 and record.holdout_rows == 600  # the holdout is whole
     assert record.holdout_split is not None and record.holdout_split.train_rows == 2400
     assert "training     1,000 of 2,400 rows: a stratified sample (cap 1,000, seed 3" in (
-        record.text()
+        summary(record)
     )
     run = MlflowClient().get_run(record.mlflow_run_id)
     assert run.data.params["max_train_rows"] == "1000"

@@ -162,7 +162,7 @@ def test_parquet_drift_is_judged_as_for_the_csv(
         profile=profile_frame(generate_snapshot("2026-01", rows=3000)), champion_version="7"
     )
     for module in (flows.validate, tasks.gate.admit):
-        monkeypatch.setattr(module, "find_reference_profile", lambda settings: reference)
+        monkeypatch.setattr(module, "find_reference_profile", lambda settings, model: reference)
     verdicts = {}
     for drift in (0.0, 1.0):
         frame = generate_snapshot("2026-06", rows=3000, drift=drift, scenario="price_rise")

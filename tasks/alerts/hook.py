@@ -11,6 +11,7 @@ from tasks.gate.report import (
     REPORT_HTML,
     report_directory,
 )
+from tasks.runtime.flow_run import flow_run_url
 from tasks.settings import Settings
 
 if TYPE_CHECKING:
@@ -89,15 +90,3 @@ def _state_error(state: State[Any]) -> BaseException | None:
     except Exception:  # the result could not be read back: the type of the state is enough
         return None
     return result if isinstance(result, BaseException) else None
-
-
-def flow_run_url(flow_run_id: str | None = None) -> str | None:
-    """A UI link when a real Prefect server is configured (a temporary one is gone by then)."""
-    from prefect import runtime
-    from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
-
-    flow_run_id = flow_run_id or str(runtime.flow_run.id)
-    if not PREFECT_API_URL.value():
-        return None
-    base = PREFECT_UI_URL.value()
-    return f"{base.rstrip('/')}/runs/flow-run/{flow_run_id}" if base else None

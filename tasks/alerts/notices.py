@@ -15,9 +15,7 @@ import logging
 
 from tasks.alerts.delivery import deliver_alert
 from tasks.alerts.message import Alert
-from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.record import DecisionRecord
-from tasks.decision.verdict import Decision
 from tasks.errors import ChampionBelowFloor
 from tasks.settings import Settings
 
@@ -36,7 +34,7 @@ def tell_a_person(
         # always when a person was asked to approve it.
         if settings.notify_decisions or record.approval is not None:
             also = health.text() if health is not None and health.needs_a_person else ""
-            _send(_decision_notice(record, flow_run_name, flow_run_url, also=also), settings)
+            send(_decision_notice(record, flow_run_name, flow_run_url, also=also), settings)
         return
     message = (
         f"{health.text()}; it stays champion ({record.verdict}). "
@@ -49,7 +47,7 @@ def tell_a_person(
         state="Completed", period=record.period, source=record.data_source,
         error="ChampionDegraded", message=message, flow_run_url=flow_run_url,
     )  # fmt: skip
-    _send(degraded, settings)
+    send(degraded, settings)
 
 
 def _decision_notice(
@@ -69,36 +67,6 @@ def _decision_notice(
     )  # fmt: skip
 
 
-def request_approval(
-    decision: Decision,
-    settings: Settings,
-    *,
-    period: str,
-    version: str,
-    mlflow_run_url: str,
-    flow_run_name: str,
-    flow_run_id: str,
-    flow_run_url: str | None,
-    policy: ApprovalPolicy,
-) -> None:
-    """Tell the reviewer a challenger waits for them: what it won by, where to answer, until when."""
-    interval = decision.interval
-    by = f" ({decision.metric} change {interval.text()})" if interval else ""
-    where = flow_run_url or f"flow run {flow_run_name} ({flow_run_id})"
-    message = (
-        f"challenger v{version} would become champion{by}: {decision.reason}. Approve or "
-        f"reject it within {policy.timeout_minutes:g} min: open {where} in the Prefect UI and "
-        f"press Resume. MLflow run: {mlflow_run_url}"
-    )
-    logger.warning("Waiting for approval: %s", message)
-    alert = Alert(
-        flow="retrain", flow_run_name=flow_run_name, flow_run_id=flow_run_id, state="Paused",
-        period=period, source="", error="ApprovalNeeded", message=message,
-        flow_run_url=flow_run_url,
-    )  # fmt: skip
-    _send(alert, settings)
-
-
 def notify_rollback(
     text: str, settings: Settings, *, flow_run_name: str, flow_run_id: str, flow_run_url: str | None
 ) -> None:
@@ -109,10 +77,10 @@ def notify_rollback(
         flow="rollback", flow_run_name=flow_run_name, flow_run_id=flow_run_id, state="Completed",
         period="", source="", error="ChampionRolledBack", message=text, flow_run_url=flow_run_url,
     )  # fmt: skip
-    _send(alert, settings)
+    send(alert, settings)
 
 
-def _send(alert: Alert, settings: Settings) -> None:
+def send(alert: Alert, settings: Settings) -> None:
     """Deliver; a failed delivery is logged loudly, never raised (the run's outcome stands)."""
     if settings.alert_block is None and settings.alert_url is None:
         logger.warning(

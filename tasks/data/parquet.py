@@ -10,18 +10,17 @@ file's bytes are fetched and read whole.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
-from typing import Any
 
 import pandas as pd
 
 from tasks.data.fetch import READ_TIMEOUT_SECONDS, fetch_bytes, open_filesystem, storage_call
+from tasks.data.parquet_files import WHAT, not_parquet, open_month, row_groups
+from tasks.data.parquet_stream import parquet_chunks, typed_batches
 from tasks.data.schema import ID_COLUMN
 from tasks.data.source import Location, ReadLimits, Source
 from tasks.data.typed import check_typed_frame
 from tasks.errors import SnapshotRejected
 from tasks.runtime.deadline import Deadline
-
-WHAT = "Parquet data"
 
 
 class ParquetSource(Source):
@@ -58,8 +57,6 @@ class ParquetSource(Source):
         limits: ReadLimits,
         groups: Sequence[int] | None = None,
     ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
-        from tasks.data.parquet_stream import parquet_chunks
-
         return parquet_chunks(location, chunk_rows=chunk_rows, limits=limits, groups=groups)
 
     def batches(
@@ -70,8 +67,6 @@ class ParquetSource(Source):
         deadline: Deadline,
         groups: Sequence[int] | None = None,
     ) -> Generator[tuple[pd.DataFrame, str], None, None]:
-        from tasks.data.parquet_stream import typed_batches
-
         return typed_batches(location, batch_rows=batch_rows, deadline=deadline, groups=groups)
 
     def row_groups(self, location: Location, limits: ReadLimits) -> int:
@@ -83,18 +78,16 @@ class ParquetSource(Source):
 
         def count() -> int:
             dataset, selected = open_month(
-                fs, path, period=location.period, period_column=location.options.period_column,
-                shown=location.shown, max_bytes=limits.max_bytes,
-            )  # fmt: skip
+                fs,
+                path,
+                period=location.period,
+                period_column=location.options.period_column,
+                shown=location.shown,
+                max_bytes=limits.max_bytes,
+            )
             return sum(1 for _ in row_groups(dataset, selected))
 
         return int(storage_call(count, shown=location.shown, deadline=limits.deadline))
-
-
-def row_groups(dataset: Any, selected: Any) -> Iterator[Any]:
-    """Every row group of the month's files, in file order (the partitions of a cluster)."""
-    for fragment in dataset.get_fragments(filter=selected):
-        yield from fragment.split_by_row_group()
 
 
 def _parquet_bytes(payload: bytes, *, shown: str) -> pd.DataFrame:
@@ -144,54 +137,3 @@ def read_parquet_frame(location: Location, limits: ReadLimits) -> pd.DataFrame:
         return pd.DataFrame(columns)
 
     return storage_call(read, shown=shown, deadline=limits.deadline)
-
-
-def open_month(
-    fs: Any, path: str, *, period: str, period_column: str, shown: str, max_bytes: int | None
-) -> tuple[Any, Any]:
-    """The Parquet file or folder at `path` as a pyarrow dataset, and the filter that selects
-    the period's Hive partition (None when the period is not a partition).
-
-    `SnapshotRejected` if it is not Parquet, holds no files, or (unless `max_bytes` is None,
-    a read that streams) the period's files are larger than `max_bytes`.
-    """
-    import pyarrow as pa
-    import pyarrow.dataset as ds
-
-    try:
-        dataset = ds.dataset(path, filesystem=fs, format="parquet", partitioning="hive")
-    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-        raise not_parquet(shown, exc) from None
-    files = dataset.files
-    if not files:
-        raise SnapshotRejected(f"Snapshot {shown}: folder holds no Parquet files")
-    filtered: Any = None
-    if period_column in dataset.schema.names and _is_partition(dataset, period_column):
-        filtered = ds.field(period_column) == period
-        files = [f for f in files if f"{period_column}={period}" in f]
-    if max_bytes is not None:
-        size = sum(fs.size(f) for f in files)
-        if size > max_bytes:
-            raise SnapshotRejected(
-                f"Snapshot {shown}: Parquet files are {size:,} bytes, over the "
-                f"{max_bytes:,}-byte limit"
-            )
-    return dataset, filtered
-
-
-def _is_partition(dataset: Any, column: str) -> bool:
-    partitioning = getattr(dataset, "partitioning", None)
-    schema = getattr(partitioning, "schema", None)
-    return schema is not None and column in schema.names
-
-
-def not_parquet(shown: str, exc: Exception) -> SnapshotRejected:
-    # pyarrow's message describes the file's structure (magic bytes, schema), not its values.
-    reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    if "magic bytes" in reason or "Parquet magic" in reason:
-        reason = "not a Parquet file (no Parquet footer)"
-    elif "Unable to merge" in reason or "schema" in reason.lower():
-        reason = "the files of the folder have different columns or types"
-    else:
-        reason = f"cannot be read as Parquet ({type(exc).__name__})"
-    return SnapshotRejected(f"Snapshot {shown}: {reason}")

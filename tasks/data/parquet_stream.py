@@ -21,7 +21,7 @@ from tasks.data.fetch import (
     storage_error,
     too_slow,
 )
-from tasks.data.parquet import WHAT, not_parquet, open_month, row_groups
+from tasks.data.parquet_files import WHAT, not_parquet, open_month, row_groups
 from tasks.data.request import SourceOptions
 from tasks.data.schema import ID_COLUMN
 from tasks.data.source import Location, ReadLimits

@@ -94,45 +94,5 @@ def apply_approval(decision: Decision, outcome: ApprovalOutcome | None) -> Decis
     )
 
 
-def _now() -> str:
+def now_text() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-def await_approval(policy: ApprovalPolicy, *, flow_run_id: str) -> ApprovalOutcome:
-    """Pause this flow run until the reviewer answers or the timeout passes.
-
-    On timeout the run is put back to Running (Prefect would otherwise end a never-resumed
-    run Failed whatever it does next), so it records its verdict and completes.
-    """
-    from prefect.client.orchestration import get_client
-    from prefect.exceptions import FlowPauseTimeout
-    from prefect.flow_runs import pause_flow_run
-    from prefect.states import Running
-
-    asked = _now()
-    seconds = max(1, round(policy.timeout_minutes * 60))
-    try:
-        answer = pause_flow_run(
-            wait_for_input=ApprovalAnswer,
-            timeout=seconds,
-            poll_interval=min(policy.poll_seconds, seconds),
-            key=PAUSE_KEY,
-        )
-    except FlowPauseTimeout:
-        with get_client(sync_client=True) as client:
-            client.set_flow_run_state(
-                flow_run_id, Running(message="approval timed out; the champion stays"), force=True
-            )
-        logger.warning("No approval within %g min: the champion stays", policy.timeout_minutes)
-        return ApprovalOutcome(status="timed-out", asked_at=asked,
-                               timeout_minutes=policy.timeout_minutes)  # fmt: skip
-    outcome = ApprovalOutcome(
-        status="approved" if answer.approve else "rejected",
-        reviewer=answer.reviewer,
-        comment=answer.comment,
-        asked_at=asked,
-        answered_at=_now(),
-        timeout_minutes=policy.timeout_minutes,
-    )
-    logger.info("Promotion %s", outcome.text())
-    return outcome

@@ -23,7 +23,7 @@ from tasks.decision.intervals import (
 )
 from tasks.decision.metrics import ListTerms, available_metrics, holdout_metrics
 from tasks.decision.rule import METRICS, DecisionRule
-from tasks.decision.segments import SegmentResult, judge_segments, segment_draws
+from tasks.decision.segments import SegmentResult, judge_segments, judgeable, segment_draws
 from tasks.decision.verdict import Decision, decide, holdout_shortfall, insufficient_holdout
 from tasks.steps import step
 from tasks.training.model import PROBABILITY_COLUMN, ChurnModel
@@ -87,7 +87,10 @@ def evaluate(
     report = available_metrics(report_metrics, terms)
     needed = rule.metrics if rule.method == "bootstrap" and theirs is not None else ()
     wanted = tuple(dict.fromkeys([*report, *needed]))
-    compared = segments if champion_proba is not None else None
+    compared = None
+    if segments is not None and champion_proba is not None:
+        compared, unjudged = judgeable(segments, y)
+        small_segments = (*small_segments, *unjudged)
     intervals: PairedIntervals | None = None
     if (wanted or compared) and champion_proba is not None:
         intervals = paired_bootstrap(
@@ -122,7 +125,7 @@ def evaluate(
     elif intervals is not None and rule.method == "bootstrap":
         difference = intervals.difference.get(rule.metric)
     judged: tuple[SegmentResult, ...] = ()
-    if compared is not None and intervals is not None:
+    if compared is not None and intervals is not None and intervals.segments:
         judged = judge_segments(
             compared, intervals.segments, y, small_segments, confidence=rule.confidence
         )

@@ -1,16 +1,13 @@
-"""Load the month's snapshot (path, URL or generator), digest it, and split off the holdout."""
+"""The fair holdout: split off the rows the models are compared on, none of which the champion
+trained on (its customers known by their hashed IDs), and the training sample of the rest."""
 
 from __future__ import annotations
 
 import hashlib
-import json
 import math
-import os
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from statistics import NormalDist
 
 import numpy as np
@@ -20,8 +17,6 @@ from pydantic import BaseModel, ConfigDict
 
 from tasks.data.schema import ID_COLUMN, POSITIVE_LABEL, TARGET
 from tasks.decision.rule import DecisionRule
-from tasks.errors import unreachable_reason
-from tasks.steps import retried_step
 
 
 def split_holdout(
@@ -39,9 +34,6 @@ def split_holdout(
 
 
 #: The run artifact folder holding a model's training-customer hashes.
-TRAINING_IDS_DIR = "training_ids"
-_HASHES_FILE = "hashes.npy"
-_META_FILE = "meta.json"
 #: Changing the salt or the hash makes earlier models' sets unreadable: bump the scheme name.
 ID_HASH_SCHEME = "blake2b-64/churn-retrain-customer-v1"
 _SALT = b"churn-retrain/v1"  # blake2b salts are at most 16 bytes
@@ -137,6 +129,15 @@ def holdout_cap(rule: DecisionRule, labels: pd.Series) -> int | None:
         rule.holdout_half_width, confidence=rule.confidence, positive_share=share
     )
     return max(needed, rule.min_holdout_rows)
+
+
+@dataclass(frozen=True)
+class TrainingIds:
+    """A model's training customers as read back from its run (or why they could not be)."""
+
+    hashes: IdHashes | None
+    digest: str | None
+    problem: str | None = None
 
 
 def split_fair_holdout(
@@ -254,67 +255,3 @@ def _largest_remainder(
         shares[picked] += 1
         missing -= picked.size
     return shares.astype(np.int64)
-
-
-@retried_step("log-training-ids")  # same files and tags again: safe to repeat
-def log_training_ids(run_id: str, train: pd.DataFrame) -> str:
-    """Store the hashed IDs of the challenger's training customers in its run; returns the digest."""
-    from mlflow.tracking import MlflowClient
-
-    hashes = np.unique(hash_ids(train[ID_COLUMN]))
-    digest = id_set_digest(hashes)
-    client = MlflowClient()
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / TRAINING_IDS_DIR
-        folder.mkdir()
-        np.save(folder / _HASHES_FILE, hashes.astype("<u8"))
-        (folder / _META_FILE).write_text(
-            json.dumps({"scheme": ID_HASH_SCHEME, "count": int(hashes.size), "digest": digest})
-        )
-        client.log_artifacts(run_id, str(folder), TRAINING_IDS_DIR)
-    client.set_tag(run_id, "training_ids.digest", digest)
-    client.set_tag(run_id, "training_ids.count", str(hashes.size))
-    return digest
-
-
-@dataclass(frozen=True)
-class TrainingIds:
-    """A model's training customers as read back from its run (or why they could not be)."""
-
-    hashes: IdHashes | None
-    digest: str | None
-    problem: str | None = None
-
-
-@retried_step("load-training-ids")
-def load_training_ids(run_id: str | None) -> TrainingIds:
-    """The champion's training-customer hashes, checked against their digest."""
-    import mlflow
-
-    if run_id is None:
-        return TrainingIds(None, None, "the champion has no MLflow run")
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # no tqdm in logs
-    try:
-        with tempfile.TemporaryDirectory() as tmp:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    run_id=run_id, artifact_path=TRAINING_IDS_DIR, dst_path=tmp
-                )
-            )
-            meta = json.loads((local / _META_FILE).read_text())
-            hashes = np.load(local / _HASHES_FILE).astype(np.uint64)
-    except (OSError, ValueError, KeyError, mlflow.exceptions.MlflowException) as exc:
-        if unreachable_reason(exc) is not None:
-            raise  # transient: let the task retry
-        try:  # a tracking server that does not answer is an outage, not a missing artifact
-            mlflow.tracking.MlflowClient().get_run(run_id)
-        except mlflow.exceptions.MlflowException as lookup:
-            if "RESOURCE_DOES_NOT_EXIST" not in str(lookup.error_code):
-                raise exc from None
-        return TrainingIds(None, None, f"the champion's training IDs are unavailable ({exc})"[:300])
-    if meta.get("scheme") != ID_HASH_SCHEME:
-        return TrainingIds(None, None, f"the champion's training IDs use {meta.get('scheme')!r}")
-    digest = id_set_digest(hashes)
-    if digest != meta.get("digest"):
-        return TrainingIds(None, None, "the champion's training IDs do not match their digest")
-    return TrainingIds(hashes, digest)

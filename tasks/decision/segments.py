@@ -139,6 +139,32 @@ def segment_draws(
     return draws, tuple(small)
 
 
+def judgeable(
+    draws: SegmentDraws, labels: npt.NDArray[np.int64]
+) -> tuple[SegmentDraws | None, tuple[SegmentResult, ...]]:
+    """The segments of `draws` holding both classes (a metric exists), and the others as too
+    small to judge."""
+    keep = [s for s in range(len(draws.labels)) if np.unique(labels[draws.masks[:, s]]).size == 2]
+    small = tuple(
+        SegmentResult(
+            segment=label,
+            rows=int(draws.masks[:, s].sum()),
+            churners=int(labels[draws.masks[:, s]].sum()),
+            status="too-small",
+            metric=draws.metric,
+            tolerance=draws.tolerance,
+        )
+        for s, label in enumerate(draws.labels)
+        if s not in keep
+    )
+    if not keep:
+        return None, small
+    kept = draws.model_copy(
+        update={"labels": tuple(draws.labels[s] for s in keep), "masks": draws.masks[:, keep]}
+    )
+    return kept, small
+
+
 def holm(p_values: list[float]) -> list[float]:
     """Holm's step-down adjusted p-values, in the order given."""
     order = sorted(range(len(p_values)), key=p_values.__getitem__)

@@ -249,8 +249,8 @@ class Reference(BaseModel):
 
 
 @retried_step("find-reference-profile")
-def find_reference_profile(settings: Settings) -> Reference:
-    """The current champion's reference profile from its MLflow run, if there is a champion.
+def find_reference_profile(settings: Settings, model: str) -> Reference:
+    """The current champion of `model`'s reference profile from its MLflow run, if any.
 
     Connects through `connect_tracking`, like every command: URIs and credentials alike.
     """
@@ -264,10 +264,10 @@ def find_reference_profile(settings: Settings) -> Reference:
 
     connect_tracking(settings)
     client = MlflowClient()
-    version = champion_version(client, settings.model_name)
+    version = champion_version(client, model)
     if version is None:
         return Reference(reason="no champion yet")
-    run_id = client.get_model_version(settings.model_name, version).run_id
+    run_id = client.get_model_version(model, version).run_id
     if not run_id:
         return Reference(champion_version=version, reason=f"champion v{version} has no run")
     try:

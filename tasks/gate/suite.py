@@ -27,6 +27,7 @@ from tasks.gate.failures import (
 )
 from tasks.messages import describe_names, plural
 from tasks.steps import step
+from tasks.target import DEFAULT_SUITE_PATH
 
 if TYPE_CHECKING:
     import great_expectations as gx
@@ -34,11 +35,6 @@ if TYPE_CHECKING:
         ExpectationValidationResult,
     )
     from great_expectations.data_context import AbstractDataContext
-
-
-DEFAULT_SUITE_PATH: Path = (
-    Path(__file__).resolve().parents[2] / "expectations" / "telco_snapshot.json"
-)
 
 
 # Only counts and percentages come back; raw values (partial_unexpected_list) are never produced.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import ExitStack
-from typing import Literal
+from typing import Literal, Protocol
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -23,7 +23,7 @@ from tasks.registry.aliases import (
 from tasks.registry.history import HistoryEvent, append_history, read_history
 from tasks.registry.lease import Lease, LeaseLost, check_lease
 from tasks.registry.lock import LOCK_TIMEOUT_SECONDS, promotion_lock
-from tasks.registry.versions import PROMOTED_TAG, mark_version
+from tasks.registry.versions import PROMOTED_TAG, mark_not_promoted, mark_version
 from tasks.steps import retried_step, step
 
 logger = logging.getLogger(__name__)
@@ -259,3 +259,31 @@ def rollback_champion(
         )
         _confirm_lease(lease)
         return event
+
+
+class Verdict(Protocol):
+    """What the promotion step reads of a decision (`tasks.decision.verdict.Decision`)."""
+
+    @property
+    def promote(self) -> bool: ...
+    @property
+    def verdict(self) -> str: ...
+    @property
+    def reason(self) -> str: ...
+
+
+def promote_or_mark(
+    name: str, version: str, decision: Verdict, *, before: str | None, run_id: str
+) -> Promotion | None:
+    """Move the champion alias to `version` when the decision promotes (its outcome); else tag
+    the version with its verdict and point the `challenger` alias at it (None)."""
+    if not decision.promote:
+        mark_not_promoted(name, version, verdict=decision.verdict)
+        return None
+    return promote_challenger(
+        name,
+        version,
+        expected_champion=before,
+        decision_run=run_id,
+        reason=f"{decision.verdict}: {decision.reason}",
+    )

@@ -37,6 +37,7 @@ from tasks.scoring.output import TableWriter
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings
 from tasks.steps import retried_step
+from tasks.target import DEFAULT_SUITE_PATH
 from tasks.training.model import LABEL_COLUMN, PROBABILITY_COLUMN
 
 
@@ -130,6 +131,7 @@ def score_parquet(
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
     validate: bool = True,
     deadline_seconds: float | None = None,
+    suite_path: Path = DEFAULT_SUITE_PATH,
 ) -> ScoreSummary:
     """Score a Parquet file or folder batch by batch, in its row order, into `output`.
 
@@ -145,7 +147,11 @@ def score_parquet(
     shown = month.shown
     deadline = Deadline.after(deadline_seconds or Settings().download_timeout_seconds)
     typed = source_for(month).batches(month, batch_rows=batch_rows, deadline=deadline)
-    frames = validated_batches(typed, shown=shown) if validate else (frame for frame, _ in typed)
+    frames = (
+        validated_batches(typed, shown=shown, suite_path=suite_path)
+        if validate
+        else (frame for frame, _ in typed)
+    )
     staged = staged_path(output)
     try:
         rows, churners = score_validated(
@@ -217,7 +223,11 @@ def summarize(
 
 
 def validated_batches(
-    batches: Iterator[tuple[pd.DataFrame, str]], *, shown: str, ids: list[Any] | None = None
+    batches: Iterator[tuple[pd.DataFrame, str]],
+    *,
+    shown: str,
+    ids: list[Any] | None = None,
+    suite_path: Path = DEFAULT_SUITE_PATH,
 ) -> Generator[pd.DataFrame, None, None]:
     """Each batch, checked by the suite in a thread while the caller scores it.
 
@@ -244,7 +254,7 @@ def validated_batches(
                 frame, where = item
                 checking = suite.submit(
                     contextvars.copy_context().run,  # the run's context, for its logs
-                    validate_frame.fn, frame, source=where, for_scoring=True,
+                    validate_frame.fn, frame, source=where, for_scoring=True, suite_path=suite_path,
                 )  # fmt: skip
                 # Arrow strings: ~15 bytes per customer, the only memory that grows with the base.
                 kept.append(pa.array(frame[ID_COLUMN], type=pa.string(), from_pandas=True))

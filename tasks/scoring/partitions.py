@@ -29,6 +29,7 @@ from tasks.scoring.contacts import flag_contacts
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step
+from tasks.target import DEFAULT_SUITE_PATH
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,7 @@ def score_partition(
     options: SourceOptions | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    suite_path: Path = DEFAULT_SUITE_PATH,
 ) -> PartScores:
     """`score_parquet` of some row groups into the Parquet file `part`, as a task a cluster's
     worker runs from shared storage; each batch validated, IDs returned for the month's check."""
@@ -71,7 +73,7 @@ def score_partition(
     )
     ids: list[Any] = []
     try:
-        frames = validated_batches(typed, shown=shown, ids=ids)
+        frames = validated_batches(typed, shown=shown, ids=ids, suite_path=suite_path)
         rows, churners = score_validated(
             model, frames, chunk_rows=chunk_rows, output=part, version=version,
             campaign=campaign, allow_empty=True,
@@ -92,6 +94,7 @@ def score_parquet_partitioned(
     options: SourceOptions | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    suite_path: Path = DEFAULT_SUITE_PATH,
 ) -> ScoreSummary:
     """`score_parquet` with one `score_partition` task per row group, submitted to the flow's
     task runner (a Dask cluster): the same scores in the same order, then one output.
@@ -109,7 +112,7 @@ def score_parquet_partitioned(
     groups = count_row_groups(location, period=period, options=options, max_bytes=sys.maxsize)
     kw = dict(
         version=version, period=period, campaign=campaign, options=options,
-        batch_rows=batch_rows, chunk_rows=chunk_rows,
+        batch_rows=batch_rows, chunk_rows=chunk_rows, suite_path=suite_path,
     )  # fmt: skip
     parts = output.with_name(output.name + ".parts")
     shutil.rmtree(parts, ignore_errors=True)  # a killed run's leftovers

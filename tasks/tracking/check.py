@@ -10,6 +10,7 @@ from typing import Any
 from tasks.errors import ServerUnreachable, TrackingUnavailable, unreachable_reason
 from tasks.settings import Settings, redact_uri
 from tasks.steps import step
+from tasks.target import ModelTarget
 from tasks.tracking.connection import (
     PROBE_ALIAS,
     PROBE_TAG,
@@ -230,7 +231,7 @@ _RETRY_DELAY_SECONDS = 1.0
 
 
 @step("check-tracking")
-def check_tracking(settings: Settings) -> TrackingCheck:
+def check_tracking(settings: Settings, target: ModelTarget | None = None) -> TrackingCheck:
     """Connect MLflow and, for a server, check it answers and its registry can promote.
 
     Bounded: one attempt per probe, each within the request timeout, and one more try a second
@@ -239,16 +240,17 @@ def check_tracking(settings: Settings) -> TrackingCheck:
     store has no server: nothing to check.
     """
     started = time.perf_counter()
+    model = (target or ModelTarget()).resolve(settings).model
     connection = connect_tracking(settings)
     capabilities: tuple[str, ...] = ()
     if connection.is_http:
         try:
-            capabilities = probe_tracking(connection, settings.model_name)
+            capabilities = probe_tracking(connection, model)
         except ServerUnreachable as exc:
             if exc.timed_out:
                 raise
             time.sleep(_RETRY_DELAY_SECONDS)
-            capabilities = probe_tracking(connection, settings.model_name)
+            capabilities = probe_tracking(connection, model)
     check = TrackingCheck(
         server=connection.server,
         registry=redact_uri(connection.registry_uri),

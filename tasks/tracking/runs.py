@@ -7,17 +7,22 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 from mlflow.tracking import MlflowClient
 
 from tasks.errors import TrackingUnavailable, unreachable_reason
+from tasks.runtime.flow_run import flow_run_url
 from tasks.runtime.owner import Owner
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step, step
+from tasks.target import ModelTarget
 from tasks.tracking.check import check_tracking as check_tracking
 from tasks.tracking.connection import connect_tracking
+
+if TYPE_CHECKING:
+    from tasks.decision.rule import DecisionRule
 
 #: The run tag naming the process that opened the run (tasks/runtime/owner.py).
 OWNER_TAG = "churn-retrain.owner"
@@ -56,26 +61,26 @@ class Tracking:
 
 
 @retried_step("configure-tracking")  # get-or-create: a retry finds what a lost answer made
-def configure_tracking(settings: Settings) -> Tracking:
-    """Connect (`connect_tracking`) and make sure the experiment exists."""
+def configure_tracking(settings: Settings, target: ModelTarget | None = None) -> Tracking:
+    """Connect (`connect_tracking`) and make sure the target's experiment exists (no target:
+    the environment's default model, for commands that name none)."""
+    target = (target or ModelTarget()).resolve(settings)
     if settings.is_local:
         settings.home.mkdir(parents=True, exist_ok=True)
     connect_tracking(settings)  # URIs, credentials, bounded HTTP retries (idempotent)
     client = MlflowClient()
-    experiment = client.get_experiment_by_name(settings.experiment_name)
+    experiment = client.get_experiment_by_name(target.experiment_name)
     if experiment is None:
         # A local store keeps artifacts under `home`, not in ./mlruns of whatever cwd ran first.
         location = settings.artifact_root.as_uri() if settings.is_local else None
-        experiment_id = client.create_experiment(
-            settings.experiment_name, artifact_location=location
-        )
+        experiment_id = client.create_experiment(target.experiment_name, artifact_location=location)
     else:
         experiment_id = experiment.experiment_id
         fail_interrupted_runs(client, experiment_id)
     return Tracking(
         experiment_id=experiment_id,
         tracking_uri=redact_uri(settings.resolved_tracking_uri),
-        model_name=settings.model_name,
+        model_name=target.model,
         ui_url=settings.ui_url,
     )
 
@@ -118,6 +123,44 @@ def _warn(message: str) -> None:
         get_run_logger().warning(message)
     except MissingContextError:
         print(f"churn-retrain: {message}", file=sys.stderr)
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """This retrain: where its records go, its month, its rule and seed, its Prefect flow run."""
+
+    tracking: Tracking
+    run_id: str
+    period: str
+    key: str  # the period's idempotency key
+    rule: DecisionRule
+    seed: int
+    flow_run_id: str
+    flow_run_name: str
+    flow_run_url: str | None
+
+    @classmethod
+    def in_this_flow_run(
+        cls, tracking: Tracking, run_id: str, period: str, rule: DecisionRule, seed: int
+    ) -> RunRef:
+        """The run of `tracking`'s model for `period`, opened by the running flow run."""
+        from prefect import runtime
+
+        from tasks.registry.versions import idempotency_key
+
+        flow_run_id = str(runtime.flow_run.id)
+        key = idempotency_key(tracking.model_name, period)
+        name = str(runtime.flow_run.name)
+        url = flow_run_url(flow_run_id)
+        return cls(tracking, run_id, period, key, rule, seed, flow_run_id, name, url)
+
+    @property
+    def model(self) -> str:
+        return self.tracking.model_name
+
+    @property
+    def run_url(self) -> str:
+        return self.tracking.run_url(self.run_id)
 
 
 @step("open-run")  # never retried: a retry after a lost answer would make a second run

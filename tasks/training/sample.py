@@ -1,4 +1,5 @@
-"""Cap the challenger's training rows: a stratified, seeded sample of a large training split.
+"""The month split for a retrain (`split_month`): the fair holdout, and the challenger's training
+rows, capped: a stratified, seeded sample of a large training split.
 
 Past some tens of thousands of rows a bigger training split stops buying ROC-AUC
 (benchmarks/bench_learning_curve.py measures where) while training time keeps growing. Only the
@@ -15,7 +16,15 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from tasks.data.schema import TARGET
-from tasks.decision.holdout import stratified_sample, take_rows
+from tasks.decision.holdout import (
+    HoldoutSplit,
+    TrainingIds,
+    holdout_cap,
+    split_fair_holdout,
+    stratified_sample,
+    take_rows,
+)
+from tasks.decision.rule import DecisionRule
 
 
 class TrainingSample(BaseModel):
@@ -88,3 +97,40 @@ def sample_training_rows(
         rows_available=available, rows_used=len(frame), max_rows=max_rows, seed=seed, reason=reason
     )
     return SampledTraining(frame=frame, summary=summary)
+
+
+@dataclass(frozen=True)
+class SplitOptions:
+    """How a month is split: the holdout's share and seed, the rule (its cap on holdout rows)
+    and the cap on training rows."""
+
+    fraction: float
+    seed: int
+    rule: DecisionRule
+    max_train_rows: int | None
+
+
+@dataclass(frozen=True)
+class MonthSplit:
+    """The fair holdout, and the challenger's training rows (a sample over the cap)."""
+
+    split: HoldoutSplit
+    training: SampledTraining
+
+
+def split_month(
+    frame: pd.DataFrame, champion_ids: TrainingIds | None, options: SplitOptions
+) -> MonthSplit:
+    """`split_fair_holdout` of the month, then `sample_training_rows` of its training split:
+    over the cap the challenger trains on a stratified sample, the holdout stays whole."""
+    split = split_fair_holdout(
+        frame,
+        fraction=options.fraction,
+        seed=options.seed,
+        champion_ids=champion_ids,
+        max_rows=holdout_cap(options.rule, frame[TARGET]),
+    )
+    training = sample_training_rows(
+        frame, positions=split.train_positions, max_rows=options.max_train_rows, seed=options.seed
+    )
+    return MonthSplit(split, training)

@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import pandas as pd
@@ -130,28 +130,28 @@ def train_challenger(
     )
 
 
-def train_where_the_flow_runs(
-    train: pd.DataFrame,
-    *,
-    seed: int,
-    models: Sequence[str] = DEFAULT_MODELS,
-    folds: int = DEFAULT_FOLDS,
-    budget_minutes: float | None = None,
-    distributed: bool = False,
-) -> Challenger:
+@dataclass(frozen=True)
+class TrainingOptions:
+    """What to cross-validate and how: the retrain's training parameters."""
+
+    seed: int
+    models: Sequence[str] = DEFAULT_MODELS
+    folds: int = DEFAULT_FOLDS
+    budget_minutes: float | None = None
+    distributed: bool = False
+
+
+def train_where_the_flow_runs(train: pd.DataFrame, options: TrainingOptions) -> Challenger:
     """`train_challenger` in the flow's own thread, or on its Dask cluster when it runs on one.
 
     Not submitted to the default thread pool: a SIGTERM (or Ctrl-C) interrupts the flow's
     thread, but Prefect joins a pool's worker threads before the run can end, so a signal
     during training would wait for the training to finish.
     """
-    options: dict[str, Any] = {
-        "seed": seed, "models": models, "folds": folds,
-        "budget_minutes": budget_minutes, "distributed": distributed,
-    }  # fmt: skip
+    kwargs = asdict(options)
     if not on_cluster():
-        return train_challenger(train, **options)
-    return train_challenger.submit(train, **options).result()
+        return train_challenger(train, **kwargs)
+    return train_challenger.submit(train, **kwargs).result()
 
 
 def _dask_worker() -> str | None:

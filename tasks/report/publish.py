@@ -9,17 +9,19 @@ from typing import TYPE_CHECKING
 
 from mlflow.tracking import MlflowClient
 
-from tasks.decision.markdown import record_markdown
 from tasks.decision.record import DecisionRecord
 from tasks.decision.rule import FITNESS_METRIC
+from tasks.report.markdown import record_markdown
+from tasks.report.summary import metrics_rows, segment_rows
 from tasks.steps import retried_step
 
 if TYPE_CHECKING:
     from tasks.decision.compare import Comparison
     from tasks.decision.health import ChampionHealth
-    from tasks.decision.rule import DecisionRule
+    from tasks.decision.verdict import Decision
     from tasks.registry.aliases import ChampionRef
     from tasks.registry.reign import ReignPoint
+    from tasks.tracking.runs import RunRef
 
 
 DECISION_ARTIFACT = "decision.json"
@@ -86,13 +88,13 @@ def record_decision(record: DecisionRecord) -> None:
     )
     create_table_artifact(
         key="retrain-metrics",
-        table=record.metrics_rows(),
+        table=metrics_rows(record),
         description=f"Holdout metrics of challenger and champion, {record.period}",
     )
     if record.decision.segments:
         create_table_artifact(
             key="retrain-segments",
-            table=record.segment_rows(),
+            table=segment_rows(record),
             description=f"Challenger vs champion by segment, {record.period}",
         )
     create_link_artifact(
@@ -110,25 +112,25 @@ def record_decision(record: DecisionRecord) -> None:
 
 @retried_step("log-comparison-report")
 def log_comparison_report(
-    run_id: str,
+    run: RunRef,
     comparison: Comparison,
-    *,
-    challenger_label: str,
-    champion_label: str | None,
-    title: str,
-    champion: ChampionRef | None = None,
-    period: str | None = None,
-    health: ChampionHealth | None = None,
-    rule: DecisionRule | None = None,
+    version: str,
+    champion: ChampionRef | None,
+    health: ChampionHealth | None,
+    decision: Decision,
 ) -> list[str]:
-    """ROC, precision-recall, calibration and lift plots of both models as run artifacts, what
-    each model's list brings against the capacity (`capacity.png`), and the champion's reign
-    with this month's point (given the champion, period and rule).
+    """ROC, precision-recall, calibration and lift plots of the challenger (`version`) and the
+    champion as run artifacts, what each model's list brings against the capacity
+    (`capacity.png`), and the champion's reign with this month's point.
 
     Returns the artifact paths (empty when the holdout could not be scored and no champion).
     """
-    from tasks.decision.plots import capacity_figure, comparison_figure, reign_figure
+    run_id, period, rule = run.run_id, run.period, run.rule
+    challenger_label = f"challenger v{version}"
+    champion_label = f"champion v{champion.version}" if champion else None
+    title = f"{run.model} {period}: {decision.verdict}"
     from tasks.registry.reign import read_reign
+    from tasks.report.plots import capacity_figure, comparison_figure, reign_figure
 
     artifacts: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -151,7 +153,7 @@ def log_comparison_report(
                     title=title,
                 )
                 artifacts.append(f"{REPORT_DIR}/{CAPACITY_PLOT}")
-        if champion is not None and period is not None and rule is not None:
+        if champion is not None:
             # This run's decision is not recorded yet: its month is added from the comparison.
             month = reign_month(run_id, period, comparison, FITNESS_METRIC, health)
             reign = read_reign(champion.name, champion.version, metric=FITNESS_METRIC)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from tasks.decision.record import DecisionRecord, format_score
 from tasks.decision.rule import FITNESS_METRIC, LOWER_IS_BETTER, METRICS
+from tasks.report.summary import campaign_text
 
 
 def record_markdown(record: DecisionRecord) -> str:
@@ -41,7 +42,7 @@ def record_markdown(record: DecisionRecord) -> str:
             + f" | {format_score(side.cv.get(FITNESS_METRIC))} |"
         )
     lines += ["", *metrics_table(record)]
-    if (campaign := record.campaign_text()) is not None:
+    if (campaign := campaign_text(record)) is not None:
         lines += ["", f"Campaign: {campaign}."]
     if record.decision.guardrails:
         lines += [
