@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from tasks.alerts.message import Alert
+from tasks.runtime.deadline import Deadline, DeadlineExceeded
 from tasks.settings import Settings, redact_endpoint
 
 if TYPE_CHECKING:
@@ -82,7 +82,10 @@ def _deliver(
     for attempt in range(1, retries + 2):
         try:
             # The send's own timeouts come first; the deadline catches whatever ignores them.
-            _call_with_deadline(send, timeout + 1.0)
+            try:
+                Deadline.after(timeout + 1.0).call(send)
+            except DeadlineExceeded:
+                raise TimeoutError(f"no answer within {timeout + 1.0:g} s") from None
             return Delivery(destination, True, attempt, None, time.monotonic() - started)
         except _Permanent as exc:
             error = _scrub(str(exc), secrets)
@@ -92,26 +95,6 @@ def _deliver(
         if attempt <= retries:
             time.sleep(min(0.5 * 2 ** (attempt - 1), 2.0))
     return Delivery(destination, False, attempt, error, time.monotonic() - started)
-
-
-def _call_with_deadline(send: Callable[[], None], seconds: float) -> None:
-    """Run `send` in a daemon thread; give up on it after `seconds` (it cannot block exit)."""
-    outcome: dict[str, BaseException | None] = {}
-
-    def run() -> None:
-        try:
-            send()
-            outcome["error"] = None
-        except BaseException as exc:
-            outcome["error"] = exc
-
-    worker = threading.Thread(target=run, name="churn-retrain-alert", daemon=True)
-    worker.start()
-    worker.join(seconds)
-    if worker.is_alive():
-        raise TimeoutError(f"no answer within {seconds:g} s")
-    if outcome.get("error") is not None:
-        raise outcome["error"]  # type: ignore[misc]
 
 
 def _post_json(url: str, alert: Alert, timeout: float) -> None:

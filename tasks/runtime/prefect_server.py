@@ -28,8 +28,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tasks.errors import PrefectServerFailed
+
+if TYPE_CHECKING:
+    from filelock import BaseFileLock
 
 #: Seconds to wait for `/api/health`: it is 4-11 s, and was over 20 s on a busy 2-core machine.
 STARTUP_TIMEOUT_SECONDS = 90.0
@@ -58,27 +62,18 @@ def _die_with(parent: int) -> Callable[[], None] | None:
     return preexec
 
 
-def _try_lock(path: Path) -> int | None:
-    """An exclusive `flock` on `path` if free now (its descriptor), else None; Linux/macOS."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock, no lock
-        return -1
+def _lock_until(path: Path, deadline: float) -> BaseFileLock | None:
+    """An exclusive lock on `path` (the OS's: it goes with its holder, even by SIGKILL), held
+    once it is free, waiting until the monotonic `deadline` at most; None if still taken."""
+    from filelock import FileLock, Timeout
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = FileLock(path)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
+        lock.acquire(timeout=max(0.0, deadline - time.monotonic()), poll_interval=0.2)
+    except Timeout:
         return None
-    return fd
-
-
-def _lock_until(path: Path, deadline: float) -> int | None:
-    """`_try_lock` again until `deadline`."""
-    while (fd := _try_lock(path)) is None and time.monotonic() < deadline:
-        time.sleep(0.2)
-    return fd
+    return lock
 
 
 class PrefectServer:
@@ -94,7 +89,7 @@ class PrefectServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.log = Path(os.environ.get("PREFECT_HOME", Path.home() / ".prefect")) / "server.log"
         self._log_start = 0
-        self._start_lock: int | None = None
+        self._start_lock: BaseFileLock | None = None
 
     @property
     def api_url(self) -> str:
@@ -113,12 +108,12 @@ class PrefectServer:
 
         Only one server of a `PREFECT_HOME` boots at a time: each migrates the SQLite database
         at start, with no lock of its own, and two first runs at once crashed one of them
-        (`duplicate column name`). The boot holds `fcntl.flock` on `server-start.lock` until
+        (`duplicate column name`). The boot holds the OS lock on `server-start.lock` (filelock) until
         the server answers (the kernel drops it if we die). When another CLI is booting its
         server, this one starts in `wait()`, once the database is ready.
         """
         self.port = _free_port()
-        self._start_lock = _try_lock(self.log.parent / "server-start.lock")
+        self._start_lock = _lock_until(self.log.parent / "server-start.lock", time.monotonic())
         if self._start_lock is not None:
             self._spawn()
         print(f"Starting a Prefect server for this run on {self.api_url}", file=sys.stderr)
@@ -186,8 +181,8 @@ class PrefectServer:
         )
 
     def _release_start_lock(self) -> None:
-        if self._start_lock is not None and self._start_lock >= 0:
-            os.close(self._start_lock)
+        if self._start_lock is not None:
+            self._start_lock.release()
         self._start_lock = None
 
     def stop(self, *, grace: float = 5.0) -> None:

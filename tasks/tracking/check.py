@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from tasks.errors import ServerUnreachable, TrackingUnavailable, unreachable_reason
+from tasks.runtime.deadline import Deadline, DeadlineExceeded
 from tasks.settings import Settings, redact_uri
 from tasks.steps import step
 from tasks.target import ModelTarget
@@ -63,7 +64,8 @@ def _route_exists(response: Any) -> bool:
 
 
 class _Prober:
-    """GETs and POSTs to the tracking server, one attempt each, bounded by the timeout.
+    """GETs and POSTs to the tracking server, one attempt each, bounded by the timeout
+    (`Deadline`, the project's one way to bound a call).
 
     Plain `requests` with the authentication MLflow's client documents: the connection's user
     and password (`MLFLOW_TRACKING_USERNAME`/`MLFLOW_TRACKING_PASSWORD`) as basic auth, else
@@ -107,7 +109,8 @@ class _Prober:
         import requests
 
         timeout = self.connection.timeout_seconds
-        try:
+
+        def request() -> Any:
             return requests.request(
                 method,
                 uri.rstrip("/") + endpoint,
@@ -117,6 +120,17 @@ class _Prober:
                 **self._tls(),
                 **kwargs,
             )
+
+        try:
+            # Each connect and read within the timeout; the whole answer too (a server that
+            # trickles its answer would otherwise keep the check waiting).
+            return Deadline.after(timeout).call(request)
+        except DeadlineExceeded:
+            raise ServerUnreachable(
+                f"MLflow server {redact_uri(uri)} is unreachable: no answer within "
+                f"{timeout:g} s (timed out)",
+                timed_out=True,
+            ) from None
         except Exception as exc:
             reason = unreachable_reason(exc, timeout_seconds=timeout)
             raise ServerUnreachable(

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -193,7 +191,7 @@ def create_local_store(database: Path, tracking_uri: str, registry_uri: str) -> 
     MLflow creates and migrates a SQLite store when its first client opens it, with no lock of
     its own: two first runs at once both ran the migrations and one crashed (`duplicate column
     name`). Here the first client of each process opens both stores (tracking and registry,
-    each migrates) holding `fcntl.flock` on a lock file next to the database, so a second
+    each migrates) holding the OS lock on a lock file next to the database (filelock), so a second
     process waits and then finds the schema current. The kernel drops the lock when its holder
     dies, even by SIGKILL. Later calls in the process do nothing (MLflow keeps the store).
     """
@@ -202,24 +200,10 @@ def create_local_store(database: Path, tracking_uri: str, registry_uri: str) -> 
     from mlflow.tracking import MlflowClient
 
     database.parent.mkdir(parents=True, exist_ok=True)
-    with _file_lock(database.with_name(database.name + ".lock")):
+    from filelock import FileLock
+
+    with FileLock(database.with_name(database.name + ".lock")):
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
         client.search_experiments(max_results=1)
         client.search_registered_models(max_results=1)
     _READY_STORES.add(str(database))
-
-
-@contextmanager
-def _file_lock(path: Path) -> Iterator[None]:
-    """An exclusive `flock` on `path` (blocking) where the OS has one; nothing elsewhere."""
-    try:
-        import fcntl
-    except ImportError:  # Windows: no flock
-        yield
-        return
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # closing releases the lock
