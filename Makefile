@@ -9,7 +9,7 @@ HOME_DIR := $(or $(CHURN_RETRAIN_HOME),$(or $(XDG_STATE_HOME),$(HOME)/.local/sta
 MLFLOW_PORT ?= 5000
 PREFECT_PORT ?= 4200
 
-.PHONY: help install run test test-fast lint typecheck check bench mlflow-ui clean-state \
+.PHONY: help install run test test-fast test-integration lint typecheck check bench mlflow-ui clean-state \
 	prefect-server deploy worker bench-scale validate automation \
 	source status rollback prune simulate bench-sources bench-cold-starts bench-decision promotion-lock bench-models \
 	bench-learning-curve bench-months
@@ -39,11 +39,15 @@ automation: install ## create the failed-run alert and unresponsive-run automati
 # module-scoped servers start once. XDIST="" runs serially.
 XDIST ?= -n 2 --dist loadfile
 
-test: install ## the whole test suite, real servers and real data included
-	$(RUN) pytest $(XDIST) $(PYTEST_ARGS)
+test: install ## the whole test suite: the unit tier, then the integration tier (real servers, real data)
+	$(RUN) pytest tests/unit $(XDIST) $(PYTEST_ARGS)
+	$(RUN) pytest tests/integration $(XDIST) $(PYTEST_ARGS)
 
-test-fast: install ## unit tests only (no real-CSV training, no servers), about a minute
-	$(RUN) pytest -m "not slow" $(XDIST) $(PYTEST_ARGS)
+test-fast: install ## the unit tier: tests/unit (no server, no process, no real-CSV training)
+	$(RUN) pytest tests/unit $(XDIST) $(PYTEST_ARGS)
+
+test-integration: install ## the integration tier: tests/integration (real Prefect, MLflow, PostgreSQL, CSV)
+	$(RUN) pytest tests/integration $(XDIST) $(PYTEST_ARGS)
 
 lint: install ## ruff
 	$(RUN) ruff check cli flows tasks tests benchmarks
@@ -172,11 +176,11 @@ bench-tracking: install ## how long an unreachable tracking server keeps a run w
 
 .PHONY: test-races
 test-races: install ## every promotion race 10 times: one state dir, one remote MLflow, one Prefect server, two CLI runs (~25 min)
-	CHURN_RETRAIN_RACES=10 $(RUN) pytest tests/test_races.py tests/test_lease.py $(PYTEST_ARGS)
+	CHURN_RETRAIN_RACES=10 $(RUN) pytest tests/integration/test_races.py tests/integration/test_lease.py $(PYTEST_ARGS)
 
 .PHONY: test-kill-matrix
 test-kill-matrix: install ## every stage x SIGKILL/SIGTERM, of a CLI run and of a deployment run (~25 min)
-	CHURN_RETRAIN_KILL_MATRIX=all $(RUN) pytest tests/test_kill.py tests/test_kill_deployment.py -k "stage" $(PYTEST_ARGS)
+	CHURN_RETRAIN_KILL_MATRIX=all $(RUN) pytest tests/integration/test_kill.py tests/integration/test_kill_deployment.py -k "stage" $(PYTEST_ARGS)
 
 # --- Production profile: PostgreSQL (README: Production profile: PostgreSQL) -------------------
 # Both servers keep their databases in one PostgreSQL 15 cluster under the state dir, on

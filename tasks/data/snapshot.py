@@ -35,7 +35,7 @@ def digest_frame(frame: pd.DataFrame) -> str:
 
     The row hashes are `pd.util.hash_pandas_object` of the frame with its columns sorted,
     combined here one column at a time as pandas combines them (CPython's tuple hash), so a
-    big month is not copied into sorted order first; `tests/test_data.py` checks they agree.
+    big month is not copied into sorted order first; `tests/integration/test_data.py` checks they agree.
     """
     names = sorted(frame.columns)
     digest = hashlib.sha256(",".join(names).encode())

@@ -125,7 +125,7 @@ def _as_categories(features: pd.DataFrame) -> pd.DataFrame:
     """The text features as pandas categoricals: the same probabilities, ~3x faster.
 
     PyCaret's encoders map values, so a value's category (unseen ones and nulls included)
-    scores as its text would (tests/test_scoring.py compares them); but each step copies the
+    scores as its text would (tests/integration/test_scoring.py compares them); but each step copies the
     frame, and a categorical column copies its small codes where text copies a pointer per
     row. Only for the pipelines it was checked on (`ChurnModel.text_as_categories`).
     """

@@ -39,7 +39,7 @@ from tasks.gate.suite import (
 )
 from tasks.gate.thresholds import DriftThresholds
 
-CSV = Path(__file__).resolve().parents[2] / "shared/data/telco_customer_churn.csv"
+CSV = Path(__file__).resolve().parents[3] / "shared/data/telco_customer_churn.csv"
 ROWS = 7043
 PERIOD = "2026-03"
 

@@ -18,7 +18,7 @@ from tasks.registry.lease import LeaseLost, check_lease, lease_name, registry_le
 from tasks.runtime.owner import Owner
 
 MODEL = "lease-test"
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -466,6 +466,6 @@ def _assert_dagshub_init_never_used() -> None:
 
     (Whether `dagshub` is imported says nothing: PyCaret's loggers import it.)
     """
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     for path in [*root.glob("tasks/*.py"), *root.glob("flows/*.py")]:
         assert "dagshub.init(" not in path.read_text(), path

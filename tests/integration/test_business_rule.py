@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from registry_helpers import MODEL, alias, make_version, sklearn_model
+from tests.registry_helpers import MODEL, alias, make_version, sklearn_model
 
 from cli.main import main
 from tasks.data.schema import POSITIVE_LABEL, TARGET

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from registry_helpers import MODEL, alias, make_version
+from tests.registry_helpers import MODEL, alias, make_version
 
 from cli.main import main
 from tasks.data.generate import generate_snapshot
@@ -30,7 +30,7 @@ from tasks.tracking.runs import configure_tracking
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 import pytest
-from alert_receivers import AlertReceiver, receiver
+from tests.alert_receivers import AlertReceiver, receiver
 
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain

@@ -24,7 +24,7 @@ import pytest
 from tests.alert_receivers import AlertReceiver, receiver
 from tests.servers import clean_env, free_port, run_cli, start, stop, wait_http
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "telco-churn"
 FAST = {"models": ["lr"], "folds": 2}
 ROWS = 1500

@@ -52,7 +52,7 @@ def _default_sigint() -> None:
 def test_a_signal_ends_the_process_within_its_grace(sig: signal.Signals, tmp_path: Path) -> None:
     process = subprocess.Popen(
         [sys.executable, "-c", _SCRIPT],
-        cwd=Path(__file__).resolve().parents[1],
+        cwd=Path(__file__).resolve().parents[2],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

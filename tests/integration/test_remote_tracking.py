@@ -17,7 +17,7 @@ from typing import Any
 
 import mlflow
 import pytest
-from tracking_server import TrackingServer, free_port
+from tests.tracking_server import TrackingServer, free_port
 
 import tasks.training.train
 from cli.main import main

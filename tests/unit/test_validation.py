@@ -21,7 +21,7 @@ from tasks.gate.suite import (
     validate_snapshot,
 )
 
-CSV = Path(__file__).resolve().parents[2] / "shared/data/telco_customer_churn.csv"
+CSV = Path(__file__).resolve().parents[3] / "shared/data/telco_customer_churn.csv"
 SUITE_SIZE = len(json.loads(DEFAULT_SUITE_PATH.read_text())["expectations"])
 
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
-from tracking_server import TrackingServer
+from tests.tracking_server import TrackingServer
 
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain

@@ -41,7 +41,7 @@ pytestmark = [
 ]
 
 MODEL_URI = "models:/telco-churn@champion"
-PROJECT = Path(__file__).resolve().parents[1]
+PROJECT = Path(__file__).resolve().parents[2]
 #: Where clean virtualenvs are kept between runs, one per requirements.txt (by its hash).
 VENV_CACHE = Path(tempfile.gettempdir()) / "churn-retrain-model-venvs"
 #: What MLflow, scikit-learn and pickle say when the environment is not the model's own.

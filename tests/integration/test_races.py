@@ -35,7 +35,7 @@ from tests.tracking_server import ADMIN_PASSWORD, ADMIN_USER, TrackingServer
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 REPEATS = int(os.environ.get("CHURN_RETRAIN_RACES", "1"))
 
 #: A process that promotes `version` over `expected` when the go file appears.

@@ -24,7 +24,7 @@ from uuid import UUID
 import mlflow
 import pandas as pd
 import pytest
-from alert_receivers import AlertReceiver, receiver
+from tests.alert_receivers import AlertReceiver, receiver
 from mlflow.tracking import MlflowClient
 
 from flows.parameters import RetrainParameters, ValidateParameters

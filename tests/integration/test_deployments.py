@@ -21,7 +21,7 @@ from tests.alert_receivers import AlertReceiver, receiver
 from tests.data_servers import PG_PASSWORD, Postgres
 from tests.servers import BIN, clean_env, free_port, run_cli, start, stop, wait_http
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MODEL = "telco-churn"
 FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": 1500}
 

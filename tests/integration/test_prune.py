@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
-from registry_helpers import MODEL, make_version
+from tests.registry_helpers import MODEL, make_version
 
 from cli.main import main
 from flows.parameters import PruneParameters

@@ -29,7 +29,7 @@ from tests.servers import clean_env, free_port, start, stop, wait_http
 
 pytestmark = pytest.mark.slow
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 #: Where walkthroughs may live: the README and every docs page.
 PAGES = (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
 #: What bash itself sets: not something an `export` of the walkthrough chose.

@@ -25,8 +25,8 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from registry_helpers import make_version
-from tracking_server import TrackingServer
+from tests.registry_helpers import make_version
+from tests.tracking_server import TrackingServer
 
 from cli.main import main
 from flows.parameters import (

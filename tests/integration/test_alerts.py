@@ -9,7 +9,7 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from alert_receivers import AlertReceiver, closed_port_url, receiver, silent_receiver
+from tests.alert_receivers import AlertReceiver, closed_port_url, receiver, silent_receiver
 
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain

@@ -14,7 +14,7 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
-from registry_helpers import MODEL, alias, make_version, model_artifact_dir
+from tests.registry_helpers import MODEL, alias, make_version, model_artifact_dir
 
 from cli.main import main
 from flows.parameters import RetrainParameters

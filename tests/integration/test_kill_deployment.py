@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from alert_receivers import AlertReceiver, receiver
+from tests.alert_receivers import AlertReceiver, receiver
 
 from tasks.alerts.automations import (
     AUTOMATION_FILE,
@@ -48,7 +48,7 @@ pytestmark = [
     pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc"),
 ]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 T = TypeVar("T")
 FAST = {"data": "generated", "models": ["lr"], "folds": 2, "generated_rows": 500}
 #: A tie promotes under this rule, so the killed run reaches `promote-challenger`.
