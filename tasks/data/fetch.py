@@ -1,8 +1,7 @@
 """A file's bytes, from a local path, an fsspec location (`file://`, `s3://`, `gs://`, `abfs://`)
 or an http(s) URL, within a size limit and the read's `Deadline`.
 
-http(s) goes through httpx: the one HTTP client of the project's own calls (alerts and the
-tracking probe too), with a streamed body, a timeout on each connect and read, and a URL's
+http(s) goes through httpx, the HTTP client of the data and the alerts, with a streamed body, a timeout on each connect and read, and a URL's
 `user:password@` sent as basic auth, never as part of a host name. Everything else goes through
 fsspec, which the cloud filesystems plug into. Either way the whole read ends by the deadline:
 it runs under `Deadline.call`, which closes the response (or file) when time is up. A 4xx

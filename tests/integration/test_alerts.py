@@ -9,7 +9,6 @@ from pathlib import Path
 from uuid import UUID
 
 import pytest
-from tests.alert_receivers import AlertReceiver, closed_port_url, receiver, silent_receiver
 
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain
@@ -19,6 +18,7 @@ from tasks.errors import SnapshotRejected, TrainingFailed
 from tasks.gate.failures import FailedCheck
 from tasks.gate.suite import ValidationReport
 from tasks.settings import Settings
+from tests.alert_receivers import AlertReceiver, closed_port_url, receiver, silent_receiver
 
 FAST = {"data": "generated", "models": ["lr"], "folds": 3, "generated_rows": 1500}
 

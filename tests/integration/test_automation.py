@@ -16,7 +16,6 @@ from typing import Any, TypeVar
 from uuid import uuid4
 
 import pytest
-from tests.alert_receivers import AlertReceiver, receiver
 
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain
@@ -27,6 +26,7 @@ from tasks.alerts.automations import (
     automation_definition,
     install_automation,
 )
+from tests.alert_receivers import AlertReceiver, receiver
 from tests.servers import clean_env
 
 T = TypeVar("T")

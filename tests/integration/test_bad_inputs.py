@@ -24,7 +24,6 @@ from uuid import UUID
 import mlflow
 import pandas as pd
 import pytest
-from tests.alert_receivers import AlertReceiver, receiver
 from mlflow.tracking import MlflowClient
 
 from flows.parameters import RetrainParameters, ValidateParameters
@@ -35,6 +34,7 @@ from tasks.errors import SnapshotRejected
 from tasks.gate.drift import PROFILE_ARTIFACT
 from tasks.gate.report import ARTIFACT_KEY
 from tasks.registry.aliases import CHAMPION
+from tests.alert_receivers import AlertReceiver, receiver
 from tests.servers import clean_env, flow_run_logs, run_cli
 
 pytestmark = pytest.mark.slow

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-from tests.registry_helpers import MODEL, alias, make_version, sklearn_model
 
 from cli.main import main
 from tasks.data.schema import POSITIVE_LABEL, TARGET
@@ -22,6 +21,7 @@ from tasks.decision.compare import compare_with_champion
 from tasks.decision.rule import DecisionRule, SegmentGuard
 from tasks.registry.aliases import CHAMPION
 from tasks.training.model import ChurnModel, prepare_features
+from tests.registry_helpers import MODEL, alias, make_version, sklearn_model
 
 FAST = ["--models", "lr", "--folds", "3", "--json"]
 

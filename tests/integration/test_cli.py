@@ -47,9 +47,9 @@ from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.campaign import Campaign
 from tasks.decision.record import DecisionRecord, ModelScores
 from tasks.decision.rule import DecisionRule, Guardrail, SegmentGuard
-from tasks.target import ModelTarget
 from tasks.gate.thresholds import DriftThresholds
 from tasks.report.summary import summary
+from tasks.target import ModelTarget
 from tests.servers import clean_env, run_cli
 
 FAST_ARGS = ["--generated-rows", "1500", "--models", "lr", "--folds", "3"]

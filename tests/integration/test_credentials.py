@@ -25,8 +25,6 @@ from typing import Any
 
 import pandas as pd
 import pytest
-from tests.registry_helpers import make_version
-from tests.tracking_server import TrackingServer
 
 from cli.main import main
 from flows.parameters import (
@@ -40,7 +38,9 @@ from flows.rollback import rollback
 from flows.score import score
 from flows.validate import validate
 from tasks.data.generate import generate_snapshot
+from tests.registry_helpers import make_version
 from tests.servers import clean_env, run_cli
+from tests.tracking_server import TrackingServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -14,7 +14,6 @@ from pathlib import Path
 import mlflow
 import pytest
 from mlflow.tracking import MlflowClient
-from tests.registry_helpers import MODEL, alias, make_version, model_artifact_dir
 
 from cli.main import main
 from flows.parameters import RetrainParameters
@@ -27,6 +26,7 @@ from tasks.registry.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from tasks.registry.history import read_history
 from tasks.settings import Settings
 from tasks.tracking.runs import configure_tracking
+from tests.registry_helpers import MODEL, alias, make_version, model_artifact_dir
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from tests.alert_receivers import AlertReceiver, receiver
 
 from tasks.alerts.automations import (
     AUTOMATION_FILE,
@@ -32,6 +31,7 @@ from tasks.alerts.automations import (
     automation_definition,
     install_automation,
 )
+from tests.alert_receivers import AlertReceiver, receiver
 from tests.killing import (
     STAGES,
     champion,

@@ -13,7 +13,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from mlflow.tracking import MlflowClient
-from tests.registry_helpers import MODEL, make_version
 
 from cli.main import main
 from flows.parameters import PruneParameters
@@ -33,6 +32,7 @@ from tasks.registry.prune import (
 from tasks.registry.versions import mark_version
 from tasks.settings import Settings
 from tasks.tracking.runs import configure_tracking
+from tests.registry_helpers import MODEL, make_version
 
 NOW = datetime(2026, 7, 15, 12, tzinfo=UTC)
 OLD = datetime(2025, 11, 1, tzinfo=UTC)  # eight months before NOW

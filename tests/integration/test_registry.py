@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from tests.registry_helpers import MODEL, alias, make_version
 
 from cli.main import main
 from tasks.data.generate import generate_snapshot
@@ -27,6 +26,7 @@ from tasks.registry.status import registry_status
 from tasks.registry.versions import register_challenger
 from tasks.settings import Settings
 from tasks.tracking.runs import configure_tracking
+from tests.registry_helpers import MODEL, alias, make_version
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

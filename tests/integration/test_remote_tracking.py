@@ -17,7 +17,6 @@ from typing import Any
 
 import mlflow
 import pytest
-from tests.tracking_server import TrackingServer, free_port
 
 import tasks.training.train
 from cli.main import main
@@ -26,6 +25,7 @@ from flows.retrain import retrain
 from tasks.data.generate import generate_snapshot
 from tasks.errors import TrackingUnavailable
 from tasks.training.train import train_challenger
+from tests.tracking_server import TrackingServer, free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

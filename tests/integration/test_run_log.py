@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tasks.report.summary import summary
 from tests.servers import flow_run_logs
 
 FAST = {"models": ["lr"], "folds": 2, "generated_rows": 1500, "seed": 5, "data": "generated"}

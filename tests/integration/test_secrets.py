@@ -18,12 +18,12 @@ from typing import Any, ClassVar
 from uuid import UUID
 
 import pytest
-from tests.tracking_server import TrackingServer
 
 from flows.parameters import RetrainParameters
 from flows.retrain import retrain
 from tasks.data.generate import generate_snapshot
 from tasks.errors import SnapshotRejected, TrackingUnavailable
+from tests.tracking_server import TrackingServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_server")]
 

@@ -25,7 +25,7 @@ def on_import(event, args):
     if event == "import" and args[0] in ("pycaret.classification", "great_expectations"):
         seen[args[0]] = threading.current_thread() is threading.main_thread()
 sys.addaudithook(on_import)
-from flows import cli
+from cli import main as cli
 cli._warm_imports()
 for thread in threading.enumerate():  # an import thread, if there is one, is waited for
     if thread.name == "warm-imports":

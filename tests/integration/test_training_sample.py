@@ -152,5 +152,5 @@ def test_the_flow_trains_on_the_sample_and_says_so(state_home: Path) -> None:
     again = retrain(RetrainParameters(period="2026-01", max_train_rows=None, **fast))
     assert again.holdout_split is not None and again.holdout_split.excluded_rows == 1000
     assert again.training_sample is not None and not again.training_sample.sampled
-    assert "training  " not in again.text()
+    assert "training  " not in summary(again)
     assert np.isfinite(again.challenger.holdout["roc_auc"])

@@ -141,5 +141,8 @@ def test_the_champion_lookup_connects_like_every_command(monkeypatch: pytest.Mon
     assert connected == [settings]
     # A local store that does not exist yet: nothing to connect to, no store created.
     local = Settings()
-    assert find_reference_profile.fn(local, "telco-churn").reason == "no champion yet (no MLflow store)"
+    assert (
+        find_reference_profile.fn(local, "telco-churn").reason
+        == "no champion yet (no MLflow store)"
+    )
     assert connected == [settings] and not (local.home / "mlflow.db").exists()
