@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
 from collections.abc import Iterator, Sequence
@@ -81,53 +82,69 @@ def train_challenger(
 
     # The pipeline learns from exactly what the pyfunc will hand it at scoring time.
     data = prepare_features(train).assign(**{TARGET: train[TARGET].to_numpy()})
-    experiment = ClassificationExperiment()
-    experiment.setup(
-        data=data,
-        target=TARGET,
-        session_id=seed,
-        fold=plan.folds,
-        fold_strategy="stratifiedkfold",
-        normalize=True,  # z-scores: lbfgs converges in fewer steps, and LR's penalty is fair
-        imputation_type=None,  # prepare_features fills the one nullable column; no imputers
-        n_jobs=1,  # LightGBM's threads fight joblib's: n_jobs=-1 is 2-18x slower on 2 cores
-        html=False,
-        verbose=False,
-        system_log=False,  # otherwise PyCaret writes logs.log into the current directory
-        memory=False,
-    )
+    with _heap_frozen():
+        experiment = ClassificationExperiment()
+        experiment.setup(
+            data=data,
+            target=TARGET,
+            session_id=seed,
+            fold=plan.folds,
+            fold_strategy="stratifiedkfold",
+            normalize=True,  # z-scores: lbfgs converges in fewer steps, and LR's penalty is fair
+            imputation_type=None,  # prepare_features fills the one nullable column; no imputers
+            n_jobs=1,  # LightGBM's threads fight joblib's: n_jobs=-1 is 2-18x slower on 2 cores
+            html=False,
+            verbose=False,
+            system_log=False,  # otherwise PyCaret writes logs.log into the current directory
+            memory=False,
+        )
+        try:
+            with _parallel_backend(distributed) as parallel:
+                best = experiment.compare_models(
+                    include=None if plan.models is None else list(plan.models),
+                    sort="AUC",  # the default (Accuracy) picks ridge, which has no probabilities
+                    n_select=1,
+                    errors="raise",
+                    verbose=False,
+                    budget_time=budget_minutes,
+                    parallel=parallel,
+                )
+        except ValueError as exc:
+            raise TrainingFailed(f"PyCaret could not train {plan.models or 'all'}: {exc}") from exc
+        leaderboard = experiment.pull()
+        if best is None or (isinstance(best, list) and not best):
+            raise TrainingFailed(f"PyCaret returned no model for {plan.models or 'all'}")
+        top = leaderboard.iloc[0]
+        algorithm = str(leaderboard.index[0])
+        pipeline = experiment.finalize_model(best)
+        estimator = pipeline.steps[-1][1]
+        return Challenger(
+            model=ChurnModel(pipeline, algorithm=algorithm, text_as_categories=True),
+            algorithm=algorithm,
+            estimator=type(estimator).__name__,
+            cv_metrics={ours: float(top[theirs]) for theirs, ours in _CV_COLUMNS.items()},
+            leaderboard=leaderboard.reset_index(names="algorithm"),
+            estimator_params={k: v for k, v in estimator.get_params().items() if _loggable(v)},
+            train_rows=len(train),
+            notes=plan.notes,
+            seconds=time.perf_counter() - started,
+            worker=worker or "local",
+        )
+
+
+@contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """The heap so far out of the collector's sight while PyCaret trains.
+
+    PyCaret calls `gc.collect()` after every model; with Prefect, MLflow and GX loaded each
+    full collection walks their objects (about 0.45 s each here, a fifth of a small run).
+    Frozen (`gc.freeze`), they are skipped; what training itself makes is still collected.
+    """
+    gc.freeze()
     try:
-        with _parallel_backend(distributed) as parallel:
-            best = experiment.compare_models(
-                include=None if plan.models is None else list(plan.models),
-                sort="AUC",  # the default (Accuracy) picks ridge, which has no probabilities
-                n_select=1,
-                errors="raise",
-                verbose=False,
-                budget_time=budget_minutes,
-                parallel=parallel,
-            )
-    except ValueError as exc:
-        raise TrainingFailed(f"PyCaret could not train {plan.models or 'all'}: {exc}") from exc
-    leaderboard = experiment.pull()
-    if best is None or (isinstance(best, list) and not best):
-        raise TrainingFailed(f"PyCaret returned no model for {plan.models or 'all'}")
-    top = leaderboard.iloc[0]
-    algorithm = str(leaderboard.index[0])
-    pipeline = experiment.finalize_model(best)
-    estimator = pipeline.steps[-1][1]
-    return Challenger(
-        model=ChurnModel(pipeline, algorithm=algorithm, text_as_categories=True),
-        algorithm=algorithm,
-        estimator=type(estimator).__name__,
-        cv_metrics={ours: float(top[theirs]) for theirs, ours in _CV_COLUMNS.items()},
-        leaderboard=leaderboard.reset_index(names="algorithm"),
-        estimator_params={k: v for k, v in estimator.get_params().items() if _loggable(v)},
-        train_rows=len(train),
-        notes=plan.notes,
-        seconds=time.perf_counter() - started,
-        worker=worker or "local",
-    )
+        yield
+    finally:
+        gc.unfreeze()
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ PyCaret's own distributed compare_models (FugueBackend) on the same cluster."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -99,8 +100,9 @@ def test_command_line_trains_on_a_local_dask_cluster_and_keeps_its_log_readable(
     assert worker.startswith("tcp://127.0.0.1:"), worker  # trained on a worker, not in-process
     assert "Task run 'train-challenger" in done.stderr  # the run's own log is there ...
     # ... and not buried under the scheduler's and nannies' connection chatter.
-    assert "distributed.scheduler" not in done.stderr, done.stderr[-2000:]
-    assert "distributed.nanny" not in done.stderr, done.stderr[-2000:]
+    # (A loaded machine may add a nanny's warning at teardown: warnings still show, by design.)
+    chatter = re.findall(r"INFO +\| distributed\.\w+", done.stderr)
+    assert not chatter, done.stderr[-2000:]
 
 
 def _task_run_names(flow_run_id: object) -> list[str]:
