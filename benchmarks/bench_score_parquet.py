@@ -96,7 +96,7 @@ def score_in_child(args: argparse.Namespace) -> None:
     """The subprocess: load the champion, score the base, print one JSON line of figures."""
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
     from tasks.decision.campaign import Campaign
-    from tasks.scoring.batch import score_parquet
+    from tasks.scoring.batch import ParquetBase, score_parquet
 
     model = pickle.loads(args.model.read_bytes())
     if args.dask:
@@ -104,11 +104,12 @@ def score_in_child(args: argparse.Namespace) -> None:
         return
     ready_mb = _peak_mb()
     started, cpu = time.perf_counter(), time.process_time()
+    base = ParquetBase(
+        str(args.base), PERIOD, batch_rows=args.batch_rows, chunk_rows=args.chunk_rows
+    )
     summary = score_parquet.fn(
-        model, str(args.base), output=args.output, version="1", period=PERIOD,
-        campaign=Campaign(), batch_rows=args.batch_rows, chunk_rows=args.chunk_rows,
-        validate=args.validate,
-    )  # fmt: skip
+        model, base, output=args.output, version="1", campaign=Campaign(), validate=args.validate
+    )
     figures = {
         "rows": summary.rows,
         "predicted_churners": summary.predicted_churners,
@@ -133,6 +134,7 @@ def _score_on_dask(args: argparse.Namespace, model: Any) -> None:
     from prefect_dask import DaskTaskRunner
 
     from tasks.decision.campaign import Campaign
+    from tasks.scoring.batch import ParquetBase
     from tasks.scoring.partitions import score_parquet_partitioned
 
     logging.getLogger("distributed").setLevel(logging.WARNING)
@@ -142,10 +144,12 @@ def _score_on_dask(args: argparse.Namespace, model: Any) -> None:
 
         @flow(task_runner=DaskTaskRunner(address=cluster.scheduler_address))
         def score_base() -> Any:
+            base = ParquetBase(
+                str(args.base), PERIOD, batch_rows=args.batch_rows, chunk_rows=args.chunk_rows
+            )
             return score_parquet_partitioned(
-                model, str(args.base), output=args.output, version="1", period=PERIOD,
-                campaign=Campaign(), batch_rows=args.batch_rows, chunk_rows=args.chunk_rows,
-            )  # fmt: skip
+                model, base, output=args.output, version="1", campaign=Campaign()
+            )
 
         cpu = time.process_time()
         summary = score_base()

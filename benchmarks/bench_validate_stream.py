@@ -72,7 +72,7 @@ def _child(mode: str, path: str, chunk_rows: int, max_bytes: int) -> dict[str, A
     from tasks.data.load import load_snapshot
     from tasks.data.request import SnapshotRequest
     from tasks.gate.chunks import check_in_chunks
-    from tasks.gate.month import validate_streamed
+    from tasks.gate.month import MonthRead, validate_streamed
     from tasks.gate.stream import validate_parquet
     from tasks.gate.suite import check_snapshot
 
@@ -93,7 +93,7 @@ def _child(mode: str, path: str, chunk_rows: int, max_bytes: int) -> dict[str, A
         figures["validate_seconds"] = round(time.perf_counter() - started, 2)
     else:
         month = validate_streamed.fn(
-            path, period=PERIOD, chunk_rows=chunk_rows, max_bytes=max_bytes
+            MonthRead(path, PERIOD, chunk_rows=chunk_rows, max_bytes=max_bytes)
         )
         report = month.validation
         figures["digest"] = month.digest

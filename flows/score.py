@@ -17,7 +17,7 @@ from tasks.gate.suite import validate_snapshot
 from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import find_champion_campaign, load_champion
-from tasks.scoring.batch import ScoreSummary, score_parquet, write_scores
+from tasks.scoring.batch import ParquetBase, ScoreSummary, score_parquet, write_scores
 from tasks.scoring.partitions import score_parquet_partitioned
 from tasks.settings import Settings
 from tasks.steps import on_cluster
@@ -42,12 +42,11 @@ def score(params: ScoreParameters) -> ScoreSummary:
         model, version, campaign = _champion_model(tracking, params.campaign)
         # On a cluster, a row group per task on its workers; else batch by batch, here.
         streamed = score_parquet_partitioned if on_cluster() else score_parquet
-        summary = streamed(
-            model, parquet, output=_output(params, settings, period, version), version=version,
-            period=period, campaign=campaign, options=params.source,
-            batch_rows=params.batch_rows, chunk_rows=params.chunk_rows,
-            suite_path=target.suite_path,
-        )  # fmt: skip
+        base = ParquetBase(
+            parquet, period, params.source, params.batch_rows, params.chunk_rows, target.suite_path
+        )
+        output = _output(params, settings, period, version)
+        summary = streamed(model, base, output=output, version=version, campaign=campaign)
     else:
         snapshot = load_snapshot(
             SnapshotRequest(params.data, period, options=params.source, in_customer_order=False)

@@ -22,7 +22,7 @@ from tasks.data.request import SnapshotRequest, current_period
 from tasks.gate.admit import admit_snapshot
 from tasks.gate.chunk_suite import unchunkable_expectations
 from tasks.gate.drift import check_drift, find_reference_profile
-from tasks.gate.month import validate_month
+from tasks.gate.month import MonthRead, validate_month
 from tasks.gate.report import reporting_gate
 from tasks.gate.stream import parquet_location
 from tasks.logs import keep_expected_failures_short
@@ -87,13 +87,14 @@ def _streamed(
         # check is skipped, so its columns are not kept. A remote store is asked after the
         # suite, as for a CSV: a bad delivery is rejected even while the server is down.
         reference = find_reference_profile(settings, target.model) if settings.is_local else None
-        month = validate_month(
-            location, period=period, options=params.source, suite_path=target.suite_path,
-            chunk_rows=params.chunk_rows, max_bytes=settings.max_snapshot_bytes,
+        wanted = MonthRead(
+            location, period, params.source, target.suite_path, params.chunk_rows,
+            max_bytes=settings.max_snapshot_bytes,
             with_features=params.drift_gate.enabled
             and (reference is None or reference.profile is not None),
-            partitioned=on_cluster(),  # a row group per task on the cluster's workers
         )  # fmt: skip
+        # On a cluster, a row group per task on its workers.
+        month = validate_month(wanted, partitioned=on_cluster())
         validation = gate.record(month.validation)
         if reference is None:
             reference = find_reference_profile(settings, target.model)

@@ -3,10 +3,10 @@
 With `ApprovalPolicy.required`, a retrain whose verdict would move the champion pauses (Prefect's
 `pause_flow_run`, so the Prefect UI shows a typed "Resume" form: approve or reject, a name, a
 comment) after the challenger is registered and before the promotion lock is taken: nothing is
-held while a person thinks. The answer becomes an `ApprovalOutcome`; `apply_approval` turns it
-into the run's verdict. An approved promotion still goes through `promote_challenger`, which
-re-reads the champion under the lock: if another run moved it meanwhile, the stale comparison
-is refused (`conflict`).
+held while a person thinks (the pause and the request: `tasks/alerts/approval.py`). The answer
+becomes an `ApprovalOutcome`; `apply_approval`, pure, turns it into the run's verdict. An
+approved promotion still goes through `promote_challenger`, which re-reads the champion under
+the lock: if another run moved it meanwhile, the stale comparison is refused (`conflict`).
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -42,27 +42,29 @@ class StreamedMonth:
         return self.validation.rows
 
 
+@dataclass(frozen=True)
+class MonthRead:
+    """Which Parquet month the gate reads and how: everything but the rows."""
+
+    location: str
+    period: str
+    options: SourceOptions | None = None
+    suite_path: Path = DEFAULT_SUITE_PATH
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    max_bytes: int | None = None
+    #: Keep the drift check's columns (~40 bytes a row instead of the whole frame's ~1 kB).
+    with_features: bool = True
+
+
 @retried_step("validate-parquet", delay_seconds=5)
-def validate_streamed(
-    location: str,
-    *,
-    period: str,
-    options: SourceOptions | None = None,
-    suite_path: Path = DEFAULT_SUITE_PATH,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    max_bytes: int | None = None,
-    with_features: bool = True,
-) -> StreamedMonth:
+def validate_streamed(month: MonthRead) -> StreamedMonth:
     """The gate's validation of a Parquet month in one pass; `SnapshotRejected` if it fails.
 
     Besides the report: the digest `load_snapshot` gives the same rows, and (`with_features`)
-    the drift check's columns, ~40 bytes a row instead of the whole frame's ~1 kB.
+    the drift check's columns.
     """
-    part = read_month_part(
-        location, period=period, options=options, suite_path=suite_path, chunk_rows=chunk_rows,
-        max_bytes=max_bytes, with_features=with_features,
-    )  # fmt: skip
-    return finish_month([part], source=redact_uri(location), suite_path=suite_path)
+    part = read_month_part(month)
+    return finish_month([part], source=redact_uri(month.location), suite_path=month.suite_path)
 
 
 @dataclass
@@ -75,20 +77,10 @@ class MonthPart:
     features: DriftFeatures | None
 
 
-def read_month_part(
-    location: str,
-    *,
-    period: str,
-    options: SourceOptions | None = None,
-    suite_path: Path = DEFAULT_SUITE_PATH,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    max_bytes: int | None = None,
-    with_features: bool = True,
-    groups: Sequence[int] | None = None,
-) -> MonthPart:
+def read_month_part(month: MonthRead, groups: Sequence[int] | None = None) -> MonthPart:
     """Read, type and validate the month's row groups (`groups`, default all) chunk by chunk."""
     digest = MonthDigest()
-    features = DriftFeatures() if with_features else None
+    features = DriftFeatures() if month.with_features else None
 
     def keep(frame: pd.DataFrame) -> None:
         digest.add(frame)
@@ -96,9 +88,14 @@ def read_month_part(
             features.add(frame)
 
     chunks = validated_chunks(
-        locate_month(location, period, options), suite_path=suite_path, for_scoring=False,
-        chunk_rows=chunk_rows, limits=ReadLimits.from_settings(max_bytes), on_chunk=keep, groups=groups,
-    )  # fmt: skip
+        locate_month(month.location, month.period, month.options),
+        suite_path=month.suite_path,
+        for_scoring=False,
+        chunk_rows=month.chunk_rows,
+        limits=ReadLimits.from_settings(month.max_bytes),
+        on_chunk=keep,
+        groups=groups,
+    )
     return MonthPart(chunks, digest, features)
 
 
@@ -128,55 +125,30 @@ def count_row_groups(
 
 
 @retried_step("validate-partition", delay_seconds=5)
-def validate_partition(
-    location: str,
-    groups: Sequence[int],
-    *,
-    period: str,
-    options: SourceOptions | None = None,
-    suite_path: Path = DEFAULT_SUITE_PATH,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    max_bytes: int | None = None,
-    with_features: bool = True,
-) -> MonthPart:
+def validate_partition(month: MonthRead, groups: Sequence[int]) -> MonthPart:
     """`read_month_part` of some row groups, as a task a cluster's worker runs from shared
     storage (the path or URL must mean the same file there)."""
     from tasks.logs import keep_expected_failures_short
 
     keep_expected_failures_short()  # in the worker's process too: a rejection, no traceback
-    return read_month_part(
-        location, period=period, options=options, suite_path=suite_path, chunk_rows=chunk_rows,
-        max_bytes=max_bytes, with_features=with_features, groups=groups,
-    )  # fmt: skip
+    return read_month_part(month, groups)
 
 
-def validate_month(
-    location: str,
-    *,
-    period: str,
-    options: SourceOptions | None = None,
-    suite_path: Path = DEFAULT_SUITE_PATH,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    max_bytes: int | None = None,
-    with_features: bool = True,
-    partitioned: bool = False,
-) -> StreamedMonth:
+def validate_month(month: MonthRead, *, partitioned: bool = False) -> StreamedMonth:
     """`validate_streamed`, or (`partitioned`) one `validate_partition` task per row group,
     submitted to the flow's task runner (a Dask cluster) and combined here: the same report,
     digest and drift columns as the single pass, in row-group order."""
-    options = options or SourceOptions()
-    settings = dict(
-        period=period, options=options, suite_path=suite_path, chunk_rows=chunk_rows,
-        max_bytes=max_bytes, with_features=with_features,
-    )  # fmt: skip
-    groups = count_row_groups(location, period=period, options=options, max_bytes=max_bytes)
+    month = replace(month, options=month.options or SourceOptions())
+    groups = count_row_groups(
+        month.location, period=month.period, options=month.options, max_bytes=month.max_bytes
+    )
     if not partitioned or groups < 2:
-        return cast(StreamedMonth, validate_streamed(location, **settings))
-    futures = [validate_partition.submit(location, [g], **settings) for g in range(groups)]
+        return cast(StreamedMonth, validate_streamed(month))
+    futures = [validate_partition.submit(month, [g]) for g in range(groups)]
     parts = [future.result() for future in futures]
     if not any(p.chunks for p in parts):  # no rows for the period: the single pass's message
-        return cast(StreamedMonth, validate_streamed(location, **settings))
-    return finish_month(parts, source=redact_uri(location), suite_path=suite_path)
+        return cast(StreamedMonth, validate_streamed(month))
+    return finish_month(parts, source=redact_uri(month.location), suite_path=month.suite_path)
 
 
 class MonthDigest:

@@ -44,6 +44,17 @@ def decile_lift(labels: npt.ArrayLike, proba: npt.ArrayLike) -> npt.NDArray[np.f
     return np.array([part.mean() / base if part.size and base else 0.0 for part in deciles])
 
 
+def _save(plt: Any, fig: Any, path: Path, title: str | None = None) -> Path:
+    """Title (if any), lay out, write `path` (its folder made), close the figure."""
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
 def comparison_figure(
     labels: npt.ArrayLike,
     models: Mapping[str, npt.ArrayLike],
@@ -61,7 +72,11 @@ def comparison_figure(
 
 
 def _comparison_figure(
-    plt: Any, labels: npt.ArrayLike, models: Mapping[str, npt.ArrayLike], path: Path, title: str
+    plt: Any,
+    labels: npt.ArrayLike,
+    models: Mapping[str, npt.ArrayLike],
+    path: Path,
+    title: str,
 ) -> Path:
     from sklearn.calibration import calibration_curve
     from sklearn.metrics import precision_recall_curve, roc_auc_score, roc_curve
@@ -92,20 +107,18 @@ def _comparison_figure(
     pr.axhline(y.mean(), color="grey", linestyle=":")
     pr.set(xlabel="recall", ylabel="precision", title="Precision-recall")
     cal.plot([0, 1], [0, 1], color="grey", linestyle=":")
-    cal.set(xlabel="predicted churn probability", ylabel="observed churn rate", title="Calibration")
+    cal.set(
+        xlabel="predicted churn probability",
+        ylabel="observed churn rate",
+        title="Calibration",
+    )
     lift.axhline(1.0, color="grey", linestyle=":")
     lift.set(xlabel="score decile (1 = highest)", ylabel="lift", title="Lift by decile")
     lift.set_xticks(range(1, 11))
     for ax in axes.ravel():
         ax.legend(loc="best", fontsize=8)
         ax.grid(alpha=0.3)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 def capacity_curves(
@@ -152,11 +165,17 @@ def capacity_figure(
             colour = next((c for key, c in COLOURS.items() if name.startswith(key)), None)
             share, recall, value = capacity_curves(labels, proba, gains, contact_cost)
             recall_ax.plot(
-                share, recall, color=colour, label=f"{name} ({recall[at]:.1%} at capacity)"
+                share,
+                recall,
+                color=colour,
+                label=f"{name} ({recall[at]:.1%} at capacity)",
             )
             if value_ax is not None and value is not None:
                 value_ax.plot(
-                    share, value, color=colour, label=f"{name} ({value[at]:,.2f} at capacity)"
+                    share,
+                    value,
+                    color=colour,
+                    label=f"{name} ({value[at]:,.2f} at capacity)",
                 )
         recall_ax.plot([0, 1], [0, 1], color="grey", linestyle=":", label="random list")
         recall_ax.set(
@@ -184,17 +203,15 @@ def capacity_figure(
             )
             ax.legend(loc="best", fontsize=8)
             ax.grid(alpha=0.3)
-        if title:
-            fig.suptitle(title)
-        fig.tight_layout()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-    return path
+        return _save(plt, fig, path, title)
 
 
 def simulation_figure(
-    months: Sequence[dict[str, Any]], path: Path, *, title: str = "", floor: float | None = None
+    months: Sequence[dict[str, Any]],
+    path: Path,
+    *,
+    title: str = "",
+    floor: float | None = None,
 ) -> Path:
     """Challenger and champion holdout scores per month, promotions marked, drift shaded, and
     the rule's roc_auc floor when the scores are roc_auc.
@@ -208,7 +225,11 @@ def simulation_figure(
 
 
 def _simulation_figure(
-    plt: Any, months: Sequence[dict[str, Any]], path: Path, title: str, floor: float | None
+    plt: Any,
+    months: Sequence[dict[str, Any]],
+    path: Path,
+    title: str,
+    floor: float | None,
 ) -> Path:
     fig, ax = plt.subplots(figsize=(11, 5))
     x = np.arange(len(months))
@@ -239,7 +260,10 @@ def _simulation_figure(
         )
     if floor is not None and months and months[0]["metric"] == "roc_auc":
         ax.axhline(
-            floor, color=HEALTH_COLOURS["below-floor"], linestyle=":", label=f"floor {floor:g}"
+            floor,
+            color=HEALTH_COLOURS["below-floor"],
+            linestyle=":",
+            label=f"floor {floor:g}",
         )
     drift_ax = ax.twinx()
     drift_ax.fill_between(x, [m["drift"] for m in months], color="grey", alpha=0.12, step="mid")
@@ -248,15 +272,11 @@ def _simulation_figure(
     drift_ax.set_ylabel("drift strength (shaded)")
     metric = months[0]["metric"] if months else "score"
     ax.set(xlabel="month", ylabel=f"holdout {metric}")
-    fig.suptitle(title or "Champion vs challenger")
+    title = title or "Champion vs challenger"
     ax.set_xticks(x, periods, rotation=45, ha="right")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower left", bbox_to_anchor=(0.0, 1.01), ncol=4, frameon=False, fontsize=9)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path, title)
 
 
 #: Marker colour of a month by the health state its run recorded.
@@ -337,8 +357,4 @@ def _reign_figure(plt: Any, reign: Reign, path: Path) -> Path:
     ax.grid(alpha=0.3)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, path)

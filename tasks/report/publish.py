@@ -86,17 +86,19 @@ def record_decision(record: DecisionRecord) -> None:
         markdown=record_markdown(record),
         description=f"Retrain decision for {record.period}",
     )
-    create_table_artifact(
-        key="retrain-metrics",
-        table=metrics_rows(record),
-        description=f"Holdout metrics of challenger and champion, {record.period}",
-    )
-    if record.decision.segments:
-        create_table_artifact(
-            key="retrain-segments",
-            table=segment_rows(record),
-            description=f"Challenger vs champion by segment, {record.period}",
+    tables = {
+        "retrain-metrics": (
+            metrics_rows(record),
+            "Holdout metrics of challenger and champion",
         )
+    }
+    if record.decision.segments:
+        tables["retrain-segments"] = (
+            segment_rows(record),
+            "Challenger vs champion by segment",
+        )
+    for key, (rows, what) in tables.items():
+        create_table_artifact(key=key, table=rows, description=f"{what}, {record.period}")
     create_link_artifact(
         key="retrain-mlflow-run",
         link=record.mlflow_run_url,

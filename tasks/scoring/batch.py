@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import time
-from collections.abc import Generator, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -117,21 +117,36 @@ def write_scores(
     return summarize(model, output, version, rows, churners, started, contacted, campaign)
 
 
+@dataclass(frozen=True)
+class ParquetBase:
+    """Which Parquet file or folder is scored, and how it is read: all but model and output."""
+
+    location: str
+    period: str
+    options: SourceOptions | None = None
+    batch_rows: int = DEFAULT_BATCH_ROWS
+    chunk_rows: int = DEFAULT_CHUNK_ROWS
+    suite_path: Path = DEFAULT_SUITE_PATH
+
+    def batches(self, deadline: Deadline, groups: Sequence[int] | None = None) -> tuple[str, Any]:
+        """The location as shown, and its typed batches (`groups`: only those row groups)."""
+        month = locate_month(self.location, self.period, self.options or SourceOptions())
+        typed = source_for(month).batches(
+            month, batch_rows=self.batch_rows, deadline=deadline, groups=groups
+        )
+        return month.shown, typed
+
+
 @retried_step("score-parquet", retries=1)
 def score_parquet(
     model: Any,
-    location: str,
+    base: ParquetBase,
     *,
     output: Path,
     version: str,
-    period: str,
     campaign: Campaign,
-    options: SourceOptions | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
     validate: bool = True,
     deadline_seconds: float | None = None,
-    suite_path: Path = DEFAULT_SUITE_PATH,
 ) -> ScoreSummary:
     """Score a Parquet file or folder batch by batch, in its row order, into `output`.
 
@@ -142,20 +157,17 @@ def score_parquet(
     untouched. Each read waits at most `deadline_seconds` (the download deadline by default).
     """
     started = time.perf_counter()
-    options = options or SourceOptions()
-    month = locate_month(location, period, options)
-    shown = month.shown
     deadline = Deadline.after(deadline_seconds or Settings().download_timeout_seconds)
-    typed = source_for(month).batches(month, batch_rows=batch_rows, deadline=deadline)
+    shown, typed = base.batches(deadline)
     frames = (
-        validated_batches(typed, shown=shown, suite_path=suite_path)
+        validated_batches(typed, shown=shown, suite_path=base.suite_path)
         if validate
         else (frame for frame, _ in typed)
     )
     staged = staged_path(output)
     try:
         rows, churners = score_validated(
-            model, frames, chunk_rows=chunk_rows, output=staged, version=version,
+            model, frames, chunk_rows=base.chunk_rows, output=staged, version=version,
             campaign=campaign,
         )  # fmt: skip
         contacted = flag_contacts([staged], output, campaign=campaign)

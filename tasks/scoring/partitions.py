@@ -11,14 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from tasks.data.request import (
-    SourceOptions,
-)
-from tasks.data.source import locate_month, source_for
 from tasks.decision.campaign import Campaign
 from tasks.errors import SnapshotRejected
 from tasks.runtime.deadline import Deadline
 from tasks.scoring.batch import (
+    ParquetBase,
     ScoreSummary,
     check_unique_ids,
     score_validated,
@@ -26,10 +23,8 @@ from tasks.scoring.batch import (
     validated_batches,
 )
 from tasks.scoring.contacts import flag_contacts
-from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step
-from tasks.target import DEFAULT_SUITE_PATH
 
 
 @dataclass(frozen=True)
@@ -45,17 +40,12 @@ class PartScores:
 @retried_step("score-partition", retries=1)
 def score_partition(
     model: Any,
-    location: str,
+    base: ParquetBase,
     groups: Sequence[int],
     *,
     part: Path,
     version: str,
-    period: str,
     campaign: Campaign,
-    options: SourceOptions | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    suite_path: Path = DEFAULT_SUITE_PATH,
 ) -> PartScores:
     """`score_parquet` of some row groups into the Parquet file `part`, as a task a cluster's
     worker runs from shared storage; each batch validated, IDs returned for the month's check."""
@@ -64,18 +54,13 @@ def score_partition(
     from tasks.logs import keep_expected_failures_short
 
     keep_expected_failures_short()  # in the worker's process too: a rejection, no traceback
-    options = options or SourceOptions()
-    month = locate_month(location, period, options)
-    shown = month.shown
     deadline = Deadline.after(Settings().download_timeout_seconds)
-    typed = source_for(month).batches(
-        month, batch_rows=batch_rows, deadline=deadline, groups=groups
-    )
+    shown, typed = base.batches(deadline, groups)
     ids: list[Any] = []
     try:
-        frames = validated_batches(typed, shown=shown, ids=ids, suite_path=suite_path)
+        frames = validated_batches(typed, shown=shown, ids=ids, suite_path=base.suite_path)
         rows, churners = score_validated(
-            model, frames, chunk_rows=chunk_rows, output=part, version=version,
+            model, frames, chunk_rows=base.chunk_rows, output=part, version=version,
             campaign=campaign, allow_empty=True,
         )  # fmt: skip
     finally:
@@ -85,16 +70,11 @@ def score_partition(
 
 def score_parquet_partitioned(
     model: Any,
-    location: str,
+    base: ParquetBase,
     *,
     output: Path,
     version: str,
-    period: str,
     campaign: Campaign,
-    options: SourceOptions | None = None,
-    batch_rows: int = DEFAULT_BATCH_ROWS,
-    chunk_rows: int = DEFAULT_CHUNK_ROWS,
-    suite_path: Path = DEFAULT_SUITE_PATH,
 ) -> ScoreSummary:
     """`score_parquet` with one `score_partition` task per row group, submitted to the flow's
     task runner (a Dask cluster): the same scores in the same order, then one output.
@@ -106,20 +86,24 @@ def score_parquet_partitioned(
     from tasks.gate.month import count_row_groups
 
     started = time.perf_counter()
-    options = options or SourceOptions()
-    shown = redact_uri(location)
+    shown, period = redact_uri(base.location), base.period
     # Streamed as `score_parquet` is, so without the snapshot size limit.
-    groups = count_row_groups(location, period=period, options=options, max_bytes=sys.maxsize)
-    kw = dict(
-        version=version, period=period, campaign=campaign, options=options,
-        batch_rows=batch_rows, chunk_rows=chunk_rows, suite_path=suite_path,
-    )  # fmt: skip
+    groups = count_row_groups(
+        base.location, period=period, options=base.options, max_bytes=sys.maxsize
+    )
     parts = output.with_name(output.name + ".parts")
     shutil.rmtree(parts, ignore_errors=True)  # a killed run's leftovers
     parts.mkdir(parents=True)
     try:
         futures = [
-            score_partition.submit(model, location, [g], part=parts / f"part-{g:05d}.parquet", **kw)
+            score_partition.submit(
+                model,
+                base,
+                [g],
+                part=parts / f"part-{g:05d}.parquet",
+                version=version,
+                campaign=campaign,
+            )
             for g in range(groups)
         ]
         outcomes = [f.result(raise_on_failure=False) for f in futures]  # waits for all

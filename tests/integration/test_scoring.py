@@ -28,7 +28,7 @@ from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, TARGET
 from tasks.decision.campaign import Campaign
 from tasks.errors import SnapshotRejected, TrackingUnavailable
 from tasks.gate.suite import validate_snapshot
-from tasks.scoring.batch import ScoreSummary, score_parquet, write_scores
+from tasks.scoring.batch import ParquetBase, ScoreSummary, score_parquet, write_scores
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS
 from tasks.training.model import ChurnModel, prepare_features
 from tasks.training.train import train_challenger
@@ -282,11 +282,9 @@ def _write_folder(frame: pd.DataFrame, folder: Path, parts: int, row_group_rows:
     return folder
 
 
-def _stream(model: ChurnModel, location: Path, output: Path, **kwargs: int) -> ScoreSummary:
-    return score_parquet.fn(
-        model, str(location), output=output, version="3", period=PERIOD, campaign=CAMPAIGN,
-        **kwargs,
-    )  # fmt: skip
+def _stream(model: ChurnModel, location: Path, output: Path, **reading: int) -> ScoreSummary:
+    base = ParquetBase(str(location), PERIOD, **reading)
+    return score_parquet.fn(model, base, output=output, version="3", campaign=CAMPAIGN)
 
 
 @pytest.mark.parametrize("layout", ["file", "folder"])

@@ -29,7 +29,7 @@ from tasks.gate.chunk_suite import DEFAULT_CHUNK_ROWS, unchunkable_expectations
 from tasks.gate.chunks import check_chunks, check_in_chunks, validate_chunk, validate_frame
 from tasks.gate.combine import combine
 from tasks.gate.drift import compare_with_profile, profile_frame
-from tasks.gate.month import validate_streamed
+from tasks.gate.month import MonthRead, validate_streamed
 from tasks.gate.stream import parquet_location, validate_parquet
 from tasks.gate.suite import (
     DEFAULT_SUITE_PATH,
@@ -298,7 +298,7 @@ def test_parquet_month_passes_with_the_loaders_digest_and_drift(tmp_path: Path) 
     frame = generate_snapshot(PERIOD, rows=5000, drift=0.6, scenario="price_rise")
     path = tmp_path / "month.parquet"
     frame.to_parquet(path, index=False, row_group_size=333)  # gathered into chunks
-    month = validate_streamed.fn(str(path), period=PERIOD, chunk_rows=1200)
+    month = validate_streamed.fn(MonthRead(str(path), PERIOD, chunk_rows=1200))
     snapshot = load_snapshot.fn(SnapshotRequest(str(path), PERIOD))
     assert month.validation == check_snapshot(snapshot.frame, source=snapshot.source)
     assert month.rows == 5000 and month.digest == snapshot.digest
@@ -315,7 +315,9 @@ def test_parquet_rejection_raises_with_the_report(tmp_path: Path) -> None:
     frame.loc[2999, "customerID"] = frame.loc[0, "customerID"]
     path = tmp_path / "dup.parquet"
     frame.to_parquet(path, index=False)
-    message = _rejection(lambda: validate_streamed.fn(str(path), period=PERIOD, chunk_rows=1000))
+    message = _rejection(
+        lambda: validate_streamed.fn(MonthRead(str(path), PERIOD, chunk_rows=1000))
+    )
     assert message == f"Snapshot {path} rejected: {_whole(path).summary()}"
     assert "customerID: 2 rows share their value with another row" in message
 
