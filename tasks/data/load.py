@@ -8,12 +8,9 @@ without credentials. The download deadline bounds the whole load, its retries in
 
 from __future__ import annotations
 
-import pandas as pd
-
 from tasks.data.configured import find_configured_source
 from tasks.data.request import DEFAULT_MAX_BYTES, GENERATED, SnapshotRequest
-from tasks.data.schema import ID_COLUMN
-from tasks.data.snapshot import Snapshot, digest_frame
+from tasks.data.snapshot import Snapshot
 from tasks.data.source import ReadLimits, locate, source_for
 from tasks.errors import DataSourceMisconfigured, SnapshotUnavailable
 from tasks.runtime.deadline import Deadline
@@ -58,12 +55,11 @@ def load_snapshot(
         if deadline.remaining() <= _retry_delay():
             raise exc.final() from None  # no time for another attempt: not retried
         raise
-    if request.in_customer_order and ID_COLUMN in frame and location.scheme != GENERATED:
-        frame = _in_customer_order(frame)
-    if ID_COLUMN in frame and frame[ID_COLUMN].dtype != object:
-        frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
-    return Snapshot(
-        frame=frame, source=location.shown, digest=digest_frame(frame), period=request.period
+    return Snapshot.of(
+        frame,
+        source=location.shown,
+        period=request.period,
+        in_customer_order=request.in_customer_order and location.scheme != GENERATED,
     )
 
 
@@ -75,21 +71,3 @@ def _retry_delay() -> float:
     delay = context.task.retry_delay_seconds if context is not None else RETRY_DELAY_SECONDS
     first = delay[0] if isinstance(delay, list) else delay
     return float(first or 0.0)
-
-
-def _in_customer_order(frame: pd.DataFrame) -> pd.DataFrame:
-    """Rows sorted by customer id, stably (pyarrow's sort: ~10x pandas' on millions of ids)."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    ids = frame[ID_COLUMN]
-    if ids.dtype != object or ids.isna().any() or not _all_strings(ids):
-        return frame.sort_values(ID_COLUMN, kind="mergesort", ignore_index=True)
-    order = pc.sort_indices(pa.array(ids.to_numpy(), type=pa.string())).to_numpy()
-    ordered = frame.take(order)
-    ordered.index = pd.RangeIndex(len(ordered))  # reset_index(drop=True) would copy it again
-    return ordered
-
-
-def _all_strings(values: pd.Series) -> bool:
-    return pd.api.types.infer_dtype(values, skipna=False) == "string"

@@ -29,6 +29,36 @@ class Snapshot:
         """What an MLflow run records about the data it was given."""
         return {"period": self.period, "data.source": self.source, "data.rows": self.rows}
 
+    @classmethod
+    def of(
+        cls, frame: pd.DataFrame, *, source: str, period: str, in_customer_order: bool
+    ) -> Snapshot:
+        """The snapshot of a read frame: IDs as text, rows in customer order when asked (so the
+        same rows give the same digest whatever order they came in), digested."""
+        if in_customer_order and ID_COLUMN in frame:
+            frame = _in_customer_order(frame)
+        if ID_COLUMN in frame and frame[ID_COLUMN].dtype != object:
+            frame[ID_COLUMN] = frame[ID_COLUMN].astype(str)
+        return cls(frame=frame, source=source, digest=digest_frame(frame), period=period)
+
+
+def _in_customer_order(frame: pd.DataFrame) -> pd.DataFrame:
+    """Rows sorted by customer id, stably (pyarrow's sort: ~10x pandas' on millions of ids)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = frame[ID_COLUMN]
+    if ids.dtype != object or ids.isna().any() or not _all_strings(ids):
+        return frame.sort_values(ID_COLUMN, kind="mergesort", ignore_index=True)
+    order = pc.sort_indices(pa.array(ids.to_numpy(), type=pa.string())).to_numpy()
+    ordered = frame.take(order)
+    ordered.index = pd.RangeIndex(len(ordered))  # reset_index(drop=True) would copy it again
+    return ordered
+
+
+def _all_strings(values: pd.Series) -> bool:
+    return pd.api.types.infer_dtype(values, skipna=False) == "string"
+
 
 def digest_frame(frame: pd.DataFrame) -> str:
     """A content digest that ignores column order and row index: same data, same digest.
