@@ -8,8 +8,11 @@ when training failed, `EXIT_TRACKING` when the tracking server cannot be used,
 `EXIT_SOURCE_UNAVAILABLE` when the snapshot's URL gave no usable answer (5xx, no answer within
 the download deadline) after the retries, `EXIT_CHAMPION_BELOW_FLOOR` when the champion scored
 below the rule's floor on fresh data and no challenger replaced it (the run is recorded, and
-Failed, so a person sees it), and `EXIT_CRASH`
-for anything else (a bug or an unexpected failure: the traceback is printed).
+Failed, so a person sees it), `EXIT_CONFLICT` when a move of the champion (promotion, rollback,
+prune) was decided against a champion that changed meanwhile and was refused, `EXIT_STATE` when
+the state directory or the local store cannot be used (read-only, full, corrupt: nothing was
+changed), `EXIT_NO_CHAMPION` when a command needs a champion and the (healthy) registry has none,
+and `EXIT_CRASH` for anything else (a bug or an unexpected failure: the traceback is printed).
 """
 
 from __future__ import annotations
@@ -22,6 +25,9 @@ EXIT_TRAINING = 4
 EXIT_TRACKING = 5
 EXIT_SOURCE_UNAVAILABLE = 6
 EXIT_CHAMPION_BELOW_FLOOR = 7
+EXIT_CONFLICT = 8
+EXIT_STATE = 9
+EXIT_NO_CHAMPION = 10
 
 
 class ChurnRetrainError(Exception):
@@ -119,6 +125,24 @@ class PruneRefused(ChurnRetrainError):
     """The promotion lock stayed busy: a prune deletes nothing while a promotion is under way."""
 
     exit_code = EXIT_USAGE
+
+
+class Conflict(ChurnRetrainError):
+    """A move of the champion decided against one champion found another: refused, not applied."""
+
+    exit_code = EXIT_CONFLICT
+
+
+class StateUnusable(ChurnRetrainError):
+    """The state directory or local store cannot be used (read-only, full, corrupt, locked)."""
+
+    exit_code = EXIT_STATE
+
+
+class NoChampion(ChurnRetrainError):
+    """The command needs a champion and the registry, which answered, has none."""
+
+    exit_code = EXIT_NO_CHAMPION
 
 
 class PrefectServerFailed(ChurnRetrainError):
