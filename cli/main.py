@@ -24,7 +24,7 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from cli.options import parse
-from tasks.errors import EXIT_CRASH, EXIT_USAGE, ChurnRetrainError, UsageError
+from tasks.errors import EXIT_CRASH, EXIT_USAGE, ChurnRetrainError, UsageError, state_failure
 from tasks.runtime.shutdown import Shutdown
 
 if TYPE_CHECKING:
@@ -204,7 +204,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ChurnRetrainError as exc:
             print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
             return exc.exit_code
-        except Exception:
+        except Exception as exc:
+            if (named := state_failure(exc, Settings().home)) is not None:  # full, read-only
+                print(f"churn-retrain: {type(named).__name__}: {named}", file=sys.stderr)
+                return named.exit_code
             traceback.print_exc()
             print("churn-retrain: the run crashed (see the traceback above)", file=sys.stderr)
             return EXIT_CRASH

@@ -14,7 +14,7 @@ from tasks.decision.compare import compare_with_champion
 from tasks.decision.health import champion_health
 from tasks.decision.record import DecisionRecord, Outcome, build_record
 from tasks.decision.rule import FITNESS_METRIC
-from tasks.decision.verdict import hold_if_already_promoted, settle
+from tasks.decision.verdict import hold_if_already_promoted
 from tasks.gate.admit import admit_snapshot
 from tasks.gate.drift import log_reference_profile
 from tasks.gate.report import log_gate_report
@@ -22,7 +22,7 @@ from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import find_missing_champion, find_promotion_score, load_champion
 from tasks.registry.lock import ensure_promotion_lock
-from tasks.registry.promote import promote_or_mark
+from tasks.registry.promote import plan_promotion, promote_or_mark
 from tasks.registry.versions import find_period_promotion, idempotency_key, register_challenger
 from tasks.report.publish import log_comparison_report, record_decision
 from tasks.report.summary import summary
@@ -106,16 +106,23 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
                 request_approval(decision, settings, run, version=version, policy=params.approval)
                 approval = await_approval(params.approval, flow_run_id=run.flow_run_id)
                 decision = apply_approval(decision, approval)
-        with clock("promote"):
-            promotion = promote_or_mark(name, version, decision, before=before, run_id=run.run_id)
-        decision = settle(decision, promotion, champion_before=before)
         with clock("report"):
             artifacts = log_comparison_report(run, comparison, version, champion, health, decision)
-        outcome = Outcome(
-            decision, promotion, approval, health, artifacts, ids_digest, version, clock.seconds
+        # What a promotion leaves is written first; the move (undone if it fails) comes last.
+        parts = (run, admitted, month, challenger, champion, comparison)
+        planned = plan_promotion(name, version, decision, before=before, run_id=run.run_id)
+        draft = Outcome(
+            decision, None, approval, health, artifacts, ids_digest, version, clock.seconds
         )
-        record = build_record(run, admitted, month, challenger, champion, comparison, outcome)
-        record_decision(record)
+        record_decision(record := build_record(*parts, draft.settled(decision, planned, before)))
+        with clock("promote"):
+            promotion = promote_or_mark(
+                name, version, decision, before=before, run_id=run.run_id, planned=planned
+            )
+        if promotion != planned:  # refused: recorded as what happened instead
+            record_decision(
+                record := build_record(*parts, draft.settled(decision, promotion, before))
+            )
     # The Prefect UI's log of the run ends with what the CLI prints.
     get_run_logger().info("%s", summary(record))
     # Decay alerts; a champion below the floor that stays fails the run (exit 7); decisions on request.

@@ -217,6 +217,50 @@ def unreachable_reason(exc: BaseException, *, timeout_seconds: int | None = None
     return "connection failed (" + _last_line(str(chain[-1])) + ")"
 
 
+#: Local storage errors that asking again does not mend, by errno: what they mean to a person.
+_STORAGE_ERRNOS = {
+    28: "no space left on the device",  # ENOSPC
+    122: "the disk quota is exceeded",  # EDQUOT
+    30: "the file system is read-only",  # EROFS
+    13: "permission denied",  # EACCES
+}
+#: The same from SQLite (the local MLflow store), by the words of its message.
+_SQLITE_PROBLEMS = {
+    "database or disk is full": "no space left on the device",
+    "attempt to write a readonly database": "the MLflow database is read-only",
+    "unable to open database file": "the MLflow database cannot be opened",
+    "database disk image is malformed": "the MLflow database is corrupt (truncated?)",
+    "file is not a database": "the MLflow database is corrupt (not a SQLite file)",
+}
+
+
+def storage_problem(exc: BaseException) -> tuple[str, str | None] | None:
+    """(what is wrong, the path when known) for a local storage failure that asking again does
+    not mend: a full disk, a read-only or forbidden path, a corrupt SQLite store; else None."""
+    for error in _exception_chain(exc):
+        if isinstance(error, OSError) and error.errno in _STORAGE_ERRNOS:
+            path = error.filename if isinstance(error.filename, str) else None
+            return _STORAGE_ERRNOS[error.errno], path
+        text = str(error).lower()
+        for words, meaning in _SQLITE_PROBLEMS.items():
+            if words in text:
+                return meaning, None
+    return None
+
+
+def state_failure(exc: BaseException, home: object) -> StateUnusable | None:
+    """`exc` as a named failure of the state directory `home`, when it is a storage problem."""
+    found = storage_problem(exc)
+    if found is None:
+        return None
+    problem, path = found
+    return StateUnusable(
+        f"{path or home}: {problem}. The champion is as it was (a promotion is undone or never "
+        f"made). Mend the storage (free space, write access, or restore mlflow.db from a "
+        f"backup) under {home} and run again."
+    )
+
+
 def is_transient(task: object, task_run: object, state: object) -> bool:
     """Prefect `retry_condition_fn`: retry network and storage hiccups, never bad data.
 
@@ -228,5 +272,7 @@ def is_transient(task: object, task_run: object, state: object) -> bool:
     if isinstance(exc, SnapshotUnavailable):
         return exc.retryable
     if not isinstance(exc, BaseException) or isinstance(exc, ChurnRetrainError):
+        return False
+    if storage_problem(exc) is not None:  # a full or read-only disk stays so for a retry
         return False
     return unreachable_reason(exc) is not None or isinstance(exc, OSError | TimeoutError)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
@@ -15,7 +15,7 @@ from tasks.decision.intervals import PairedIntervals
 from tasks.decision.rule import (
     DecisionRule,
 )
-from tasks.decision.verdict import Decision
+from tasks.decision.verdict import Decision, settle
 from tasks.registry.promote import Promotion
 from tasks.training.sample import TrainingSample
 
@@ -166,6 +166,13 @@ class Outcome:
     training_ids_digest: str
     version: str
     stage_seconds: dict[str, float]
+
+    def settled(
+        self, decision: Decision, promotion: Promotion | None, before: str | None
+    ) -> Outcome:
+        """This outcome with `promotion` (None: none attempted) and `decision` settled by it."""
+        settled = settle(decision, promotion, champion_before=before)
+        return replace(self, decision=settled, promotion=promotion)
 
 
 def build_record(

@@ -58,10 +58,37 @@ def append_history(
     to_version: str,
     decision_run: str | None,
     reason: str,
+    planned: HistoryEvent | None = None,
 ) -> HistoryEvent:
-    """Add one event (call under the promotion lock: the next number is read, then written)."""
+    """Add one event (call under the promotion lock: the next number is read, then written).
+
+    `planned` (from `next_event` before the lock) is written as it is when it is still the next
+    one, so a record written before the move names the very event the move leaves.
+    """
+    event = next_event(
+        client, name, action=action, from_version=from_version, to_version=to_version,
+        decision_run=decision_run, reason=reason,
+    )  # fmt: skip
+    if planned is not None and planned.model_copy(update={"at": event.at}) == event:
+        event = planned
+    value = event.model_dump(mode="json", exclude={"seq"})
+    client.set_registered_model_tag(name, history_key(event.seq), json.dumps(value))
+    return event
+
+
+def next_event(
+    client: MlflowClient,
+    name: str,
+    *,
+    action: Literal["promote", "rollback"],
+    from_version: str | None,
+    to_version: str,
+    decision_run: str | None,
+    reason: str,
+) -> HistoryEvent:
+    """The event a move made now would append (nothing is written)."""
     history = read_history(client, name)
-    event = HistoryEvent(
+    return HistoryEvent(
         seq=(history[-1].seq + 1) if history else 1,
         action=action,
         from_version=from_version,
@@ -72,9 +99,11 @@ def append_history(
         flow_run=_flow_run_id(),
         reason=reason[:500],
     )
-    value = event.model_dump(mode="json", exclude={"seq"})
-    client.set_registered_model_tag(name, f"{HISTORY_PREFIX}{event.seq:06d}", json.dumps(value))
-    return event
+
+
+def history_key(seq: int) -> str:
+    """The registered-model tag that holds event `seq`."""
+    return f"{HISTORY_PREFIX}{seq:06d}"
 
 
 def _actor() -> str:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -20,7 +21,13 @@ from tasks.registry.aliases import (
     is_missing,
     set_alias,
 )
-from tasks.registry.history import HistoryEvent, append_history, read_history
+from tasks.registry.history import (
+    HistoryEvent,
+    append_history,
+    history_key,
+    next_event,
+    read_history,
+)
 from tasks.registry.lease import Lease, LeaseLost, check_lease
 from tasks.registry.lock import LOCK_TIMEOUT_SECONDS, promotion_lock
 from tasks.registry.versions import PROMOTED_TAG, mark_not_promoted, mark_version
@@ -51,10 +58,15 @@ def _move_champion(
     action: Literal["promote", "rollback"],
     decision_run: str | None,
     reason: str,
+    planned: HistoryEvent | None = None,
 ) -> HistoryEvent:
-    """Move `champion` (and `previous-champion`) and record it; undo the aliases if any step
-    fails, so the registry is never left half moved. Call under the promotion lock."""
+    """Move `champion` (and `previous-champion`), record it and mark the new champion; if any
+    of it fails, undo what was done, so the registry is never left half moved. Call under the
+    promotion lock, after everything else the move needs is written."""
     previous_before = alias_version(client, name, PREVIOUS_CHAMPION)
+    challenger_before = alias_version(client, name, CHALLENGER)
+    promoted_tag_before = _tag(client, name, to_version, PROMOTED_TAG)
+    event: HistoryEvent | None = None
     try:
         client.set_registered_model_alias(name, CHAMPION, to_version)
         if current is not None:
@@ -67,13 +79,51 @@ def _move_champion(
             to_version=to_version,
             decision_run=decision_run,
             reason=reason,
+            planned=planned,
         )
-    except BaseException:
-        set_alias(client, name, CHAMPION, current)
-        set_alias(client, name, PREVIOUS_CHAMPION, previous_before)
+        _mark_champion(client, name, to_version)
+    except BaseException as exc:
+        logger.error(
+            "Moving the champion of %r to v%s failed (%s): undoing it", name, to_version, exc
+        )
+        _undo(client, name, event, undo=[
+            lambda: set_alias(client, name, CHAMPION, current),
+            lambda: set_alias(client, name, PREVIOUS_CHAMPION, previous_before),
+            lambda: set_alias(client, name, CHALLENGER, challenger_before),
+            lambda: _set_tag(client, name, to_version, PROMOTED_TAG, promoted_tag_before),
+        ])  # fmt: skip
         raise
-    _mark_champion(client, name, to_version)
     return event
+
+
+def _undo(
+    client: MlflowClient, name: str, event: HistoryEvent | None, *, undo: list[Callable[[], Any]]
+) -> None:
+    """Each step of `undo`, then the history entry `event` removed; a step that fails is said
+    (with what to check) and the others still run."""
+    steps = list(undo)
+    if event is not None:
+        steps.append(lambda: client.delete_registered_model_tag(name, history_key(event.seq)))
+    for step_ in steps:
+        try:
+            step_()
+        except Exception as exc:  # the first failure is re-raised by the caller
+            logger.error(
+                "Could not undo part of a champion move of %r (%s): check `churn-retrain status`",
+                name,
+                exc,
+            )
+
+
+def _tag(client: MlflowClient, name: str, version: str, key: str) -> str | None:
+    return client.get_model_version(name, version).tags.get(key)
+
+
+def _set_tag(client: MlflowClient, name: str, version: str, key: str, value: str | None) -> None:
+    if value is None:
+        client.delete_model_version_tag(name, version, key)
+    else:
+        client.set_model_version_tag(name, version, key, value)
 
 
 def _mark_champion(client: MlflowClient, name: str, version: str) -> None:
@@ -93,6 +143,7 @@ def promote_challenger(
     decision_run: str | None = None,
     reason: str = "",
     lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
+    planned: HistoryEvent | None = None,
 ) -> Promotion:
     """Make `version` champion if the champion is still `expected_champion`.
 
@@ -146,6 +197,7 @@ def promote_challenger(
             action="promote",
             decision_run=decision_run,
             reason=reason,
+            planned=planned,
         )
         _confirm_lease(lease)
     return Promotion(
@@ -153,7 +205,7 @@ def promote_challenger(
         conflict=False,
         champion_before=current,
         champion_after=version,
-        reason=f"v{version} is champion (was {_v(current)})",
+        reason=_moved(version, current),
         event=event,
     )
 
@@ -272,11 +324,39 @@ class Verdict(Protocol):
     def reason(self) -> str: ...
 
 
-def promote_or_mark(
+def plan_promotion(
     name: str, version: str, decision: Verdict, *, before: str | None, run_id: str
 ) -> Promotion | None:
+    """What `promote_or_mark` returns when the move goes as decided (None: no move is due),
+    with the history event it will append: the record is written from it before the move."""
+    if not decision.promote:
+        return None
+    event = next_event(
+        MlflowClient(), name, action="promote", from_version=before, to_version=version,
+        decision_run=run_id, reason=_reason(decision),
+    )  # fmt: skip
+    return Promotion(
+        promoted=True,
+        conflict=False,
+        champion_before=before,
+        champion_after=version,
+        reason=_moved(version, before),
+        event=event,
+    )
+
+
+def promote_or_mark(
+    name: str,
+    version: str,
+    decision: Verdict,
+    *,
+    before: str | None,
+    run_id: str,
+    planned: Promotion | None = None,
+) -> Promotion | None:
     """Move the champion alias to `version` when the decision promotes (its outcome); else tag
-    the version with its verdict and point the `challenger` alias at it (None)."""
+    the version with its verdict and point the `challenger` alias at it (None). `planned`
+    (`plan_promotion`): the history event to append when it is still the next one."""
     if not decision.promote:
         mark_not_promoted(name, version, verdict=decision.verdict)
         return None
@@ -285,5 +365,14 @@ def promote_or_mark(
         version,
         expected_champion=before,
         decision_run=run_id,
-        reason=f"{decision.verdict}: {decision.reason}",
+        reason=_reason(decision),
+        planned=planned.event if planned else None,
     )
+
+
+def _reason(decision: Verdict) -> str:
+    return f"{decision.verdict}: {decision.reason}"
+
+
+def _moved(version: str, before: str | None) -> str:
+    return f"v{version} is champion (was {_v(before)})"
