@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 from pathlib import Path
 from typing import Self
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -11,6 +12,13 @@ from pydantic import AliasChoices, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DAGSHUB_HOST = "https://dagshub.com"
+#: Where `make mlflow-ui` (and `mlflow ui`'s default) serves the UI of a store without a server.
+LOCAL_UI_URL = "http://127.0.0.1:5000"
+#: Tracking URI schemes MLflow writes itself, with no server in between: a database through
+#: SQLAlchemy (`dialect+driver://`) or files (a plain path, `file://`). No server assigns such a
+#: store's artifact locations, so MLflow's default for them is `./mlruns` of the current
+#: directory; and no web UI runs until someone starts one.
+_SERVERLESS_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "mysql", "mssql"})
 
 
 def _default_home() -> Path:
@@ -110,7 +118,8 @@ class Settings(BaseSettings):
     mlflow_ui_url: str | None = Field(
         default=None,
         description="Base URL of the MLflow UI for links in reports; default: the tracking "
-        "server, or `make mlflow-ui` (http://127.0.0.1:5000) for the local store.",
+        "server, or `make mlflow-ui` (http://127.0.0.1:5000) for a store without a server "
+        "(the local SQLite store, another database, a path).",
     )
     # --- the data gate and its alerts (issue 4) ---
     max_snapshot_bytes: int = Field(
@@ -186,10 +195,26 @@ class Settings(BaseSettings):
         return self.tracking_uri is None and not self.uses_dagshub
 
     @property
+    def has_tracking_server(self) -> bool:
+        """True when MLflow talks to a server (http(s), DagsHub); False for a store it writes
+        itself: the local SQLite store, a `sqlite:///` or other database URI, a path, `file://`.
+
+        Without a server, artifacts go where the experiment says, and an experiment created
+        without a location would say `./mlruns` of whatever directory the first run started
+        in: `configure_tracking` gives those experiments `artifact_root` instead.
+        """
+        return not is_serverless_uri(self.resolved_tracking_uri)
+
+    @property
+    def local_store_uri(self) -> str:
+        """The embedded SQLite store under `home` (what `make mlflow-ui` opens)."""
+        return f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
     def resolved_tracking_uri(self) -> str:
         if self.uses_dagshub:
             return self.dagshub_tracking_uri
-        return self.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+        return self.tracking_uri or self.local_store_uri
 
     @property
     def resolved_registry_uri(self) -> str:
@@ -197,13 +222,18 @@ class Settings(BaseSettings):
 
     @property
     def ui_url(self) -> str:
-        """Where a person opens the MLflow UI (no credentials)."""
+        """Where a person opens the MLflow UI (no credentials). A store without a server has
+        no web address of its own: the local UI's (`make mlflow-ui`, `mlflow ui`), never the
+        store's URI."""
         if self.mlflow_ui_url:
             return self.mlflow_ui_url.rstrip("/")
-        return "http://127.0.0.1:5000" if self.is_local else redact_uri(self.resolved_tracking_uri)
+        if not self.has_tracking_server:
+            return LOCAL_UI_URL
+        return redact_uri(self.resolved_tracking_uri)
 
     @property
     def artifact_root(self) -> Path:
+        """Artifacts of the experiments this project creates on a store without a server."""
         return self.home / "mlartifacts"
 
     @property
@@ -213,6 +243,17 @@ class Settings(BaseSettings):
     @property
     def reports_dir(self) -> Path:
         return self.home / "reports"
+
+
+def is_serverless_uri(uri: str) -> bool:
+    """True for a tracking URI MLflow writes itself (a database, a path, `file://`), False for
+    a server (http(s), DagsHub, Databricks)."""
+    return urlsplit(uri).scheme.partition("+")[0].lower() in _SERVERLESS_SCHEMES
+
+
+def ui_command(tracking_uri: str) -> str:
+    """The command that serves a store without a server on `LOCAL_UI_URL` (redacted URI)."""
+    return f"mlflow ui --backend-store-uri {shlex.quote(redact_uri(tracking_uri))}"
 
 
 def redact_uri(uri: str) -> str:

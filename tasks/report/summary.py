@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from tasks.decision.record import DecisionRecord, ModelScores, format_score
 from tasks.decision.rule import CAPACITY_METRICS, FITNESS_METRIC
+from tasks.settings import Settings, is_serverless_uri, redact_uri, ui_command
 
 
 def _score(record: DecisionRecord, side: ModelScores) -> str:
@@ -97,9 +98,23 @@ def summary(record: DecisionRecord) -> str:
         f"  took         {sum(record.stage_seconds.values()):.1f} s "
         + " ".join(f"{k}={v:.1f}" for k, v in record.stage_seconds.items()),
         f"  MLflow       run {record.mlflow_run_id} on {record.tracking_uri}",
-        f"  look at      {record.mlflow_run_url} (decision.json; local store: `make mlflow-ui`)",
+        f"  look at      {record.mlflow_run_url} ({where_to_look(record.tracking_uri)})",
     ]
     return "\n".join(lines)
+
+
+def where_to_look(tracking_uri: str, local_store_uri: str | None = None) -> str:
+    """What beside the run's link shows where it is: decision.json, and the command that serves
+    the MLflow UI on `http://127.0.0.1:5000` for a store without a server.
+
+    `make mlflow-ui` serves the store under the state directory (`local_store_uri`, default:
+    this environment's); another store is served by `mlflow ui --backend-store-uri URI`.
+    """
+    if is_serverless_uri(tracking_uri):
+        default = local_store_uri or Settings().local_store_uri
+        if redact_uri(default) != tracking_uri:
+            return f"decision.json; this store: `{ui_command(tracking_uri)}`"
+    return "decision.json; local store: `make mlflow-ui`"
 
 
 def metrics_rows(record: DecisionRecord) -> list[dict[str, float | str | None]]:

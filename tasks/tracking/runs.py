@@ -7,9 +7,13 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
 
 import mlflow
+from mlflow.entities import Experiment
 from mlflow.tracking import MlflowClient
 
 from tasks.errors import TrackingUnavailable, unreachable_reason
@@ -71,11 +75,15 @@ def configure_tracking(settings: Settings, target: ModelTarget | None = None) ->
     client = MlflowClient()
     experiment = client.get_experiment_by_name(target.experiment_name)
     if experiment is None:
-        # A local store keeps artifacts under `home`, not in ./mlruns of whatever cwd ran first.
-        location = settings.artifact_root.as_uri() if settings.is_local else None
+        # A store without a server (the local SQLite, a sqlite:/// URI elsewhere, a path) keeps
+        # artifacts under `home`, not in ./mlruns of whatever directory the first run ran in.
+        # A server decides for itself (its --default-artifact-root, DagsHub's storage).
+        location = None if settings.has_tracking_server else settings.artifact_root.as_uri()
         experiment_id = client.create_experiment(target.experiment_name, artifact_location=location)
     else:
         experiment_id = experiment.experiment_id
+        if not settings.has_tracking_server:  # a server's paths are the server's, not ours
+            warn_lost_artifacts(client, experiment)
         fail_interrupted_runs(client, experiment_id)
     return Tracking(
         experiment_id=experiment_id,
@@ -83,6 +91,42 @@ def configure_tracking(settings: Settings, target: ModelTarget | None = None) ->
         model_name=target.model,
         ui_url=settings.ui_url,
     )
+
+
+def local_artifact_directory(location: str) -> Path | None:
+    """The directory of a local artifact location (`file://` URI or plain path), else None."""
+    parts = urlsplit(location)
+    if parts.scheme == "file":
+        return Path(url2pathname(parts.path))
+    return Path(location) if not parts.scheme else None
+
+
+def warn_lost_artifacts(client: MlflowClient, experiment: Experiment) -> Path | None:
+    """Warn when the experiment's local artifact directory is gone while it has finished runs;
+    the missing directory, else None.
+
+    An experiment created by an older version on a `sqlite:///` URI kept its artifacts in
+    `./mlruns` of the directory its first run started in: when that directory is deleted, its
+    registered models are gone (`No such artifact`), and MLflow cannot move an experiment's
+    artifact location. A finished run always logged artifacts, so a missing directory then
+    means they were lost (a new experiment's directory only appears with its first artifact).
+    """
+    directory = local_artifact_directory(experiment.artifact_location or "")
+    if directory is None or directory.exists():
+        return None
+    finished = client.search_runs(
+        [experiment.experiment_id], filter_string="attributes.status = 'FINISHED'", max_results=1
+    )
+    if not finished:
+        return None
+    _warn(
+        f"MLflow experiment {experiment.name!r} keeps its artifacts in {directory}, which no "
+        "longer exists: the models and files its runs logged there are gone (a champion "
+        "registered from them will not load), and new runs would write there again. Restore "
+        "that directory, or retrain into a new experiment (--model.experiment NAME, or "
+        "CHURN_RETRAIN_EXPERIMENT_NAME), created with its artifacts under the state directory."
+    )
+    return directory
 
 
 def fail_interrupted_runs(client: MlflowClient, experiment_id: str) -> list[str]:
