@@ -11,13 +11,18 @@ from flows.parameters import ScoreParameters
 from tasks.data.load import load_snapshot
 from tasks.data.request import SnapshotRequest, current_period
 from tasks.decision.campaign import Campaign
-from tasks.errors import TrackingUnavailable
+from tasks.errors import NoChampion, TrackingUnavailable, unreachable_reason
 from tasks.gate.stream import parquet_location
 from tasks.gate.suite import validate_snapshot
 from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
-from tasks.registry.champion import find_champion_campaign, load_champion
+from tasks.registry.champion import (
+    find_champion_campaign,
+    find_missing_champion,
+    load_champion,
+)
 from tasks.scoring.batch import ParquetBase, ScoreSummary, score_parquet, write_scores
+from tasks.scoring.output import output_format
 from tasks.scoring.partitions import score_parquet_partitioned
 from tasks.settings import Settings
 from tasks.steps import on_cluster
@@ -32,6 +37,8 @@ def score(params: ScoreParameters) -> ScoreSummary:
     memory. Any other input is loaded and validated whole before the champion is looked up.
     """
     keep_expected_failures_short()  # a named failure is logged as its message, no traceback
+    if params.output is not None:  # before anything is loaded (the form's check, if bypassed)
+        output_format(Path(params.output))
     settings = Settings()
     period = params.period or current_period()
     target = params.model.resolve(settings)
@@ -66,12 +73,26 @@ def score(params: ScoreParameters) -> ScoreSummary:
 
 def _champion_model(tracking: Tracking, campaign: Campaign | None) -> tuple[Any, str, Campaign]:
     """The champion's ChurnModel, version and campaign (`campaign` if given, else the one it
-    was promoted under, else the default); `TrackingUnavailable` if there is none to use."""
-    champion = find_champion(tracking.model_name)
-    if champion is None:
+    was promoted under, else the default); `NoChampion` when the registry answered and has
+    none, `TrackingUnavailable` when it has one that cannot be used."""
+    try:
+        champion = find_champion(tracking.model_name)
+    except Exception as exc:  # no answer is an outage (exit 5), not "no champion" (exit 10)
+        if (reason := unreachable_reason(exc)) is None:
+            raise
         raise TrackingUnavailable(
-            f"no champion registered for {tracking.model_name!r} on {tracking.tracking_uri}: "
-            "run a retrain first"
+            f"the registry of {tracking.tracking_uri} did not answer when asked for the "
+            f"champion of {tracking.model_name!r}: {reason}"
+        ) from None
+    if champion is None:
+        # Why, if the promotion history says there was one (its alias removed, its version
+        # deleted); else none was ever promoted.
+        gone = find_missing_champion(tracking.model_name)
+        why = f"any more ({gone})" if gone else f"yet on {tracking.tracking_uri}"
+        back = "" if gone is None else ", or roll back to an earlier one (churn-retrain rollback)"
+        raise NoChampion(
+            f"no champion for model {tracking.model_name!r} {why}: run a retrain first "
+            f"(churn-retrain run) so one is promoted{back}"
         )
     loaded = load_champion(champion)
     if loaded.model is None:

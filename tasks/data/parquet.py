@@ -14,7 +14,7 @@ from collections.abc import Generator, Iterator, Sequence
 import pandas as pd
 
 from tasks.data.fetch import READ_TIMEOUT_SECONDS, fetch_bytes, open_filesystem, storage_call
-from tasks.data.parquet_files import WHAT, not_parquet, open_month, row_groups
+from tasks.data.parquet_files import WHAT, no_period_rows, not_parquet, open_month, row_groups
 from tasks.data.parquet_stream import parquet_chunks, typed_batches
 from tasks.data.schema import ID_COLUMN
 from tasks.data.source import Location, ReadLimits, Source
@@ -134,6 +134,13 @@ def read_parquet_frame(location: Location, limits: ReadLimits) -> pd.DataFrame:
             }
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise not_parquet(shown, exc) from None
-        return pd.DataFrame(columns)
+        frame = pd.DataFrame(columns)
+        if frame.empty and (
+            unusable := no_period_rows(
+                dataset, filtered, period=period, period_column=period_column, shown=shown
+            )
+        ):
+            raise unusable
+        return frame
 
     return storage_call(read, shown=shown, deadline=limits.deadline)

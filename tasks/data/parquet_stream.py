@@ -21,7 +21,7 @@ from tasks.data.fetch import (
     storage_error,
     too_slow,
 )
-from tasks.data.parquet_files import WHAT, not_parquet, open_month, row_groups
+from tasks.data.parquet_files import WHAT, no_period_rows, not_parquet, open_month, row_groups
 from tasks.data.request import SourceOptions
 from tasks.data.schema import ID_COLUMN
 from tasks.data.source import Location, ReadLimits
@@ -68,7 +68,20 @@ def typed_batches(
                 yield _typed(pending, label, first, rows, period, options)
                 first = rows
     if rows == 0 and groups is None:
-        raise SnapshotRejected(f"Snapshot {shown}: the Parquet data has no rows for {period}")
+
+        def unusable() -> SnapshotRejected | None:
+            dataset, selected = open_month(
+                fs, path, period=period, period_column=options.period_column, shown=shown,
+                max_bytes=None,
+            )  # fmt: skip
+            return no_period_rows(
+                dataset, selected, period=period, period_column=options.period_column,
+                shown=shown,
+            )  # fmt: skip
+
+        raise storage_call(
+            unusable, shown=shown, deadline=Deadline.after(deadline.seconds)
+        ) or SnapshotRejected(f"Snapshot {shown}: the {WHAT} has no rows for {period}")
 
 
 def _typed(
@@ -253,6 +266,15 @@ def parquet_chunks(
         if batch is None:
             break
     if total == 0 and groups is None:  # the typing's own message for a month without rows
+        unusable = storage_call(
+            lambda: no_period_rows(
+                dataset, selected, period=period, period_column=column, shown=shown
+            ),
+            shown=shown,
+            deadline=Deadline.after(limits.deadline.seconds),
+        )
+        if unusable is not None:
+            raise unusable
         yield typed(dataset.schema.empty_table())
 
 

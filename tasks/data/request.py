@@ -49,8 +49,9 @@ class SourceOptions(BaseModel):
     period_column: str = Field(
         default="period",
         pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-        description="Database source: the column holding the period (YYYY-MM). Dropped before "
-        "validation; rows of another period are rejected.",
+        description="Database table or Parquet data: the column holding the period (YYYY-MM) "
+        "or dates in it (ISO text, a date or timestamp type). Dropped before validation; rows "
+        "of another period are rejected.",
     )
 
 

@@ -13,8 +13,10 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from tasks.data.labels import column_spellings, describe_encoding
 from tasks.data.parse import coerce_types
-from tasks.data.schema import COLUMNS, ID_COLUMN, NUMERIC_COLUMNS, STRING_COLUMNS
+from tasks.data.period import describe_kind, in_period, months_of, no_rows
+from tasks.data.schema import COLUMNS, ID_COLUMN, NUMERIC_COLUMNS, STRING_COLUMNS, TARGET
 from tasks.errors import SnapshotRejected
 from tasks.messages import describe_names, normalise_name, plural
 
@@ -68,18 +70,27 @@ def _canonical_names(frame: pd.DataFrame) -> pd.DataFrame:
 def _this_period(
     frame: pd.DataFrame, *, source: str, period: str, column: str, what: str
 ) -> pd.DataFrame:
-    values = frame[column].astype(str)
-    other = values != period
-    if other.any():
-        periods = sorted(set(values[other]))
-        shown = ", ".join(periods[:3]) + (
-            f" and {len(periods) - 3} more" if len(periods) > 3 else ""
-        )
+    """The frame without its period column, if every row is the period's: the month itself
+    or a date in it (`in_period`); `SnapshotRejected` otherwise."""
+    values = frame[column]
+    ours = in_period(values, period)
+    if not ours.all():
+        others = values[~ours]
+        kind = describe_kind(others)
+        if kind is not None and not ours.any():
+            raise _rejected(source, no_rows(what, period, column, kind))
+        rows = plural(int((~ours).sum()), "row")
+        if kind is not None:  # what they hold is named by kind: the cells may be anything
+            shown = f"values that look like {kind}"
+        else:
+            months = months_of(others)
+            shown = ", ".join(months[:3]) + (
+                f" and {len(months) - 3} more" if len(months) > 3 else ""
+            )
         raise _rejected(
-            source,
-            f"the {what} holds {plural(int(other.sum()), 'row')} of another period than "
-            f"{period} in column {column} ({shown})",
-        )
+            source, f"the {what} holds {rows} of another period than {period} in column "
+            f"{column} ({shown})",
+        )  # fmt: skip
     return frame.drop(columns=[column])
 
 
@@ -100,6 +111,10 @@ def _check_type(series: pd.Series, *, source: str, what: str) -> None:
             return
         raise _wrong(source, what, column, dtype, "a number")
     if column in STRING_COLUMNS and not texty:
+        # Labels as 0/1 or true/false: say how to map them, not only that the type is wrong.
+        encoding = describe_encoding(column_spellings(series)) if column == TARGET else None
+        if encoding is not None:
+            raise _rejected(source, f"column {column} {encoding} (type {dtype} in the {what})")
         raise _wrong(source, what, column, dtype, "text")
     if column in STRING_COLUMNS and kind == "O" and not _all_text(series):
         raise _wrong(source, what, column, dtype, "text")

@@ -110,6 +110,8 @@ class ChunkResult:
     raw: dict[str, RawColumn] = field(default_factory=dict)
     found: dict[int, tuple[Any, ...]] = field(default_factory=dict)
     nulls: dict[str, int] = field(default_factory=dict)
+    #: The target's distinct values if all are label spellings (`label_spellings`), else None.
+    labels: tuple[str, ...] | None = None
     #: Not compared by `==` (arrays); compare them with numpy.
     id_hashes: dict[str, np.ndarray] = field(default_factory=dict, compare=False)
 

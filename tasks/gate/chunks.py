@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tasks.data.labels import column_spellings
+from tasks.data.schema import TARGET
 from tasks.gate.chunk_suite import (
     CONTAINS,
     DEFAULT_CHUNK_ROWS,
@@ -303,12 +305,15 @@ def _chunk_facts(
             present = values.dropna()
             nulls[column] = len(values) - len(present)
             id_hashes[column] = pd.util.hash_pandas_object(present, index=False).to_numpy()
+    # The target's labels, if spelled otherwise than Yes/No, are named in the month's report.
+    spellings = column_spellings(frame[TARGET]) if TARGET in frame.columns else None
     return {
         "wrong_type": wrong_type,
         "raw": raw_columns,
         "found": found,
         "nulls": nulls,
         "id_hashes": id_hashes,
+        "labels": None if spellings is None else tuple(sorted(spellings)),
     }
 
 

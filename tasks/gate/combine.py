@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from tasks.data.schema import TARGET
 from tasks.gate.chunk_suite import (
     CONTAINS,
     ROW_COUNT,
@@ -275,6 +276,8 @@ class _MonthFacts:
     dtypes: Mapping[Any, Any]
     wrong: Mapping[tuple[str, bool], int]
     found: Mapping[str, frozenset[Any]]
+    #: The target's distinct values over the month, if every chunk's are label spellings.
+    target_labels: frozenset[str] | None
 
     @classmethod
     def of(
@@ -306,6 +309,11 @@ class _MonthFacts:
             dtypes=dtypes,
             wrong={key: bad or present for key, (bad, present) in totals.items()},
             found={column: frozenset(values) for column, values in found.items()},
+            target_labels=(
+                None
+                if any(c.labels is None for c in chunks)
+                else frozenset(label for c in chunks for label in c.labels or ())
+            ),
         )
 
     def columns(self) -> Sequence[str]:
@@ -320,3 +328,6 @@ class _MonthFacts:
     def present(self, column: str, values: Sequence[Any]) -> set[Any]:
         observed = self.found.get(column, frozenset())
         return {v for v in values if v in observed}
+
+    def labels(self, column: str) -> frozenset[str] | None:
+        return self.target_labels if column == TARGET else None

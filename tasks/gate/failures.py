@@ -10,7 +10,9 @@ from typing import TYPE_CHECKING, Any, Protocol
 import pandas as pd
 
 from tasks.data import schema
-from tasks.messages import as_percent, join_words, normalise_name, number, plural
+from tasks.data.labels import column_spellings, describe_encoding
+from tasks.gate.columns import describe_column_mismatch
+from tasks.messages import as_percent, join_words, number, plural
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -94,6 +96,10 @@ class DataFacts(Protocol):
         """Which of `values` (the suite's) occur in the column."""
         ...
 
+    def labels(self, column: str) -> frozenset[str] | None:
+        """The column's distinct values if all are label spellings (`label_spellings`)."""
+        ...
+
 
 class FrameFacts:
     """`DataFacts` of one frame, computed only for the failures being described."""
@@ -114,6 +120,9 @@ class FrameFacts:
     def present(self, column: str, values: Sequence[Any]) -> set[Any]:
         observed = set(self._frame[column].dropna().unique())
         return {v for v in values if v in observed}
+
+    def labels(self, column: str) -> frozenset[str] | None:
+        return column_spellings(self._frame[column]) if column in self._frame else None
 
 
 def describe_failure(result: ExpectationValidationResult, frame: pd.DataFrame) -> FailedCheck:
@@ -149,8 +158,12 @@ def describe_outcome(
     mostly = kwargs.get("mostly")
     allowed = f", at most {as_percent(100 * (1 - mostly))} allowed" if mostly is not None else ""
 
+    if column == schema.TARGET and kind in _LABEL_CHECKS:
+        encoding = _target_encoding(kind, meta, facts)
+        if encoding is not None:
+            return FailedCheck(column, kind, encoding, count)
     if kind == "expect_table_columns_to_match_set":
-        return FailedCheck(None, kind, _describe_column_mismatch(kwargs, facts.columns()), None)
+        return FailedCheck(None, kind, describe_column_mismatch(kwargs, facts.columns()), None)
     if kind == "expect_table_row_count_to_be_between":
         observed = _as_count(outcome.get("observed_value")) or 0
         bounds = _describe_bounds(kwargs.get("min_value"), kwargs.get("max_value"))
@@ -221,6 +234,27 @@ def describe_outcome(
     return FailedCheck(column, kind, "check failed", None)
 
 
+#: The target's checks that labels in another encoding fail (the rate bands are in-set checks).
+_LABEL_CHECKS = frozenset(
+    {"expect_column_values_to_be_in_set", "expect_column_distinct_values_to_contain_set"}
+)
+
+
+def _target_encoding(kind: str, meta: Mapping[str, Any], facts: DataFacts) -> str | None:
+    """The target's labels named when they are Yes/No in another encoding (0/1, true/false,
+    yes/no): for every check of its values when none is Yes/No (the rates and counts say
+    nothing then), for the domain check alone when some are (the rates are then real)."""
+    if schema.TARGET not in facts.columns():
+        return None
+    spellings = facts.labels(schema.TARGET)
+    encoding = describe_encoding(spellings)
+    if encoding is None or spellings is None:
+        return None
+    mixed = bool(spellings & {schema.POSITIVE_LABEL, schema.NEGATIVE_LABEL})
+    domain = kind == "expect_column_values_to_be_in_set" and "churn_rate_bound" not in meta
+    return None if mixed and not domain else encoding
+
+
 def count_wrong_type(values: pd.Series, *, integer: bool) -> tuple[int, int]:
     """(cells that are not numbers, or not whole for integers; cells not null).
 
@@ -258,36 +292,6 @@ def raised_exception_types(result: ExpectationValidationResult) -> list[str] | N
         if name not in names:
             names.append(name)
     return names or None
-
-
-def _describe_column_mismatch(kwargs: Mapping[str, Any], columns: Sequence[str]) -> str:
-    expected = list(kwargs["column_set"])
-    present = [str(c) for c in columns]
-    missing = [c for c in expected if c not in present]
-    extra = [c for c in present if c not in expected]
-    parts = []
-    if missing:
-        parts.append(
-            f"missing {'column' if len(missing) == 1 else 'columns'} {join_words(missing)}"
-        )
-    if extra:
-        parts.append(f"{plural(len(extra), 'unexpected column')}{_hint_renames(extra, expected)}")
-    return "; ".join(parts) or "columns differ from the expected set"
-
-
-def _hint_renames(extra: Sequence[str], expected: Sequence[str]) -> str:
-    """Name an unexpected header only when it is a respelling of an expected column.
-
-    A file without a header row turns its first customer into column names, so other
-    unexpected names are counted, not quoted.
-    """
-    wanted = {normalise_name(c): c for c in expected}
-    hints = [
-        f"{name!r} looks like {wanted[normalise_name(name)]}"
-        for name in extra
-        if normalise_name(name) in wanted
-    ]
-    return f" ({'; '.join(hints)})" if hints else ""
 
 
 def _describe_rate(

@@ -7,19 +7,34 @@ from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Literal
 
+from tasks.errors import UsageError
+from tasks.messages import join_words
+
 if TYPE_CHECKING:
     import pyarrow as pa
     import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
 OutputFormat = Literal["csv", "parquet"]
-#: An output with one of these suffixes is written as Parquet, any other as CSV.
-PARQUET_SUFFIXES = (".parquet", ".pq")
+#: The output's extension says how it is written; no other is written (an .xlsx would get CSV).
+OUTPUT_FORMATS: dict[str, OutputFormat] = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+def unsupported_output(path: str | Path) -> str | None:
+    """Why scores cannot be written to `path` (its extension), or None when they can."""
+    suffix = Path(path).suffix.lower()
+    if suffix in OUTPUT_FORMATS:
+        return None
+    which = f"extension {suffix}" if suffix else "no extension"
+    return f"the output has {which}; scores are written as {join_words(list(OUTPUT_FORMATS))}"
 
 
 def output_format(path: Path) -> OutputFormat:
-    """Parquet for .parquet/.pq, CSV otherwise."""
-    return "parquet" if path.suffix.lower() in PARQUET_SUFFIXES else "csv"
+    """CSV for .csv, Parquet for .parquet/.pq; `UsageError` for any other extension."""
+    problem = unsupported_output(path)
+    if problem is not None:
+        raise UsageError(problem)
+    return OUTPUT_FORMATS[path.suffix.lower()]
 
 
 class TableWriter:

@@ -26,7 +26,7 @@ from tasks.data.load import load_snapshot
 from tasks.data.request import SnapshotRequest
 from tasks.data.schema import CATEGORICAL_DOMAINS, ID_COLUMN, TARGET
 from tasks.decision.campaign import Campaign
-from tasks.errors import SnapshotRejected, TrackingUnavailable
+from tasks.errors import NoChampion, SnapshotRejected
 from tasks.gate.suite import validate_snapshot
 from tasks.scoring.batch import ParquetBase, ScoreSummary, score_parquet, write_scores
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS
@@ -157,7 +157,7 @@ def test_score_flow_with_the_champion(state_home: Path, tmp_path: Path) -> None:
     source = tmp_path / "base-{period}.csv"
     customers.to_csv(tmp_path / "base-2026-03.csv", index=False)
 
-    with pytest.raises(TrackingUnavailable, match="no champion"):
+    with pytest.raises(NoChampion, match="no champion"):
         score(ScoreParameters(data=str(source), period="2026-03"))
 
     retrain(

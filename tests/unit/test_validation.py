@@ -96,10 +96,25 @@ def test_renamed_column_is_missing_plus_one_unexpected(snapshot: pd.DataFrame) -
     assert "TotalCharges: not evaluated: tenure is missing" in str(caught.value)
 
 
-def test_unknown_headers_are_counted_not_quoted(snapshot: pd.DataFrame) -> None:
-    # A file without a header row turns its first customer into column names.
-    message = str(rejected(snapshot.rename(columns={"Contract": "0000-FAKEID"})))
-    assert "1 unexpected column" in message and "0000-FAKEID" not in message
+def test_unknown_headers_are_named_unless_the_header_row_is_data(snapshot: pd.DataFrame) -> None:
+    """A header row's names are not data: an unexpected one is named, so a person knows which
+    column to drop or rename (the first five, long names cut). A file without a header row
+    turns its first customer into column names: when none of the expected columns is present,
+    the row is said to be missing, and nothing of it is quoted."""
+    message = str(rejected(snapshot.rename(columns={"Contract": "Plan"}).assign(Region="n")))
+    assert "(table): missing column Contract; 2 unexpected columns: 'Plan', 'Region'" in message
+    extra = {f"note{i}": 0 for i in range(7)} | {"x" * 60: 0}
+    message = str(rejected(snapshot.assign(**extra)))
+    assert "8 unexpected columns: 'note0', 'note1', 'note2', 'note3', 'note4' and 3 more" in message
+    headerless = snapshot.iloc[1:].set_axis(snapshot.iloc[0].astype(str).tolist(), axis=1)
+    first_customer = str(snapshot.iloc[0]["customerID"])
+    with pytest.raises(
+        SnapshotRejected,
+        match=r"\(table\): .*no header row\? none of the 21 expected columns is present",
+    ) as caught:
+        validate_snapshot.fn(headerless, source="headerless.csv")
+    assert first_customer not in str(caught.value)
+    assert first_customer not in json.dumps(caught.value.report.to_dict())  # type: ignore[attr-defined]
 
 
 def test_text_in_a_numeric_column_is_a_type_failure_not_a_crash(snapshot: pd.DataFrame) -> None:
