@@ -160,12 +160,12 @@ def status_text(status: RegistryStatus, where: str) -> str:
         lines.append("  (none)")
     else:
         lines.append(
-            f"  {'#':>3}  {'when (UTC)':<25} {'action':<9} {'from':>5} {'to':>5}  "
+            f"  {'#':>3}  {'when (UTC)':<29} {'action':<9} {'from':>5} {'to':>5}  "
             f"{'by':<12} decision run"
         )
         for e in status.history:
             lines.append(
-                f"  {e.seq:>3}  {e.at:<25} {e.action:<9} {_ver(e.from_version):>5} "
+                f"  {e.seq:>3}  {e.at:<29} {e.action:<9} {_ver(e.from_version):>5} "
                 f"{_ver(e.to_version):>5}  {e.by:<12} {e.decision_run or '-'}"
             )
     return "\n".join(lines)

@@ -177,7 +177,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"churn-retrain: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    _prepare_environment(Settings(), name)
+    try:
+        _prepare_environment(Settings(), name)
+    except OSError as exc:  # a read-only or full state directory, before anything started
+        if (named := state_failure(exc, Settings().home)) is None:
+            raise
+        print(f"churn-retrain: {type(named).__name__}: {named}", file=sys.stderr)
+        return named.exit_code
     handlers: dict[str, Callable[[Any, Callable[[], None]], int]] = {
         "run": commands.run,
         "score": commands.score,

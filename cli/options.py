@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,12 @@ class RollbackCommand(RollbackParameters):
     """Move the champion back (to the previous champion, or --to-version)."""
 
     as_json: bool = _as_json("the history event")
+    # The operator decided when they typed the command, not when its flow got going (~6 s later).
+    asked_at: datetime | None = Field(
+        default_factory=lambda: datetime.now(UTC),
+        description="When the rollback was asked for; default: now. A move of the champion "
+        "after it refuses the rollback (conflict, exit 8).",
+    )
 
 
 class PruneCommand(PruneParameters):

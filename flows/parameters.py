@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -11,6 +12,7 @@ from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.campaign import Campaign
 from tasks.decision.rule import DecisionRule
 from tasks.gate.thresholds import DriftThresholds
+from tasks.scoring.output import unsupported_output
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.target import ModelTarget
 from tasks.training.plan import (
@@ -203,8 +205,8 @@ class ScoreParameters(BaseModel):
     )
     output: str | None = Field(
         default=None,
-        description="Where to write predictions (.csv or .parquet). Empty: "
-        "<state dir>/scores/<period>-v<version>.csv.",
+        description="Where to write predictions: a .csv, .parquet or .pq file (no other "
+        "extension). Empty: <state dir>/scores/<period>-v<version>.csv.",
     )
     campaign: Campaign | None = Field(
         default=None,
@@ -228,6 +230,14 @@ class ScoreParameters(BaseModel):
         "validate slowly.",
     )
 
+    @field_validator("output")
+    @classmethod
+    def _a_known_format(cls, value: str | None) -> str | None:
+        """Refused before anything is loaded: the extension says how scores are written."""
+        if value is not None and (problem := unsupported_output(value)) is not None:
+            raise ValueError(problem)
+        return value
+
 
 class RollbackParameters(BaseModel):
     """Parameters of a rollback (the Prefect UI renders this as the run form)."""
@@ -239,6 +249,17 @@ class RollbackParameters(BaseModel):
         default=None,
         pattern=r"^[1-9][0-9]*$",
         description="Registered version to make champion. Empty: the previous champion.",
+    )
+    expected_champion: str | None = Field(
+        default=None,
+        pattern=r"^[1-9][0-9]*$",
+        description="The champion this rollback is decided against: refused (conflict, exit 8) "
+        "if another version is champion when it runs. Empty: the champion when the run starts.",
+    )
+    asked_at: datetime | None = Field(
+        default=None,
+        description="When the rollback was asked for (the command line sets the moment it "
+        "started): refused (conflict) if the champion moved after it. Empty: not checked.",
     )
     reason: str = Field(
         default="manual rollback",

@@ -8,6 +8,7 @@ from flows.parameters import RollbackParameters
 from tasks.alerts.hook import flow_run_url
 from tasks.alerts.notices import notify_rollback
 from tasks.logs import keep_expected_failures_short
+from tasks.registry.aliases import find_champion
 from tasks.registry.history import HistoryEvent
 from tasks.registry.lock import ensure_promotion_lock
 from tasks.registry.promote import rollback_champion
@@ -25,8 +26,15 @@ def rollback(params: RollbackParameters | None = None) -> HistoryEvent:
     settings = Settings()
     tracking = configure_tracking(settings, params.model.resolve(settings))
     ensure_promotion_lock(tracking.model_name, create=params.create_promotion_lock)
+    # Decided against the champion seen now (or named): refused if it changes before the move.
+    seen = find_champion(tracking.model_name)
+    expected = params.expected_champion or (seen.version if seen else None)
     event = rollback_champion(
-        tracking.model_name, to_version=params.to_version, reason=params.reason
+        tracking.model_name,
+        expected_champion=expected,
+        to_version=params.to_version,
+        reason=params.reason,
+        asked_at=params.asked_at,
     )
     text = (
         f"{tracking.model_name}: champion rolled back from v{event.from_version} to "

@@ -94,7 +94,7 @@ def next_event(
         from_version=from_version,
         to_version=to_version,
         by=_actor(),
-        at=datetime.now(UTC).isoformat(timespec="seconds"),
+        at=datetime.now(UTC).isoformat(timespec="milliseconds"),  # orders moves and asks
         decision_run=decision_run,
         flow_run=_flow_run_id(),
         reason=reason[:500],

@@ -3,34 +3,31 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from contextlib import ExitStack
-from typing import Any, Literal, Protocol
+from datetime import UTC, datetime
+from typing import Protocol
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from pydantic import BaseModel, ConfigDict
 
-from tasks.errors import RollbackRefused
+from tasks.errors import Conflict, RollbackRefused
 from tasks.registry.aliases import (
     CHALLENGER,
-    CHAMPION,
     PREVIOUS_CHAMPION,
     alias_version,
     champion_version,
     is_missing,
-    set_alias,
 )
 from tasks.registry.history import (
     HistoryEvent,
-    append_history,
-    history_key,
     next_event,
     read_history,
 )
-from tasks.registry.lease import Lease, LeaseLost, check_lease
+from tasks.registry.lease import LeaseLost, check_lease
 from tasks.registry.lock import LOCK_TIMEOUT_SECONDS, promotion_lock
-from tasks.registry.versions import PROMOTED_TAG, mark_not_promoted, mark_version
+from tasks.registry.move import confirm_lease, mark_champion, move_champion
+from tasks.registry.versions import mark_not_promoted, mark_version
 from tasks.steps import retried_step, step
 
 logger = logging.getLogger(__name__)
@@ -47,90 +44,6 @@ class Promotion(BaseModel):
     champion_after: str | None
     reason: str
     event: HistoryEvent | None = None
-
-
-def _move_champion(
-    client: MlflowClient,
-    name: str,
-    *,
-    to_version: str,
-    current: str | None,
-    action: Literal["promote", "rollback"],
-    decision_run: str | None,
-    reason: str,
-    planned: HistoryEvent | None = None,
-) -> HistoryEvent:
-    """Move `champion` (and `previous-champion`), record it and mark the new champion; if any
-    of it fails, undo what was done, so the registry is never left half moved. Call under the
-    promotion lock, after everything else the move needs is written."""
-    previous_before = alias_version(client, name, PREVIOUS_CHAMPION)
-    challenger_before = alias_version(client, name, CHALLENGER)
-    promoted_tag_before = _tag(client, name, to_version, PROMOTED_TAG)
-    event: HistoryEvent | None = None
-    try:
-        client.set_registered_model_alias(name, CHAMPION, to_version)
-        if current is not None:
-            client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
-        event = append_history(
-            client,
-            name,
-            action=action,
-            from_version=current,
-            to_version=to_version,
-            decision_run=decision_run,
-            reason=reason,
-            planned=planned,
-        )
-        _mark_champion(client, name, to_version)
-    except BaseException as exc:
-        logger.error(
-            "Moving the champion of %r to v%s failed (%s): undoing it", name, to_version, exc
-        )
-        _undo(client, name, event, undo=[
-            lambda: set_alias(client, name, CHAMPION, current),
-            lambda: set_alias(client, name, PREVIOUS_CHAMPION, previous_before),
-            lambda: set_alias(client, name, CHALLENGER, challenger_before),
-            lambda: _set_tag(client, name, to_version, PROMOTED_TAG, promoted_tag_before),
-        ])  # fmt: skip
-        raise
-    return event
-
-
-def _undo(
-    client: MlflowClient, name: str, event: HistoryEvent | None, *, undo: list[Callable[[], Any]]
-) -> None:
-    """Each step of `undo`, then the history entry `event` removed; a step that fails is said
-    (with what to check) and the others still run."""
-    steps = list(undo)
-    if event is not None:
-        steps.append(lambda: client.delete_registered_model_tag(name, history_key(event.seq)))
-    for step_ in steps:
-        try:
-            step_()
-        except Exception as exc:  # the first failure is re-raised by the caller
-            logger.error(
-                "Could not undo part of a champion move of %r (%s): check `churn-retrain status`",
-                name,
-                exc,
-            )
-
-
-def _tag(client: MlflowClient, name: str, version: str, key: str) -> str | None:
-    return client.get_model_version(name, version).tags.get(key)
-
-
-def _set_tag(client: MlflowClient, name: str, version: str, key: str, value: str | None) -> None:
-    if value is None:
-        client.delete_model_version_tag(name, version, key)
-    else:
-        client.set_model_version_tag(name, version, key, value)
-
-
-def _mark_champion(client: MlflowClient, name: str, version: str) -> None:
-    """Tag the new champion promoted and take `challenger` off it (idempotent)."""
-    client.set_model_version_tag(name, version, PROMOTED_TAG, "true")
-    if alias_version(client, name, CHALLENGER) == version:
-        set_alias(client, name, CHALLENGER, None)
 
 
 # Guarded, so safe to repeat: a retry after the move finds it done ("already promoted").
@@ -168,7 +81,7 @@ def promote_challenger(
             raise
         current = champion_version(client, name)
         if current == version and _already_recorded(client, name, version, decision_run):
-            _mark_champion(client, name, version)  # in case the first try stopped before it
+            mark_champion(client, name, version)  # in case the first try stopped before it
             return Promotion(  # a retry after the move succeeded
                 promoted=True,
                 conflict=False,
@@ -189,7 +102,7 @@ def promote_challenger(
             check_lease(lease)  # still ours, for long enough to move the alias
         except LeaseLost as exc:
             return _refused(client, name, version, current, str(exc))
-        event = _move_champion(
+        event = move_champion(
             client,
             name,
             to_version=version,
@@ -199,7 +112,7 @@ def promote_challenger(
             reason=reason,
             planned=planned,
         )
-        _confirm_lease(lease)
+        confirm_lease(lease)
     return Promotion(
         promoted=True,
         conflict=False,
@@ -210,16 +123,9 @@ def promote_challenger(
     )
 
 
-def _confirm_lease(lease: Lease) -> None:
-    """After a move: a lease lost during it means another move may have overlapped it."""
-    try:
-        check_lease(lease, margin_seconds=0)
-    except LeaseLost as exc:
-        logger.error(
-            "The champion alias moved, but %s: another promotion may have overlapped this one; "
-            "check `churn-retrain status`",
-            exc,
-        )
+def _moment(moment: datetime) -> str:
+    """`moment` as the history writes times (UTC, to the millisecond)."""
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
 def _v(version: str | None) -> str:
@@ -255,14 +161,20 @@ def _refused(
 def rollback_champion(
     name: str,
     *,
+    expected_champion: str | None,
     to_version: str | None = None,
     reason: str = "",
+    asked_at: datetime | None = None,
     lock_timeout_seconds: float = LOCK_TIMEOUT_SECONDS,
 ) -> HistoryEvent:
-    """Move `champion` back to `to_version`, or to `previous-champion` when not given.
+    """Move `champion` back to `to_version`, or to `previous-champion` when not given, if the
+    champion is still `expected_champion` (the one the rollback was decided against); else
+    `Conflict`, nothing moved: two rollbacks at once apply once, never undo each other. A move
+    of the champion after `asked_at` (when the operator asked: the command's start) conflicts
+    too, also when it came before this run read the champion.
 
     Under the same lock, with the same history as promotions. The champion it replaces becomes
-    `previous-champion` (so a second rollback undoes the first).
+    `previous-champion` (so a second, later rollback undoes the first).
     """
     client = MlflowClient()
     with ExitStack() as held:
@@ -274,14 +186,24 @@ def rollback_champion(
                 "a promotion is under way, try again"
             ) from None
         current = champion_version(client, name)
+        if current != expected_champion:
+            raise Conflict(
+                f"the champion of {name!r} is {_v(current)} now, not {_v(expected_champion)} "
+                "as when this rollback was decided (another rollback or a promotion came "
+                "between): nothing was moved; check `churn-retrain status` and decide again"
+            )
+        history = read_history(client, name)
+        if asked_at is not None and history and datetime.fromisoformat(history[-1].at) > asked_at:
+            last = history[-1]
+            raise Conflict(
+                f"the champion of {name!r} moved to v{last.to_version} at {last.at} ({last.action}"
+                f" by {last.by}), after this rollback was asked for at {_moment(asked_at)}: "
+                "nothing was moved; check `churn-retrain status` and decide again"
+            )
         target = to_version or alias_version(client, name, PREVIOUS_CHAMPION)
         if target is None:
             target = next(
-                (
-                    e.from_version
-                    for e in reversed(read_history(client, name))
-                    if e.to_version == current
-                ),
+                (e.from_version for e in reversed(history) if e.to_version == current),
                 None,
             )
         if target is None:
@@ -300,7 +222,7 @@ def rollback_champion(
             check_lease(lease)
         except LeaseLost as exc:
             raise RollbackRefused(f"{exc}; try again") from None
-        event = _move_champion(
+        event = move_champion(
             client,
             name,
             to_version=target,
@@ -309,7 +231,7 @@ def rollback_champion(
             decision_run=None,
             reason=reason or "rollback",
         )
-        _confirm_lease(lease)
+        confirm_lease(lease)
         return event
 
 

@@ -26,7 +26,7 @@ from mlflow.tracking import MlflowClient
 from pydantic import BaseModel, ConfigDict
 
 from tasks.decision.verdict import PROMOTING
-from tasks.errors import PruneRefused
+from tasks.errors import Conflict, PruneRefused
 from tasks.registry.aliases import CHAMPION, PREVIOUS_CHAMPION, is_missing
 from tasks.registry.history import HistoryEvent, read_history
 from tasks.registry.lock import LOCK_TIMEOUT_SECONDS, promotion_lock
@@ -170,6 +170,8 @@ class PruneResult(BaseModel):
     listed: int
     deleted: list[PruneDecision]
     kept: dict[str, int]
+    #: The champion when the plan was made: the deletes are refused if another one is now.
+    champion: str | None = None
 
     def headline(self) -> str:
         what = "would delete" if self.dry_run else "deleted"
@@ -274,14 +276,16 @@ def plan_prune(name: str, *, older_than_months: int, now: datetime | None = None
     """What a prune would delete now: a dry run's result."""
     client = MlflowClient()
     now = now or datetime.now(UTC)
+    aliases = _aliases(client, name)
     decisions = decide_prune(
         _registered_versions(client, name),
-        aliases=_aliases(client, name),
+        aliases=aliases,
         history=history_versions(read_history(client, name)),
         now=now,
         older_than_months=older_than_months,
     )
-    return _summarize(name, decisions, now=now, older_than_months=older_than_months, dry_run=True)
+    plan = _summarize(name, decisions, now=now, older_than_months=older_than_months, dry_run=True)
+    return plan.model_copy(update={"champion": aliases.get(CHAMPION)})
 
 
 # Not retried: each delete is re-decided from a fresh read, but a repeat would report "gone".
@@ -295,6 +299,12 @@ def delete_unpromoted_versions(
     decisions: list[PruneDecision] = []
     try:
         with promotion_lock(name, timeout_seconds=lock_timeout_seconds):
+            if (current := _aliases(client, name).get(CHAMPION)) != plan.champion:
+                raise Conflict(
+                    f"the champion of {name!r} is {_v(current)} now, not {_v(plan.champion)} as when "
+                    "this prune was planned (a promotion or rollback came between): nothing was "
+                    "deleted; run the prune again"
+                )
             for planned in plan.deleted:
                 decision = _decide_again(client, name, planned, cutoff=plan.cutoff)
                 if decision.delete:
@@ -315,7 +325,11 @@ def delete_unpromoted_versions(
     kept = dict(plan.kept)
     for why, n in done.kept.items():
         kept[why] = kept.get(why, 0) + n
-    return done.model_copy(update={"listed": plan.listed, "kept": kept})
+    return done.model_copy(update={"listed": plan.listed, "kept": kept, "champion": plan.champion})
+
+
+def _v(version: str | None) -> str:
+    return "none" if version is None else f"v{version}"
 
 
 def _decide_again(

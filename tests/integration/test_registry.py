@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 from cli.main import main
 from tasks.data.generate import generate_snapshot
-from tasks.errors import PromotionLockMissing, RollbackRefused
+from tasks.errors import EXIT_CONFLICT, Conflict, PromotionLockMissing, RollbackRefused
 from tasks.registry import history as registry
 from tasks.registry.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION
 from tasks.registry.champion import find_missing_champion
@@ -220,7 +220,7 @@ def test_rollback_restores_the_previous_champion_and_records_both_moves(january:
     make_version(january)
     assert (alias(MODEL, CHAMPION), alias(MODEL, PREVIOUS_CHAMPION)) == ("2", "1")
 
-    event = rollback_champion.fn(MODEL, reason="v2 misbehaves in production")
+    event = rollback_champion.fn(MODEL, expected_champion="2", reason="v2 misbehaves in production")
     assert (event.action, event.from_version, event.to_version) == ("rollback", "2", "1")
     assert (alias(MODEL, CHAMPION), alias(MODEL, PREVIOUS_CHAMPION)) == ("1", "2")
     moves = [(e.action, e.from_version, e.to_version) for e in _history()]
@@ -228,7 +228,7 @@ def test_rollback_restores_the_previous_champion_and_records_both_moves(january:
     assert _history()[-1].reason == "v2 misbehaves in production"
 
     make_version(january, promote=False)  # v3, never promoted
-    named = rollback_champion.fn(MODEL, to_version="3")
+    named = rollback_champion.fn(MODEL, expected_champion="1", to_version="3")
     assert (named.from_version, named.to_version) == ("1", "3")
     assert alias(MODEL, CHAMPION) == "3" and len(_history()) == 4
 
@@ -236,12 +236,16 @@ def test_rollback_restores_the_previous_champion_and_records_both_moves(january:
 def test_rollback_refusals_change_nothing(january: object) -> None:
     make_version(january)
     with pytest.raises(RollbackRefused, match="no previous champion to roll back to"):
-        rollback_champion.fn(MODEL)
+        rollback_champion.fn(MODEL, expected_champion="1")
     with pytest.raises(RollbackRefused, match="has no version 9"):
-        rollback_champion.fn(MODEL, to_version="9")
+        rollback_champion.fn(MODEL, expected_champion="1", to_version="9")
     with pytest.raises(RollbackRefused, match="already the champion"):
-        rollback_champion.fn(MODEL, to_version="1")
+        rollback_champion.fn(MODEL, expected_champion="1", to_version="1")
+    # Decided against a champion that is no longer the one: a conflict, nothing moved.
+    with pytest.raises(Conflict, match=r"champion of 'telco-churn' is v1 now, not v2 as when"):
+        rollback_champion.fn(MODEL, expected_champion="2")
     assert alias(MODEL, CHAMPION) == "1" and len(_history()) == 1
+    assert Conflict("x").exit_code == EXIT_CONFLICT == 8
 
 
 def test_a_deleted_champion_is_named_from_the_history(january: object) -> None:
