@@ -65,6 +65,20 @@ CASES = [
 ]
 
 
+def _heartbeat(client: Any, flow_run_id: object) -> bool | None:
+    """True once the server holds a heartbeat event of the flow run, else None."""
+    from prefect.events.filters import EventAnyResourceFilter, EventFilter, EventNameFilter
+
+    page = client.read_events(
+        filter=EventFilter(
+            event=EventNameFilter(name=["prefect.flow-run.heartbeat"]),
+            any_resource=EventAnyResourceFilter(id=[f"prefect.flow-run.{flow_run_id}"]),
+        ),
+        limit=1,
+    )
+    return True if page.events else None
+
+
 def _wait_for(what: str, probe: Callable[[], T | None], *, seconds: float) -> T:
     deadline = time.monotonic() + seconds
     while (found := probe()) is None:
@@ -156,9 +170,15 @@ def test_a_deployment_run_killed_at_a_stage_ends_crashed_and_alerts(
                 seconds=240,
             )
             assert killed.poll() is None, (tmp_path / "engine.log").read_text()[-3000:]
-            if sig == signal.SIGKILL:
-                time.sleep(3)  # its first heartbeat, sent as the flow starts, reaches the server
-            os.killpg(killed.pid, sig)
+            if sig == signal.SIGKILL:  # the server must have heard it once, to miss it after
+                _wait_for(
+                    "its first heartbeat on the server",
+                    lambda: _heartbeat(client, flow_run.id),
+                    seconds=60,
+                )
+            # The engine process alone, as a worker's cancel or an OOM kill would: a child it
+            # leaves behind is caught below, not killed with the group.
+            os.kill(killed.pid, sig)
             killed.wait(timeout=60)
         finally:
             if killed.poll() is None:

@@ -48,11 +48,16 @@ from tasks.registry.promote import promote_challenger
 name, version, expected, ready, go = sys.argv[1:6]
 # Widen the window between reading the champion and moving it to a second, as a slow registry
 # would: without a shared lock both racers read v1 and both move it (the control does).
-move = promote._move_champion
+move = promote.move_champion
 def slow_move(*args, **kwargs):
     time.sleep(1.0)
     return move(*args, **kwargs)
-promote._move_champion = slow_move
+promote.move_champion = slow_move
+if sys.argv[6:] == ["unlocked"]:  # the control: no lock, no lease
+    import contextlib
+    import tasks.registry.move as move_module
+    promote.promotion_lock = lambda *a, **k: contextlib.nullcontext()
+    promote.check_lease = move_module.check_lease = lambda *a, **k: None
 ensure_promotion_lock.fn(name, create=True)
 Path(ready).touch()
 deadline = time.monotonic() + 120
@@ -106,13 +111,17 @@ def _registry(client: MlflowClient, name: str) -> None:
     client.set_registered_model_alias(name, "champion", "1")
 
 
-def _race(name: str, env_of: list[dict[str, str]], tmp: Path) -> list[dict[str, Any]]:
-    """Release two racers together; their outcomes, v2's first."""
+def _race(
+    name: str, env_of: list[dict[str, str]], tmp: Path, *, unlocked: bool = False
+) -> list[dict[str, Any]]:
+    """Release two racers together (`unlocked`: without the promotion lock and lease, the
+    control); their outcomes, v2's first."""
     go = tmp / f"{name}.go"
     racers = []
     for version, env in zip(("2", "3"), env_of, strict=True):
         ready = tmp / f"{name}.ready.{version}"
         argv = [sys.executable, "-c", _RACER, name, version, "1", str(ready), str(go)]
+        argv += ["unlocked"] if unlocked else []
         racers.append((ready, subprocess.Popen(argv, cwd=ROOT, env=env, text=True,
                                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)))  # fmt: skip
     try:
@@ -165,6 +174,24 @@ def test_one_state_directory_without_a_shared_prefect_server(
     outcomes = _race(name, [_env(PREFECT_API_URL=api, **env) for api in prefect_servers],
                      tmp_path)  # fmt: skip
     _assert_one_promotion(client, name, outcomes)
+
+
+def test_the_control_without_the_lock_promotes_twice(
+    prefect_servers: list[str], tmp_path: Path
+) -> None:
+    """The same race with the lock and lease taken out: both racers read v1 and both move it.
+    The races above would show this if the lock failed: they can fail."""
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
+    name = "race-control"
+    _registry(client, name)
+    env = {"MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
+    outcomes = _race(
+        name, [_env(PREFECT_API_URL=api, **env) for api in prefect_servers], tmp_path, unlocked=True
+    )
+    assert [o["promoted"] for o in outcomes] == [True, True], outcomes
+    # Both moved from v1 (their history entries may even share a number: one overwrote the other).
+    assert {e.from_version for e in read_history(client, name)} == {"1"}
 
 
 @pytest.mark.parametrize("attempt", range(REPEATS))
