@@ -217,34 +217,43 @@ def unreachable_reason(exc: BaseException, *, timeout_seconds: int | None = None
     return "connection failed (" + _last_line(str(chain[-1])) + ")"
 
 
-#: Local storage errors that asking again does not mend, by errno: what they mean to a person.
+_FREE = "free some space (or move CHURN_RETRAIN_HOME to a larger disk)"
+_WRITE = "make it writable (or point CHURN_RETRAIN_HOME at a writable directory)"
+_RESTORE = "restore mlflow.db from a backup"
+#: Local storage errors that asking again does not mend, by errno: what is wrong, what to do.
 _STORAGE_ERRNOS = {
-    28: "no space left on the device",  # ENOSPC
-    122: "the disk quota is exceeded",  # EDQUOT
-    30: "the file system is read-only",  # EROFS
-    13: "permission denied",  # EACCES
+    28: ("no space left on the device", _FREE),  # ENOSPC
+    122: ("the disk quota is exceeded", _FREE),  # EDQUOT
+    30: ("the file system is read-only", _WRITE),  # EROFS
+    13: ("permission denied", _WRITE),  # EACCES
 }
 #: The same from SQLite (the local MLflow store), by the words of its message.
 _SQLITE_PROBLEMS = {
-    "database or disk is full": "no space left on the device",
-    "attempt to write a readonly database": "the MLflow database is read-only",
-    "unable to open database file": "the MLflow database cannot be opened",
-    "database disk image is malformed": "the MLflow database is corrupt (truncated?)",
-    "file is not a database": "the MLflow database is corrupt (not a SQLite file)",
+    "database or disk is full": ("no space left on the device", _FREE),
+    "attempt to write a readonly database": ("the MLflow database is read-only", _WRITE),
+    "unable to open database file": ("the MLflow database cannot be opened", _WRITE),
+    "database disk image is malformed": ("the MLflow database is corrupt (truncated?)", _RESTORE),
+    "file is not a database": ("the MLflow database is corrupt (not a SQLite file)", _RESTORE),
+    "database is locked": (
+        "the MLflow database stayed locked by another process",
+        "find the process holding it (a stuck command, a tool with the file open: `fuser "
+        "mlflow.db`) and stop it, or wait for it",
+    ),
 }
 
 
-def storage_problem(exc: BaseException) -> tuple[str, str | None] | None:
-    """(what is wrong, the path when known) for a local storage failure that asking again does
-    not mend: a full disk, a read-only or forbidden path, a corrupt SQLite store; else None."""
+def storage_problem(exc: BaseException) -> tuple[str, str, str | None] | None:
+    """(what is wrong, what to do, the path when known) for a local storage failure that asking
+    again does not mend: a full disk, a read-only or forbidden path, a corrupt or locked SQLite
+    store; else None."""
     for error in _exception_chain(exc):
         if isinstance(error, OSError) and error.errno in _STORAGE_ERRNOS:
             path = error.filename if isinstance(error.filename, str) else None
-            return _STORAGE_ERRNOS[error.errno], path
+            return (*_STORAGE_ERRNOS[error.errno], path)
         text = str(error).lower()
-        for words, meaning in _SQLITE_PROBLEMS.items():
+        for words, (problem, advice) in _SQLITE_PROBLEMS.items():
             if words in text:
-                return meaning, None
+                return problem, advice, None
     return None
 
 
@@ -253,11 +262,10 @@ def state_failure(exc: BaseException, home: object) -> StateUnusable | None:
     found = storage_problem(exc)
     if found is None:
         return None
-    problem, path = found
+    problem, advice, path = found
     return StateUnusable(
         f"{path or home}: {problem}. The champion is as it was (a promotion is undone or never "
-        f"made). Mend the storage (free space, write access, or restore mlflow.db from a "
-        f"backup) under {home} and run again."
+        f"made): {advice}, then run again."
     )
 
 

@@ -60,6 +60,31 @@ def test_a_truncated_mlflow_database_is_named(state_home: Path, tmp_path: Path) 
     assert '"champion"' in done.stdout and "Traceback" not in done.stderr
 
 
+def test_a_locked_mlflow_database_is_named(state_home: Path, tmp_path: Path) -> None:
+    """Another process holds an exclusive lock on mlflow.db (a stuck writer) for the whole run."""
+    import sys
+
+    _champion_in(state_home)
+    hold = (
+        "import sqlite3, sys, time\n"
+        "db = sqlite3.connect(sys.argv[1], isolation_level=None)\n"
+        "db.execute('BEGIN EXCLUSIVE'); print('held', flush=True); time.sleep(600)\n"
+    )
+    holder = subprocess.Popen(
+        [sys.executable, "-c", hold, str(state_home / "mlflow.db")],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        env = clean_env(CHURN_RETRAIN_HOME=str(state_home))
+        _named(run_cli("status", env=env, cwd=tmp_path, timeout=120), "stayed locked", "fuser")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert alias(MODEL, CHAMPION) == "1"
+
+
 @pytest.fixture
 def read_only(state_home: Path) -> Iterator[Path]:
     """`state_home` with a champion, then mounted read-only over itself."""
