@@ -133,3 +133,13 @@ def test_a_full_disk_is_named_and_the_next_run_completes(state_home: Path, tmp_p
     finally:
         subprocess.run(["umount", "-l", str(disk)], check=False)
         shutil.rmtree(disk, ignore_errors=True)
+
+
+def test_a_state_directory_with_spaces_and_quotes_works(tmp_path: Path) -> None:
+    home = tmp_path / "state with spaces 'and quotes' \"too\""
+    env = clean_env(CHURN_RETRAIN_HOME=str(home))
+    first = run_cli(*RUN[:2], "2026-01", *RUN[3:], *FAST, env=env, cwd=tmp_path)
+    assert first.returncode == EXIT_OK, first.stderr[-2000:]
+    done = run_cli("status", env=env, cwd=tmp_path)
+    assert done.returncode == EXIT_OK and "v1" in done.stdout, done.stderr[-2000:]
+    assert (home / "mlflow.db").exists() and (home / "mlartifacts").is_dir()
