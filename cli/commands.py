@@ -108,9 +108,15 @@ def _with_reign_plot(found: RegistryStatus | None, directory: Path) -> RegistryS
     """The status with its champion's reign plotted into `directory` (when there are scores)."""
     if found is None or found.reign is None or not found.reign.has_scores:
         return found
+    from tasks.errors import storage_problem
     from tasks.report.plots import reign_figure
 
-    plot = reign_figure(found.reign, directory / found.reign.plot_name())
+    try:
+        plot = reign_figure(found.reign, directory / found.reign.plot_name())
+    except OSError as exc:  # status only reads: a read-only or full disk costs the picture only
+        if (problem := storage_problem(exc)) is None:
+            raise
+        return found.model_copy(update={"reign_plot": f"not written ({directory}: {problem[0]})"})
     return found.model_copy(update={"reign_plot": str(plot)})
 
 

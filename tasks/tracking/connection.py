@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -202,8 +203,20 @@ def create_local_store(database: Path, tracking_uri: str, registry_uri: str) -> 
     database.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
-    with FileLock(database.with_name(database.name + ".lock")):
+    lock, held = FileLock(database.with_name(database.name + ".lock")), True
+    try:
+        lock.acquire()
+    except OSError as exc:
+        # A read-only state directory: no lock file, and no migration either; a store that
+        # exists is opened as it is (reading works; a write then fails by name).
+        if exc.errno not in (errno.EROFS, errno.EACCES) or not database.exists():
+            raise
+        held = False
+    try:
         client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
         client.search_experiments(max_results=1)
         client.search_registered_models(max_results=1)
+    finally:
+        if held:
+            lock.release()
     _READY_STORES.add(str(database))
