@@ -49,31 +49,10 @@ def read_history(client: MlflowClient, name: str) -> list[HistoryEvent]:
     return sorted(events, key=lambda e: e.seq)
 
 
-def append_history(
-    client: MlflowClient,
-    name: str,
-    *,
-    action: Literal["promote", "rollback"],
-    from_version: str | None,
-    to_version: str,
-    decision_run: str | None,
-    reason: str,
-    planned: HistoryEvent | None = None,
-) -> HistoryEvent:
-    """Add one event (call under the promotion lock: the next number is read, then written).
-
-    `planned` (from `next_event` before the lock) is written as it is when it is still the next
-    one, so a record written before the move names the very event the move leaves.
-    """
-    event = next_event(
-        client, name, action=action, from_version=from_version, to_version=to_version,
-        decision_run=decision_run, reason=reason,
-    )  # fmt: skip
-    if planned is not None and planned.model_copy(update={"at": event.at}) == event:
-        event = planned
+def write_event(client: MlflowClient, name: str, event: HistoryEvent) -> None:
+    """Add `event` (from `next_event`, under the promotion lock: its number is the next one)."""
     value = event.model_dump(mode="json", exclude={"seq"})
     client.set_registered_model_tag(name, history_key(event.seq), json.dumps(value))
-    return event
 
 
 def next_event(

@@ -10,7 +10,7 @@ from typing import Any, Literal
 from mlflow.tracking import MlflowClient
 
 from tasks.registry.aliases import CHALLENGER, CHAMPION, PREVIOUS_CHAMPION, alias_version, set_alias
-from tasks.registry.history import HistoryEvent, append_history, history_key
+from tasks.registry.history import HistoryEvent, history_key, next_event, write_event
 from tasks.registry.lease import Lease, LeaseLost, check_lease
 from tasks.registry.versions import PROMOTED_TAG
 
@@ -34,27 +34,25 @@ def move_champion(
     previous_before = alias_version(client, name, PREVIOUS_CHAMPION)
     challenger_before = alias_version(client, name, CHALLENGER)
     promoted_tag_before = _tag(client, name, to_version, PROMOTED_TAG)
-    event: HistoryEvent | None = None
+    written: HistoryEvent | None = None
     try:
         client.set_registered_model_alias(name, CHAMPION, to_version)
         if current is not None:
             client.set_registered_model_alias(name, PREVIOUS_CHAMPION, current)
-        event = append_history(
-            client,
-            name,
-            action=action,
-            from_version=current,
-            to_version=to_version,
-            decision_run=decision_run,
-            reason=reason,
-            planned=planned,
-        )
+        event = next_event(
+            client, name, action=action, from_version=current, to_version=to_version,
+            decision_run=decision_run, reason=reason,
+        )  # fmt: skip
+        if planned is not None and planned.model_copy(update={"at": event.at}) == event:
+            event = planned  # still the next one: the record written before the move names it
+        write_event(client, name, event)
+        written = event
         mark_champion(client, name, to_version)
     except BaseException as exc:
         logger.error(
             "Moving the champion of %r to v%s failed (%s): undoing it", name, to_version, exc
         )
-        _undo(client, name, event, undo=[
+        _undo(client, name, written, undo=[
             lambda: set_alias(client, name, CHAMPION, current),
             lambda: set_alias(client, name, PREVIOUS_CHAMPION, previous_before),
             lambda: set_alias(client, name, CHALLENGER, challenger_before),

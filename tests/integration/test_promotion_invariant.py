@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import json
 import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,6 +31,7 @@ from tasks.registry.history import read_history
 from tasks.registry.promote import promote_challenger
 from tasks.registry.versions import PROMOTED_TAG
 from tasks.report.publish import DECISION_ARTIFACT, REPORT_DIR
+from tests.disks import fill, small_disk
 from tests.registry_helpers import MODEL, alias, make_version
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -197,41 +197,9 @@ def test_a_step_of_the_move_that_fails_is_undone(
 
 
 @pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 256 MB tmpfs, or a skip where this machine does not let a test mount one."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=256m", "tmpfs", str(mount)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(
-            f"cannot mount a tmpfs here ({done.stderr.strip()[:100]}): see the ENOSPC tests"
-        )
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(disk: Path) -> Path:
-    """Take every free byte of `disk`; the filler file (delete it to free the disk)."""
-    filler = disk / "filler"
-    with filler.open("wb", buffering=0) as out:  # unbuffered: closing it writes nothing
-        try:
-            while True:
-                out.write(b"\0" * (1 << 20))
-        except OSError:
-            pass
-        try:  # the last partial megabyte too
-            while True:
-                out.write(b"\0" * 4096)
-        except OSError:
-            pass
-    return filler
+def disk(tmp_path: Path) -> Iterator[Path]:
+    with small_disk(tmp_path / "disk") as mounted:
+        yield mounted
 
 
 #: Stages of the promotion path (the flow's own steps), the disk filled right before each.
@@ -244,9 +212,9 @@ FULL_BEFORE = {
 
 @pytest.mark.parametrize("stage", list(FULL_BEFORE))
 def test_a_full_disk_at_each_stage_of_the_promotion(
-    stage: str, small_disk: Path, state_home: Path, monkeypatch: pytest.MonkeyPatch
+    stage: str, disk: Path, state_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    home = small_disk / "state with spaces 'and quotes'"
+    home = disk / "state with spaces 'and quotes'"
     monkeypatch.setenv("CHURN_RETRAIN_HOME", str(home))
     _weak_champion()
     before = _registry()
@@ -258,7 +226,7 @@ def test_a_full_disk_at_each_stage_of_the_promotion(
     fillers: list[Path] = []
 
     def filled_first(*args: Any, **kwargs: Any) -> Any:
-        fillers.append(_fill(small_disk))
+        fillers.append(fill(disk))
         return real(*args, **kwargs)
 
     with monkeypatch.context() as patch:

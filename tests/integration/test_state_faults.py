@@ -8,7 +8,6 @@ machine lets a test mount them (as root); a truncated `mlflow.db` needs nothing.
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ import pytest
 from tasks.data.generate import generate_snapshot
 from tasks.errors import EXIT_OK, EXIT_STATE
 from tasks.registry.aliases import CHAMPION
+from tests.disks import fill, mount, small_disk
 from tests.registry_helpers import MODEL, alias, make_version
 from tests.servers import clean_env, run_cli
 
@@ -38,12 +38,6 @@ def _named(done: subprocess.CompletedProcess[str], *words: str) -> None:
     assert "StateUnusable:" in done.stderr and "Traceback" not in done.stderr, done.stderr[-3000:]
     for word in words:
         assert word in done.stderr, done.stderr[-2000:]
-
-
-def _mount(*args: str) -> None:
-    done = subprocess.run(["mount", *args], capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount here ({done.stderr.strip()[:100]})")
 
 
 def test_a_truncated_mlflow_database_is_named(state_home: Path, tmp_path: Path) -> None:
@@ -95,9 +89,9 @@ def read_only(state_home: Path) -> Iterator[Path]:
     fast = {"data": "generated", "models": ["lr"], "folds": 2, "generated_rows": 1000}
     assert retrain(RetrainParameters(period="2026-01", **fast)).promoted
     (state_home / "prefect").mkdir()  # as any command-line run leaves it
-    _mount("--bind", str(state_home), str(state_home))
+    mount("--bind", str(state_home), str(state_home))
     try:
-        _mount("-o", "remount,ro,bind", str(state_home))
+        mount("-o", "remount,ro,bind", str(state_home))
         yield state_home
     finally:
         subprocess.run(["umount", str(state_home)], check=False)
@@ -118,30 +112,17 @@ def test_a_read_only_state_directory_is_named_and_not_retried(
     assert alias(MODEL, CHAMPION) == "1"  # nothing changed
 
 
-def test_a_full_disk_is_named_and_the_next_run_completes(state_home: Path, tmp_path: Path) -> None:
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    _mount("-t", "tmpfs", "-o", "size=256m", "tmpfs", str(disk))
-    try:
-        home = disk / "state"
-        env = clean_env(CHURN_RETRAIN_HOME=str(home))
+def test_a_full_disk_is_named_and_the_next_run_completes(tmp_path: Path) -> None:
+    with small_disk(tmp_path / "disk") as disk:
+        env = clean_env(CHURN_RETRAIN_HOME=str(disk / "state"))
         first = run_cli(*RUN[:2], "2026-01", *RUN[3:], *FAST, env=env, cwd=tmp_path)
         assert first.returncode == EXIT_OK, first.stderr[-2000:]
-        filler = disk / "filler"
-        with filler.open("wb", buffering=0) as out:  # unbuffered: closing it writes nothing
-            try:
-                while True:
-                    out.write(b"\0" * (1 << 20))
-            except OSError:
-                pass
+        filler = fill(disk)
         _named(run_cli(*RUN, *FAST, env=env, cwd=tmp_path), "no space left")
         filler.unlink()
         done = run_cli(*RUN, *FAST, "--json", env=env, cwd=tmp_path)
         assert done.returncode == EXIT_OK, done.stderr[-2000:]
         assert '"verdict"' in done.stdout.splitlines()[-1]
-    finally:
-        subprocess.run(["umount", "-l", str(disk)], check=False)
-        shutil.rmtree(disk, ignore_errors=True)
 
 
 def test_a_state_directory_with_spaces_and_quotes_works(tmp_path: Path) -> None:
