@@ -235,12 +235,12 @@ def test_a_suite_that_cannot_be_chunked_is_named(tmp_path: Path, telco: pd.DataF
     with pytest.raises(ValueError, match="expect_column_mean_to_be_between"):
         validate_chunk(telco, suite_path=path)
     # The gate asks for chunks; such a suite runs on the whole frame instead, and judges it.
-    report = validate_frame(telco, source="s", suite_path=path, chunk_rows=1_000)
+    report = validate_frame.fn(telco, source="s", suite_path=path, chunk_rows=1_000)
     assert report.evaluated == len(suite["expectations"])
     suite["expectations"][-1]["kwargs"]["min_value"] = 1_000
     path.write_text(json.dumps(suite))
     with pytest.raises(SnapshotRejected, match="tenure"):
-        validate_frame(telco, source="s", suite_path=path, chunk_rows=1_000)
+        validate_frame.fn(telco, source="s", suite_path=path, chunk_rows=1_000)
 
 
 def test_validate_snapshot_in_chunks_rejects_with_the_same_message(telco: pd.DataFrame) -> None:
