@@ -81,12 +81,14 @@ class RollbackCommand(RollbackParameters):
     """Move the champion back (to the previous champion, or --to-version)."""
 
     as_json: bool = _as_json("the history event")
-    # The operator decided when they typed the command, not when its flow got going (~6 s later).
-    asked_at: datetime | None = Field(
-        default_factory=lambda: datetime.now(UTC),
-        description="When the rollback was asked for; default: now. A move of the champion "
-        "after it refuses the rollback (conflict, exit 8).",
-    )
+
+    @model_validator(mode="after")
+    def _asked_now(self) -> RollbackCommand:
+        # The operator decided when they typed the command, not when its flow got going (~6 s
+        # later): a move of the champion in between refuses the rollback.
+        if self.asked_at is None:
+            self.asked_at = datetime.now(UTC)
+        return self
 
 
 class PruneCommand(PruneParameters):

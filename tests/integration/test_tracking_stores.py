@@ -148,6 +148,7 @@ def test_a_store_without_server_creates_experiments_under_the_state_directory(
     assert tracking.ui_url == "http://127.0.0.1:5000"  # not the store's URI
 
 
+@pytest.mark.usefixtures("state_home")  # no tracking URI left in the environment by another test
 def test_settings_tell_a_server_from_a_store() -> None:
     local = Settings(_env_file=None, home=Path("/state"))  # type: ignore[call-arg]
     assert local.is_local and not local.has_tracking_server
