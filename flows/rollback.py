@@ -42,9 +42,12 @@ def rollback(params: RollbackParameters | None = None) -> HistoryEvent:
     )
     print(text)
     notify_rollback(
-        text, Settings(), flow_run_name=str(runtime.flow_run.name),
-        flow_run_id=str(runtime.flow_run.id), flow_run_url=flow_run_url(),
-    )  # fmt: skip
+        text,
+        Settings(),
+        flow_run_name=str(runtime.flow_run.name),
+        flow_run_id=str(runtime.flow_run.id),
+        flow_run_url=flow_run_url(),
+    )
     create_markdown_artifact(
         key="rollback",
         markdown=f"## Rollback of `{tracking.model_name}`\n\nChampion moved from "

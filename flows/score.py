@@ -64,9 +64,13 @@ def score(params: ScoreParameters) -> ScoreSummary:
         customers = target.select(snapshot.frame, source=snapshot.source)
         model, version, campaign = _champion_model(tracking, params.campaign)
         summary = write_scores(
-            model, customers, output=_output(params, settings, period, version),
-            version=version, campaign=campaign, chunk_rows=params.chunk_rows,
-        )  # fmt: skip
+            model,
+            customers,
+            output=_output(params, settings, period, version),
+            version=version,
+            campaign=campaign,
+            chunk_rows=params.chunk_rows,
+        )
     print(summary.describe())
     return summary
 

@@ -88,11 +88,15 @@ def _streamed(
         # suite, as for a CSV: a bad delivery is rejected even while the server is down.
         reference = find_reference_profile(settings, target.model) if settings.is_local else None
         wanted = MonthRead(
-            location, period, params.source, target.suite_path, params.chunk_rows,
+            location,
+            period,
+            params.source,
+            target.suite_path,
+            params.chunk_rows,
             max_bytes=settings.max_snapshot_bytes,
             with_features=params.drift_gate.enabled
             and (reference is None or reference.profile is not None),
-        )  # fmt: skip
+        )
         # On a cluster, a row group per task on its workers.
         month = validate_month(wanted, partitioned=on_cluster())
         validation = gate.record(month.validation)
