@@ -9,8 +9,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TypeVar
 
 BIN = Path(sys.executable).parent
 
@@ -115,3 +116,16 @@ def flow_run_logs(flow_run_id: object) -> list[str]:
             sort=LogSort.TIMESTAMP_ASC,
         )
     return [record.message for record in records]
+
+
+T = TypeVar("T")
+
+
+def wait_for(what: str, probe: Callable[[], T | None], *, seconds: float) -> T:
+    """Poll `probe` every 0.5 s until it returns something; fail naming `what` after `seconds`."""
+    deadline = time.monotonic() + seconds
+    while (found := probe()) is None:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {seconds:.0f} s")
+        time.sleep(0.5)
+    return found

@@ -9,10 +9,9 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -27,18 +26,7 @@ from tasks.alerts.automations import (
     install_automation,
 )
 from tests.alert_receivers import AlertReceiver, receiver
-from tests.servers import clean_env
-
-T = TypeVar("T")
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], *, seconds: float) -> T:
-    deadline = time.monotonic() + seconds
-    while (found := probe()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {seconds:.0f} s")
-        time.sleep(0.5)
-    return found
+from tests.servers import clean_env, wait_for
 
 
 def test_the_file_parses_into_prefects_automation_model() -> None:
@@ -210,7 +198,7 @@ def test_a_retrain_whose_process_dies_is_marked_crashed_and_alerts(tmp_path: Pat
                     (r for r in runs if r.parameters["params"]["period"] == "2031-01"), None
                 )
 
-            run = _wait_for(
+            run = wait_for(
                 "the retrain running",
                 lambda: _running() if process.poll() is None else "exited",
                 seconds=120,
@@ -224,8 +212,8 @@ def test_a_retrain_whose_process_dies_is_marked_crashed_and_alerts(tmp_path: Pat
                 state = client.read_flow_run(run.id).state
                 return state if state is not None and state.is_crashed() else None
 
-            state = _wait_for("the silent run marked Crashed", _crashed, seconds=90)
-            _wait_for("the alert", lambda: server.bodies or None, seconds=60)
+            state = wait_for("the silent run marked Crashed", _crashed, seconds=90)
+            wait_for("the alert", lambda: server.bodies or None, seconds=60)
         finally:
             if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)

@@ -17,11 +17,10 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -41,7 +40,7 @@ from tests.killing import (
     no_process_left,
     versions,
 )
-from tests.servers import clean_env, run_cli
+from tests.servers import clean_env, run_cli, wait_for
 
 pytestmark = [
     pytest.mark.slow,
@@ -49,7 +48,6 @@ pytestmark = [
 ]
 
 ROOT = Path(__file__).resolve().parents[2]
-T = TypeVar("T")
 FAST = {"data": "generated", "models": ["lr"], "folds": 2, "generated_rows": 500}
 #: A tie promotes under this rule, so the killed run reaches `promote-challenger`.
 KILLED_PARAMS = {**FAST, "period": "2026-02", "rule": {"method": "point", "min_improvement": 0}}
@@ -77,15 +75,6 @@ def _heartbeat(client: Any, flow_run_id: object) -> bool | None:
         limit=1,
     )
     return True if page.events else None
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], *, seconds: float) -> T:
-    deadline = time.monotonic() + seconds
-    while (found := probe()) is None:
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {seconds:.0f} s")
-        time.sleep(0.5)
-    return found
 
 
 def _env(home: Path, api_url: str) -> dict[str, str]:
@@ -162,7 +151,7 @@ def test_a_deployment_run_killed_at_a_stage_ends_crashed_and_alerts(
             start_new_session=True,
         )
         try:
-            _wait_for(
+            wait_for(
                 f"{stage} reached",
                 lambda: (
                     True if marker.exists() else ("exited" if killed.poll() is not None else None)
@@ -171,7 +160,7 @@ def test_a_deployment_run_killed_at_a_stage_ends_crashed_and_alerts(
             )
             assert killed.poll() is None, (tmp_path / "engine.log").read_text()[-3000:]
             if sig == signal.SIGKILL:  # the server must have heard it once, to miss it after
-                _wait_for(
+                wait_for(
                     "its first heartbeat on the server",
                     lambda: _heartbeat(client, flow_run.id),
                     seconds=60,
@@ -190,8 +179,8 @@ def test_a_deployment_run_killed_at_a_stage_ends_crashed_and_alerts(
             state = client.read_flow_run(flow_run.id).state
             return state if state is not None and state.is_crashed() else None
 
-        state = _wait_for("the flow run Crashed", _crashed, seconds=120)
-        _wait_for(
+        state = wait_for("the flow run Crashed", _crashed, seconds=120)
+        wait_for(
             "the alert", lambda: [t for t in alerts.texts() if str(flow_run.id) in t] or None,
             seconds=60,
         )  # fmt: skip

@@ -12,24 +12,23 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 
 from tests.alert_receivers import AlertReceiver, receiver
-from tests.servers import clean_env, free_port, run_cli, start, stop, wait_http
+from tests.servers import clean_env, free_port, run_cli, start, stop, wait_for, wait_http
 
 ROOT = Path(__file__).resolve().parents[2]
 MODEL = "telco-churn"
 FAST = {"models": ["lr"], "folds": 2}
 ROWS = 1500
 BLOCK = "custom-webhook/churn-profile-alerts"
-T = TypeVar("T")
 
 
 @dataclass
@@ -80,14 +79,6 @@ class Profile:
 
 def _timed(profile: Profile, what: str, since: float) -> None:
     profile.timings[what] = round(time.monotonic() - since, 1)
-
-
-def _wait_for(what: str, probe: Callable[[], T | None], *, seconds: float) -> T:
-    deadline = time.monotonic() + seconds
-    while (found := probe()) is None:
-        assert time.monotonic() < deadline, f"{what}: not within {seconds:.0f} s"
-        time.sleep(0.5)
-    return found
 
 
 def _listening(port: int) -> bool:
@@ -265,12 +256,12 @@ def test_the_postgresql_profile_promotes_a_month_and_rejects_a_bad_one(profile: 
     _timed(profile, "rejected manual run", since)
     assert rejected.state.is_failed(), rejected.state
     assert "missing column Contract" in (rejected.state.message or "")
-    _wait_for(
+    wait_for(
         "the run's alert",
         lambda: [t for t in profile.alerts.texts() if "missing column Contract" in t] or None,
         seconds=30,
     )
-    automation = _wait_for(
+    automation = wait_for(
         "the automation's notification",
         lambda: [t for t in profile.alerts.texts() if "churn-retrain: flow run" in t] or None,
         seconds=60,
