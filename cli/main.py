@@ -5,12 +5,8 @@ command's handler is in cli/commands.py. This module is the entry point: it pars
 the environment before Prefect is imported, starts a Prefect server when none is configured
 (tasks/runtime/prefect_server.py), runs the command and turns its outcome into the exit status.
 
-Exit status (tasks/errors.py): 0 the command completed (promoted or kept); 2 bad command line
-(or a refused rollback: nothing to roll back to, unknown version); 3 the snapshot was rejected
-(nothing trained, champion untouched; also a 4xx answer from a snapshot URL); 4 training
-failed; 5 tracking server unreachable; 6 the snapshot's URL gave no usable answer (5xx, or not
-within CHURN_RETRAIN_DOWNLOAD_TIMEOUT_SECONDS) after the retries; 1 anything else (a crash: see
-the traceback).
+Exit status: the `EXIT_*` statuses of tasks/errors.py (docs/data-sources.md#exit-statuses
+lists them); 0 the command completed (promoted or kept), 1 a crash (see the traceback).
 """
 
 from __future__ import annotations
@@ -24,7 +20,14 @@ from contextlib import AbstractContextManager, ExitStack, nullcontext
 from typing import TYPE_CHECKING, Any
 
 from cli.options import parse
-from tasks.errors import EXIT_CRASH, EXIT_USAGE, ChurnRetrainError, UsageError, state_failure
+from tasks.errors import (
+    EXIT_CRASH,
+    EXIT_USAGE,
+    ChurnRetrainError,
+    UsageError,
+    orchestrator_failure,
+    state_failure,
+)
 from tasks.runtime.shutdown import Shutdown
 
 if TYPE_CHECKING:
@@ -128,10 +131,10 @@ def _using(server: PrefectServer | None) -> AbstractContextManager[object]:
     )
 
 
-def _owned(server: PrefectServer | None) -> AbstractContextManager[object]:
-    """Flow runs on this process's own server carry its owner tag (see `_crash_orphans`)."""
-    if server is None:
-        return nullcontext()
+def _owned() -> AbstractContextManager[object]:
+    """This process's flow runs carry its owner tag, on its own server or a configured one:
+    when it dies without marking them (SIGKILL, or their server failed under them), the next
+    CLI on this host marks them Crashed (`crash_orphans`)."""
     from prefect import tags
 
     from tasks.runtime.owner import Owner
@@ -142,13 +145,11 @@ def _owned(server: PrefectServer | None) -> AbstractContextManager[object]:
 
 def _ready(server: PrefectServer | None) -> Callable[[], None]:
     """What a handler calls before its flow: wait for our server, then clean up after the dead."""
-    if server is None:
-        return lambda: None
-
     from tasks.runtime.shutdown import crash_orphans
 
     def ready() -> None:
-        server.wait()
+        if server is not None:
+            server.wait()
         crash_orphans()
 
     return ready
@@ -205,15 +206,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             if server is not None and threading.current_thread() is threading.main_thread():
                 shutdown = stack.enter_context(Shutdown(server))
             stack.enter_context(_using(server))
-            stack.enter_context(_owned(server))
+            stack.enter_context(_owned())
             return handlers[name](command, _ready(server))
         except ChurnRetrainError as exc:
             print(f"churn-retrain: {type(exc).__name__}: {exc}", file=sys.stderr)
             return exc.exit_code
         except Exception as exc:
-            if (named := state_failure(exc, Settings().home)) is not None:  # full, read-only
-                print(f"churn-retrain: {type(named).__name__}: {named}", file=sys.stderr)
-                return named.exit_code
+            # A full or read-only disk; a Prefect server that failed under the run.
+            failure = state_failure(exc, Settings().home) or orchestrator_failure(exc)
+            if failure is not None:
+                print(f"churn-retrain: {type(failure).__name__}: {failure}", file=sys.stderr)
+                return failure.exit_code
             traceback.print_exc()
             print("churn-retrain: the run crashed (see the traceback above)", file=sys.stderr)
             return EXIT_CRASH

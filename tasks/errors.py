@@ -12,7 +12,8 @@ Failed, so a person sees it), `EXIT_CONFLICT` when a move of the champion (promo
 prune) was decided against a champion that changed meanwhile and was refused, `EXIT_STATE` when
 the state directory or the local store cannot be used (read-only, full, corrupt: nothing was
 changed), `EXIT_NO_CHAMPION` when a command needs a champion and the (healthy) registry has none,
-and `EXIT_CRASH` for anything else (a bug or an unexpected failure: the traceback is printed).
+`EXIT_ORCHESTRATOR` when the Prefect server failed or went away under a run (its database
+down, say) and the run had no failure of its own to report, and `EXIT_CRASH` for anything else (a bug or an unexpected failure: the traceback is printed).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ EXIT_CHAMPION_BELOW_FLOOR = 7
 EXIT_CONFLICT = 8
 EXIT_STATE = 9
 EXIT_NO_CHAMPION = 10
+EXIT_ORCHESTRATOR = 11
 
 
 class ChurnRetrainError(Exception):
@@ -145,6 +147,12 @@ class NoChampion(ChurnRetrainError):
     exit_code = EXIT_NO_CHAMPION
 
 
+class OrchestratorUnavailable(ChurnRetrainError):
+    """The Prefect server a run reports to answered 5xx/429 or went away during the run."""
+
+    exit_code = EXIT_ORCHESTRATOR
+
+
 class PrefectServerFailed(ChurnRetrainError):
     """The Prefect server this CLI process started did not answer in time, or exited."""
 
@@ -191,6 +199,8 @@ def unreachable_reason(exc: BaseException, *, timeout_seconds: int | None = None
     in an `MlflowException` quoting them, and MLflow's errors for a 5xx or 429 answer. An
     answer (401, 403, 404, bad data) or a bug gives None.
     """
+    import re
+
     import requests
     import urllib3
 
@@ -210,6 +220,8 @@ def unreachable_reason(exc: BaseException, *, timeout_seconds: int | None = None
         return f"no answer{within} (timed out)"
     if "connection refused" in text:
         return "connection refused: nothing listens there (server down?)"
+    if found := re.search(r"too many (\d{3}) error responses", text):  # urllib3's retries ran out
+        return f"it answers HTTP {found.group(1)} (every retry too)"
     if "name or service not known" in text or "name resolution" in text:
         return "host name not found"
     if any(isinstance(e, requests.exceptions.SSLError) for e in chain):
@@ -267,6 +279,58 @@ def state_failure(exc: BaseException, home: object) -> StateUnusable | None:
         f"{path or home}: {problem}. The champion is as it was (a promotion is undone or never "
         f"made): {advice}, then run again."
     )
+
+
+def _prefect_api_failure(error: BaseException) -> str | None:
+    """What went wrong, when `error` is the Prefect client's failed call to its API, else None."""
+    import httpx
+    from prefect.settings import get_current_settings
+
+    api = (get_current_settings().api.url or "").rstrip("/")
+    try:
+        request = error.request if isinstance(error, httpx.HTTPError) else None
+    except RuntimeError:  # an httpx error raised without its request
+        return None
+    if request is None or not api or not str(request.url).startswith(api):
+        return None
+    call = f"{request.method} {str(request.url)[len(api) :].split('?')[0]}"
+    if isinstance(error, httpx.HTTPStatusError):
+        status = error.response.status_code
+        if status != 429 and status < 500:
+            return None  # an answer (404, 409, 422): a bug or a refusal, not an outage
+        return f"it answered HTTP {status} to {call} (its database may be down: see its log)"
+    if isinstance(error, httpx.TransportError):
+        return f"{call} failed: {type(error).__name__} ({_last_line(str(error)) or 'no answer'})"
+    return None
+
+
+def orchestrator_failure(exc: BaseException) -> ChurnRetrainError | None:
+    """`exc` as a named failure when the Prefect server failed under the run, else None.
+
+    When the run had failed for a reason of its own first (the tracking server lost the same
+    database, say), that failure is named too and keeps its exit status.
+    """
+    from prefect.settings import get_current_settings
+
+    from tasks.settings import redact_uri
+
+    chain = _exception_chain(exc)
+    problem = next((found for e in chain if (found := _prefect_api_failure(e))), None)
+    if problem is None:
+        return None
+    api = redact_uri(get_current_settings().api.url or "")
+    message = (
+        f"the Prefect server {api} failed during the run: {problem}. What the run did before "
+        "is recorded in MLflow and nothing after it happened (`churn-retrain status` shows the "
+        "champion); its flow run may show Running until the next run marks it Crashed."
+    )
+    own = next((e for e in chain if isinstance(e, ChurnRetrainError)), None)
+    failure = OrchestratorUnavailable(
+        message if own is None else f"{message} The run had failed first: {own}"
+    )
+    if own is not None:
+        failure.exit_code = own.exit_code
+    return failure
 
 
 def is_transient(task: object, task_run: object, state: object) -> bool:

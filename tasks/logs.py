@@ -3,16 +3,18 @@
 Prefect logs every exception that ends a task or a flow with its traceback (the task engine's
 "Task run failed with exception", the flow engine's "Encountered exception during execution").
 For this project's named failures (`ChurnRetrainError`: a rejected snapshot, an unreachable
-tracking server, a refused rollback), and for a full, read-only or corrupt local store, the traceback says nothing a person can act on and buries
-the message, in the terminal and in the Prefect UI alike. A logging filter on Prefect's run
-loggers drops the traceback of those records only; anything else keeps its own.
+tracking server, a refused rollback), for a full, read-only or corrupt local store, and for a
+server that went away (refused, timed out, 5xx to every retry), the traceback says nothing a
+person can act on and buries the message, in the terminal and in the Prefect UI alike. A
+logging filter on Prefect's run loggers drops the traceback of those records only; anything
+else keeps its own.
 """
 
 from __future__ import annotations
 
 import logging
 
-from tasks.errors import ChurnRetrainError, storage_problem
+from tasks.errors import ChurnRetrainError, storage_problem, unreachable_reason
 
 #: The loggers of Prefect's task and flow run engines (public names, `prefect.logging`).
 RUN_LOGGERS = ("prefect.task_runs", "prefect.flow_runs")
@@ -23,7 +25,9 @@ class _ExpectedFailures(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        if isinstance(exc, ChurnRetrainError) or (exc is not None and storage_problem(exc)):
+        if isinstance(exc, ChurnRetrainError) or (
+            exc is not None and (storage_problem(exc) or unreachable_reason(exc))
+        ):
             record.exc_info = None
             record.exc_text = None
         return True

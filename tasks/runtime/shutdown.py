@@ -7,8 +7,9 @@ the SIGTERM bridge Prefect installs while a flow runs), a watcher thread learns 
 `signal.set_wakeup_fd` and starts a grace timer. After `TERM_GRACE_SECONDS` the timer marks this
 process's unfinished flow runs Crashed, stops its Prefect server and exits with 128 + signal.
 
-Flow runs on a CLI's own server carry an owner tag; a CLI that was SIGKILLed cannot mark its
-runs, so the next CLI on the same Prefect database marks those of a gone owner Crashed.
+A CLI's flow runs carry an owner tag; a CLI that was SIGKILLed, or whose Prefect server failed
+under it, cannot mark its runs, so the next CLI on this host and Prefect database marks those of
+a gone owner Crashed.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 TERM_GRACE_SECONDS = 10.0
 #: Seconds the last bookkeeping (marking this process's flow runs Crashed) may take.
 _MARK_SECONDS = 5.0
-#: Prefix of the flow-run tag naming the CLI process that ran it on its own server.
+#: Prefix of the flow-run tag naming the CLI process that ran it.
 OWNER_TAG_PREFIX = "churn-retrain-cli:"
 _STOPPING = (signal.SIGTERM, signal.SIGINT)
 

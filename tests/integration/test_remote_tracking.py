@@ -271,3 +271,39 @@ def test_server_killed_while_logging_keeps_the_champion(
     assert "cv_roc_auc" in {m["key"] for m in interrupted[0]["data"].get("metrics", [])}
 
     _rerun_promotes(server, model, champion="1")
+
+
+def test_server_restarted_during_training_the_run_rides_through(
+    remote: Remote, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 30's catalogue: the server is restarted (killed, started again on the same store)
+    while the challenger trains. With the retries sized to a restart (6: up to ~60 s of
+    backoff), the run's next requests wait for it and the month completes, promoted once."""
+    server, model = remote.server, remote.model
+    assert retrain(RetrainParameters(period="2026-01", **WEAK)).champion_version_after == "1"
+    monkeypatch.setenv("CHURN_RETRAIN_REQUEST_MAX_RETRIES", "6")
+    outage: dict[str, float] = {}
+
+    def restart_server(*_: object) -> None:
+        server.kill()
+        outage["down"] = time.perf_counter()
+
+        def start_again() -> None:
+            server.start()
+            outage["up"] = time.perf_counter()
+
+        threading.Thread(target=start_again, daemon=True).start()
+
+    restarting = train_challenger.with_options(on_running=[restart_server])
+    monkeypatch.setattr(tasks.training.train, "train_challenger", restarting)
+    record = retrain(RetrainParameters(period="2026-02", **FAST))
+    ended = time.perf_counter()
+    print(f"\nrestarted during training: down {outage['up'] - outage['down']:.1f} s")
+
+    assert outage["down"] < outage["up"] < ended  # the run really outlived an outage
+    assert record.verdict == "replace-below-floor"
+    assert server.champion(model) == record.champion_version_after == "2"
+    assert server.champion(model, "previous-champion") == "1"
+    run = server.run(record.mlflow_run_id)
+    assert run["info"]["status"] == "FINISHED"
+    assert _tags(run)["decision.verdict"] == "replace-below-floor"
