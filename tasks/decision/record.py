@@ -16,7 +16,7 @@ from tasks.decision.rule import (
     DecisionRule,
 )
 from tasks.decision.verdict import Decision, settle
-from tasks.registry.promote import Promotion
+from tasks.registry.promotion import Promotion
 from tasks.training.sample import TrainingSample
 
 if TYPE_CHECKING:

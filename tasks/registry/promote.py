@@ -9,7 +9,6 @@ from typing import Protocol
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
-from pydantic import BaseModel, ConfigDict
 
 from tasks.errors import Conflict, RollbackRefused
 from tasks.registry.aliases import (
@@ -19,6 +18,12 @@ from tasks.registry.aliases import (
     champion_version,
     is_missing,
 )
+from tasks.registry.card import (
+    card_after_refusal,
+    describe_challenger,
+    note_rollback,
+    restore_card,
+)
 from tasks.registry.history import (
     HistoryEvent,
     next_event,
@@ -27,23 +32,11 @@ from tasks.registry.history import (
 from tasks.registry.lease import LeaseLost, check_lease
 from tasks.registry.lock import LOCK_TIMEOUT_SECONDS, promotion_lock
 from tasks.registry.move import confirm_lease, mark_champion, move_champion
+from tasks.registry.promotion import Promotion as Promotion
 from tasks.registry.versions import mark_not_promoted, mark_version
 from tasks.steps import retried_step, step
 
 logger = logging.getLogger(__name__)
-
-
-class Promotion(BaseModel):
-    """What the promotion step did."""
-
-    model_config = ConfigDict(frozen=True)
-
-    promoted: bool
-    conflict: bool
-    champion_before: str | None
-    champion_after: str | None
-    reason: str
-    event: HistoryEvent | None = None
 
 
 # Guarded, so safe to repeat: a retry after the move finds it done ("already promoted").
@@ -222,15 +215,31 @@ def rollback_champion(
             check_lease(lease)
         except LeaseLost as exc:
             raise RollbackRefused(f"{exc}; try again") from None
-        event = move_champion(
+        planned = next_event(
             client,
             name,
-            to_version=target,
-            current=current,
             action="rollback",
+            from_version=current,
+            to_version=target,
             decision_run=None,
             reason=reason or "rollback",
         )
+        # The restored version's card says so before the move (as the history will).
+        card = note_rollback(client, name, planned)
+        try:
+            event = move_champion(
+                client,
+                name,
+                to_version=target,
+                current=current,
+                action="rollback",
+                decision_run=None,
+                reason=reason or "rollback",
+                planned=planned,
+            )
+        except BaseException:
+            restore_card(client, name, target, card)
+            raise
         confirm_lease(lease)
         return event
 
@@ -278,18 +287,30 @@ def promote_or_mark(
 ) -> Promotion | None:
     """Move the champion alias to `version` when the decision promotes (its outcome); else tag
     the version with its verdict and point the `challenger` alias at it (None). `planned`
-    (`plan_promotion`): the history event to append when it is still the next one."""
-    if not decision.promote:
-        mark_not_promoted(name, version, verdict=decision.verdict)
-        return None
-    return promote_challenger(
-        name,
-        version,
-        expected_champion=before,
-        decision_run=run_id,
-        reason=_reason(decision),
-        planned=planned.event if planned else None,
-    )
+    (`plan_promotion`): the history event to append when it is still the next one.
+
+    First the version's card and holdout lineage, from the run's decision record (written as
+    the move will leave it): what can fail is written before the move; a move that fails puts
+    the card back, and a refused one rewrites it as the conflict it was."""
+    described = describe_challenger(name, version, run_id)
+    try:
+        if not decision.promote:
+            mark_not_promoted(name, version, verdict=decision.verdict)
+            return None
+        promotion: Promotion = promote_challenger(
+            name,
+            version,
+            expected_champion=before,
+            decision_run=run_id,
+            reason=_reason(decision),
+            planned=planned.event if planned else None,
+        )
+    except BaseException:
+        restore_card(MlflowClient(), name, version, described.previous)
+        raise
+    if promotion.conflict:
+        card_after_refusal(name, version, described, promotion, before)
+    return promotion
 
 
 def _reason(decision: Verdict) -> str:

@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from tasks.data.schema import FEATURES, ID_COLUMN
 from tasks.steps import step
 from tasks.tracking.check import check_tracking as check_tracking
+from tasks.tracking.lineage import TRAINING, run_dataset, with_dataset
 from tasks.tracking.runs import param_text
 from tasks.training.train import Challenger
 
@@ -134,7 +135,8 @@ def _pinned_closure(roots: frozenset[str]) -> tuple[str, ...]:
 
 @step("log-challenger")  # never retried: a retry would log a second model into the run
 def log_challenger(run_id: str, challenger: Challenger) -> str:
-    """Log the challenger's params, CV metrics, leaderboard and pyfunc model; returns its URI."""
+    """Log the challenger's params, leaderboard, pyfunc model and CV metrics (the run's and the
+    model's, tied to the run's training dataset when one is logged); returns its URI."""
     import cloudpickle
 
     import tasks.training.model
@@ -154,9 +156,6 @@ def log_challenger(run_id: str, challenger: Challenger) -> str:
                 for k, v in sorted(challenger.estimator_params.items())
             ),
         ],
-        metrics=[
-            mlflow.entities.Metric(f"cv_{k}", v, 0, 0) for k, v in challenger.cv_metrics.items()
-        ],
         tags=[mlflow.entities.RunTag("training.worker", challenger.worker)],
     )
     with tempfile.TemporaryDirectory() as tmp:
@@ -174,4 +173,14 @@ def log_challenger(run_id: str, challenger: Challenger) -> str:
     # `start_run` ended the run (FINISHED) on the way out; the retrain goes on in it. RUNNING
     # again, so a run killed from here on shows as interrupted (tasks/tracking/runs.py).
     client.update_run(run_id, status="RUNNING")
+    # The CV metrics after the model, as its own tied to the training dataset (its page lists
+    # the data it was trained on); the run gets them too. Logged before the model, the model
+    # would copy them without the dataset (a SQL store keeps none on a run's metrics).
+    trained_on = run_dataset(client.get_run(run_id), TRAINING)
+    cv_metrics = [
+        mlflow.entities.Metric(f"cv_{k}", v, 0, 0, model_id=info.model_id)
+        for k, v in challenger.cv_metrics.items()
+    ]
+    if cv_metrics:
+        client.log_batch(run_id, metrics=with_dataset(cv_metrics, trained_on))
     return str(info.model_uri)

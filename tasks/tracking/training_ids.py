@@ -24,8 +24,12 @@ _META_FILE = "meta.json"
 
 @retried_step("log-training-ids")  # same files and tags again: safe to repeat
 def log_training_ids(run_id: str, train: pd.DataFrame) -> str:
-    """Store the hashed IDs of the challenger's training customers in its run; returns the digest."""
+    """Store the hashed IDs of the challenger's training customers in its run, and log the rows as
+    its training dataset (schema and count, no rows: `tasks/tracking/lineage.py`); returns the
+    digest."""
     from mlflow.tracking import MlflowClient
+
+    from tasks.tracking.lineage import log_training_dataset
 
     hashes = np.unique(hash_ids(train[ID_COLUMN]))
     digest = id_set_digest(hashes)
@@ -40,6 +44,7 @@ def log_training_ids(run_id: str, train: pd.DataFrame) -> str:
         client.log_artifacts(run_id, str(folder), TRAINING_IDS_DIR)
     client.set_tag(run_id, "training_ids.digest", digest)
     client.set_tag(run_id, "training_ids.count", str(hashes.size))
+    log_training_dataset(client, run_id, train)
     return digest
 
 
