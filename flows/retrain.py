@@ -21,6 +21,7 @@ from tasks.gate.report import log_gate_report
 from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
 from tasks.registry.champion import find_missing_champion, find_promotion_score, load_champion
+from tasks.registry.events import announce_promotion
 from tasks.registry.lock import ensure_promotion_lock
 from tasks.registry.promote import plan_promotion, promote_or_mark
 from tasks.registry.versions import find_period_promotion, idempotency_key, register_challenger
@@ -123,6 +124,8 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             record_decision(
                 record := build_record(*parts, draft.settled(decision, promotion, before))
             )
+        # Only a move is announced (never a tie or a refusal): it re-scores the base.
+        announce_promotion(name, promotion, period=period, verdict=decision.verdict)
     # The Prefect UI's log of the run ends with what the CLI prints.
     get_run_logger().info("%s", summary(record))
     # Decay alerts; a champion below the floor that stays fails the run (exit 7); decisions on request.

@@ -9,6 +9,7 @@ from tasks.alerts.hook import flow_run_url
 from tasks.alerts.notices import notify_rollback
 from tasks.logs import keep_expected_failures_short
 from tasks.registry.aliases import find_champion
+from tasks.registry.events import announce_rollback
 from tasks.registry.history import HistoryEvent
 from tasks.registry.lock import ensure_promotion_lock
 from tasks.registry.promote import rollback_champion
@@ -36,6 +37,7 @@ def rollback(params: RollbackParameters | None = None) -> HistoryEvent:
         reason=params.reason,
         asked_at=params.asked_at,
     )
+    announce_rollback(tracking.model_name, event)  # it re-scores the base
     text = (
         f"{tracking.model_name}: champion rolled back from v{event.from_version} to "
         f"v{event.to_version} (history #{event.seq}, by {event.by}): {event.reason}"

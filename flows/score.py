@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from prefect import flow, get_run_logger
@@ -22,7 +21,7 @@ from tasks.registry.champion import (
     load_champion,
 )
 from tasks.scoring.batch import ParquetBase, ScoreSummary, score_parquet, write_scores
-from tasks.scoring.output import output_format
+from tasks.scoring.locations import base_location, output_location, output_path
 from tasks.scoring.partitions import score_parquet_partitioned
 from tasks.settings import Settings
 from tasks.steps import on_cluster
@@ -37,26 +36,27 @@ def score(params: ScoreParameters) -> ScoreSummary:
     memory. Any other input is loaded and validated whole before the champion is looked up.
     """
     keep_expected_failures_short()  # a named failure is logged as its message, no traceback
-    if params.output is not None:  # before anything is loaded (the form's check, if bypassed)
-        output_format(Path(params.output))
+    # Empty `data` / `output`: the server's Variables (a triggered run has no parameters).
+    data, source = base_location(params.data, params.source)
+    output = output_location(params.output)  # its format checked before anything is loaded
     settings = Settings()
     period = params.period or current_period()
     target = params.model.resolve(settings)
     tracking = configure_tracking(settings, target)
     # A model of some customers (`model.rows`) scores its month loaded whole, then selected.
-    parquet = None if target.rows else parquet_location(params.data, period, params.source)
+    parquet = None if target.rows else parquet_location(data, period, source)
     if parquet is not None:
         model, version, campaign = _champion_model(tracking, params.campaign)
         # On a cluster, a row group per task on its workers; else batch by batch, here.
         streamed = score_parquet_partitioned if on_cluster() else score_parquet
         base = ParquetBase(
-            parquet, period, params.source, params.batch_rows, params.chunk_rows, target.suite_path
+            parquet, period, source, params.batch_rows, params.chunk_rows, target.suite_path
         )
-        output = _output(params, settings, period, version)
-        summary = streamed(model, base, output=output, version=version, campaign=campaign)
+        path = output_path(output, settings.home, period, version)
+        summary = streamed(model, base, output=path, version=version, campaign=campaign)
     else:
         snapshot = load_snapshot(
-            SnapshotRequest(params.data, period, options=params.source, in_customer_order=False)
+            SnapshotRequest(data, period, options=source, in_customer_order=False)
         )
         validate_snapshot(
             snapshot.frame, source=snapshot.source, suite_path=target.suite_path, for_scoring=True
@@ -66,7 +66,7 @@ def score(params: ScoreParameters) -> ScoreSummary:
         summary = write_scores(
             model,
             customers,
-            output=_output(params, settings, period, version),
+            output=output_path(output, settings.home, period, version),
             version=version,
             campaign=campaign,
             chunk_rows=params.chunk_rows,
@@ -116,7 +116,3 @@ def _champion_model(tracking: Tracking, campaign: Campaign | None) -> tuple[Any,
             )
     # The ChurnModel inside the pyfunc: skips MLflow's schema enforcement on every chunk.
     return loaded.model.unwrap_python_model(), champion.version, campaign
-
-
-def _output(params: ScoreParameters, settings: Settings, period: str, version: str) -> Path:
-    return Path(params.output or settings.home / "scores" / f"{period}-v{version}.csv")

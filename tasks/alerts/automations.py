@@ -1,4 +1,5 @@
-"""Prefect automations from automations/*.yaml: alert on failed runs, crash unresponsive ones."""
+"""Prefect automations from automations/*.yaml: alert on failed runs (retrains and scorings),
+crash unresponsive ones."""
 
 from __future__ import annotations
 
@@ -14,7 +15,9 @@ _AUTOMATIONS = Path(__file__).resolve().parents[2] / "automations"
 AUTOMATION_FILE = _AUTOMATIONS / "retrain-failed.yaml"
 #: Marks a run whose heartbeats stopped Crashed, which AUTOMATION_FILE then alerts on.
 UNRESPONSIVE_AUTOMATION_FILE = _AUTOMATIONS / "retrain-unresponsive.yaml"
-AUTOMATION_FILES = (AUTOMATION_FILE, UNRESPONSIVE_AUTOMATION_FILE)
+#: Alerts on a failed `score` run: the base re-scored when the champion moves, unwatched.
+SCORE_FAILED_AUTOMATION_FILE = _AUTOMATIONS / "score-failed.yaml"
+AUTOMATION_FILES = (AUTOMATION_FILE, UNRESPONSIVE_AUTOMATION_FILE, SCORE_FAILED_AUTOMATION_FILE)
 #: The id in the committed YAML, replaced by the chosen block's when the automation is created.
 PLACEHOLDER_BLOCK_ID = UUID(int=0)
 

@@ -80,3 +80,45 @@ def describe_configured(value: tuple[str, SourceOptions] | None) -> str:
     if options.query:
         extra += ", a query"
     return f"data source {redact_uri(data)}{extra} (Prefect Variable {DATA_VARIABLE})"
+
+
+#: Where the `score/monthly-base` deployment reads the customer base and writes its scores when
+#: its `data` / `output` parameters are empty (`prefect variable set NAME VALUE`).
+SCORE_BASE_VARIABLE = "churn-retrain-score-base"
+SCORE_OUTPUT_VARIABLE = "churn-retrain-score-output"
+
+
+def find_score_base() -> tuple[str, SourceOptions] | None:
+    """The customer base to score and its read options, from the Variable; None when unset."""
+    from prefect.variables import Variable
+
+    value = Variable.get(SCORE_BASE_VARIABLE, default=None)
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        data, options = value, {}
+    elif isinstance(value, dict) and isinstance(value.get("data"), str) and value["data"]:
+        data, options = value["data"], value.get("source") or {}
+    else:
+        raise DataSourceMisconfigured(
+            f"the Prefect Variable {SCORE_BASE_VARIABLE} must hold a location or "
+            '{"data": location, "source": {...}}'
+        )
+    try:
+        return data, SourceOptions.model_validate(options)
+    except ValidationError as exc:
+        raise DataSourceMisconfigured(
+            f"the Prefect Variable {SCORE_BASE_VARIABLE}: {exc.errors()[0]['msg']}"
+        ) from None
+
+
+def find_score_output() -> str | None:
+    """Where scores go, from the Variable (`{period}` and `{version}` filled in later)."""
+    from prefect.variables import Variable
+
+    value = Variable.get(SCORE_OUTPUT_VARIABLE, default=None)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise DataSourceMisconfigured(f"the Prefect Variable {SCORE_OUTPUT_VARIABLE}: not a path")
+    return value
