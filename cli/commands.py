@@ -22,6 +22,7 @@ from tasks.errors import EXIT_OK
 if TYPE_CHECKING:
     from cli.options import (
         AutomationCommand,
+        BackfillCommand,
         GenerateCommand,
         PruneCommand,
         RollbackCommand,
@@ -70,6 +71,18 @@ def run(command: RunCommand, ready: Ready) -> int:
         print(json.dumps(record.model_dump(mode="json")))
     else:
         print(summary(record))
+    return EXIT_OK
+
+
+def backfill(command: BackfillCommand, ready: Ready) -> int:
+    from flows.backfill import backfill as backfill_flow
+    from flows.parameters import BackfillParameters
+
+    params = flow_parameters(command, BackfillParameters)
+    _prepare_local_store()
+    ready()
+    report = backfill_flow(params)
+    print(json.dumps(report.model_dump(mode="json")) if command.as_json else report.text())
     return EXIT_OK
 
 
@@ -208,8 +221,9 @@ def simulate(command: SimulateCommand, ready: Ready) -> int:
     from datetime import UTC, datetime
 
     from flows.parameters import SimulateParameters
-    from flows.simulate import HEADER, month_line, plot_reigns
+    from flows.simulate import HEADER, month_line
     from flows.simulate import simulate as simulate_flow
+    from tasks.months.report import plot_reigns
     from tasks.settings import Settings
 
     params = flow_parameters(command, SimulateParameters)

@@ -36,9 +36,11 @@ if TYPE_CHECKING:
 
 
 #: Commands that run a flow or use the Prefect API (each calls `ready` before it does).
-_FLOW_COMMANDS = frozenset({"run", "score", "rollback", "prune", "simulate", "validate", "source"})
+_FLOW_COMMANDS = frozenset(
+    {"run", "backfill", "score", "rollback", "prune", "simulate", "validate", "source"}
+)
 #: Commands that train, so GX and PyCaret are worth importing ahead of time.
-_TRAINING_COMMANDS = frozenset({"run", "simulate"})
+_TRAINING_COMMANDS = frozenset({"run", "backfill", "simulate"})
 #: Prefect's setting for local result storage, then its older name.
 _RESULT_STORAGE_VARIABLES = ("PREFECT_RESULTS_LOCAL_STORAGE_PATH", "PREFECT_LOCAL_STORAGE_PATH")
 
@@ -187,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return named.exit_code
     handlers: dict[str, Callable[[Any, Callable[[], None]], int]] = {
         "run": commands.run,
+        "backfill": commands.backfill,
         "score": commands.score,
         "status": commands.status,
         "rollback": commands.rollback,

@@ -27,6 +27,7 @@ from pydantic_settings import (
 
 from flows.parameters import (
     MODEL_DESCRIPTION,
+    BackfillParameters,
     PruneParameters,
     RetrainParameters,
     RollbackParameters,
@@ -68,6 +69,12 @@ class RunCommand(RetrainParameters):
         if self.distributed_training and not self.dask:
             raise ValueError("--distributed-training needs --dask ADDRESS (or --dask local)")
         return self
+
+
+class BackfillCommand(BackfillParameters):
+    """Retrain every month from --from to --to in order (months decided before are skipped)."""
+
+    as_json: bool = _as_json("the closing table")
 
 
 class StatusCommand(BaseModel):
@@ -169,6 +176,7 @@ class SourceCommand(BaseModel):
 
 Command = (
     RunCommand
+    | BackfillCommand
     | StatusCommand
     | RollbackCommand
     | PruneCommand
@@ -195,6 +203,7 @@ class ChurnRetrainCli(BaseSettings):
     )
 
     run: CliSubCommand[RunCommand] = Field(description=RunCommand.__doc__)
+    backfill: CliSubCommand[BackfillCommand] = Field(description=BackfillCommand.__doc__)
     status: CliSubCommand[StatusCommand] = Field(description=StatusCommand.__doc__)
     rollback: CliSubCommand[RollbackCommand] = Field(description=RollbackCommand.__doc__)
     prune: CliSubCommand[PruneCommand] = Field(description=PruneCommand.__doc__)

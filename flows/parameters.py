@@ -5,13 +5,16 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
+from pydantic_settings import CliSuppress
 
 from tasks.data.request import DRIFT_SCENARIOS, PERIOD_PATTERN, SnapshotRequest, SourceOptions
 from tasks.decision.approval import ApprovalPolicy
 from tasks.decision.campaign import Campaign
 from tasks.decision.rule import DecisionRule
 from tasks.gate.thresholds import DriftThresholds
+from tasks.months.backfill import month_range
 from tasks.scoring.output import unsupported_output
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
 from tasks.target import ModelTarget
@@ -196,7 +199,8 @@ class ScoreParameters(BaseModel):
     data: str = Field(
         description="Where the customers to score are, as a retrain's `data` (the target "
         "column is optional); `{period}` is filled in. A Parquet file or folder (local or "
-        "fsspec) is streamed in batches of `batch_rows`; anything else is loaded whole."
+        "fsspec) is streamed in batches of `batch_rows`; anything else is loaded whole. "
+        'Empty (""): the location in the Prefect Variable churn-retrain-score-base.'
     )
     source: SourceOptions = Field(default_factory=SourceOptions, description=SOURCE_DESCRIPTION)
     model: ModelTarget = _model()
@@ -206,7 +210,9 @@ class ScoreParameters(BaseModel):
     output: str | None = Field(
         default=None,
         description="Where to write predictions: a .csv, .parquet or .pq file (no other "
-        "extension). Empty: <state dir>/scores/<period>-v<version>.csv.",
+        "extension); `{period}` and `{version}` (the champion's) are filled in. Empty: the "
+        "Prefect Variable churn-retrain-score-output, else "
+        "<state dir>/scores/<period>-v<version>.csv.",
     )
     campaign: Campaign | None = Field(
         default=None,
@@ -336,3 +342,35 @@ class SimulateParameters(BaseModel):
         if value not in DRIFT_SCENARIOS:
             raise ValueError(f"unknown scenario {value!r}; allowed: {', '.join(DRIFT_SCENARIOS)}")
         return value
+
+
+class BackfillParameters(RetrainParameters):
+    """Every month from `from` to `to` through the retrain, in order, one at a time: the
+    `retrain/backfill` form and `churn-retrain backfill`. The retrain's options apply to each."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    # Each month in turn: the retrain's own `period` is neither on the form nor a flag.
+    period: CliSuppress[SkipJsonSchema[None]] = Field(default=None, exclude=True)
+    start: str = Field(alias="from", pattern=PERIOD_PATTERN, description="First month, YYYY-MM.")
+    end: str = Field(
+        alias="to", pattern=PERIOD_PATTERN, description="Last month, YYYY-MM (included)."
+    )
+    continue_on_rejection: bool = Field(
+        default=False,
+        description="Go on past a month the data gate rejects (said in the closing table); by "
+        "default the backfill stops there. Months decided before are skipped either way.",
+    )
+
+    @model_validator(mode="after")
+    def _a_range(self) -> BackfillParameters:
+        month_range(self.start, self.end)  # in order, and not over 10 years
+        return self
+
+    def months(self) -> list[str]:
+        return month_range(self.start, self.end)
+
+    def month(self, period: str) -> RetrainParameters:
+        """The retrain's parameters for one month of the range."""
+        own = {"period", "start", "end", "continue_on_rejection"}
+        return RetrainParameters.model_validate({**self.model_dump(exclude=own), "period": period})

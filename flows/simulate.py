@@ -19,7 +19,6 @@ from pydantic import BaseModel
 from flows.parameters import SimulateParameters
 from tasks.data.request import GENERATED
 from tasks.decision.record import DecisionRecord
-from tasks.decision.rule import FITNESS_METRIC, DecisionRule
 
 
 def drift_schedule(months: int, drift_from: int, max_drift: float) -> list[float]:
@@ -180,21 +179,3 @@ def simulate(
         floor=params.rule.floor,
     )
     return months, plot
-
-
-def plot_reigns(
-    model_name: str, versions: list[str], rule: DecisionRule, out_dir: Path
-) -> list[Path]:
-    """The reign of each version that was champion (its roc_auc month by month against the
-    floor and the tolerance): how long each served and how it decayed."""
-    from tasks.registry.reign import read_reign
-    from tasks.report.plots import reign_figure
-
-    plots = []
-    for version in dict.fromkeys(versions):
-        reign = read_reign(model_name, version, metric=FITNESS_METRIC).model_copy(
-            update={"floor": rule.floor, "tolerance": rule.health_tolerance}
-        )
-        if reign.has_scores:
-            plots.append(reign_figure(reign, out_dir / reign.plot_name()))
-    return plots

@@ -89,7 +89,9 @@ def _addon_without_internet(frame: pd.DataFrame, at: int) -> None:
 
 
 def _churn_everywhere(frame: pd.DataFrame, at: int) -> None:
-    frame.loc[at:, "Churn"] = "Yes"
+    # From a quarter of the month at the latest: a shorter tail leaves the rate under the
+    # suite's ceiling (at 6,342 of 7,043 rows it was 34%), and the month would pass.
+    frame.loc[min(at, len(frame) // 4) :, "Churn"] = "Yes"
 
 
 def _no_churners(frame: pd.DataFrame, at: int) -> None:
