@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         BackfillCommand,
         GenerateCommand,
         PruneCommand,
+        ReplayCommand,
         RollbackCommand,
         RunCommand,
         ScoreCommand,
@@ -83,6 +84,23 @@ def backfill(command: BackfillCommand, ready: Ready) -> int:
     ready()
     report = backfill_flow(params)
     print(json.dumps(report.model_dump(mode="json")) if command.as_json else report.text())
+    return EXIT_OK
+
+
+def replay(command: ReplayCommand, ready: Ready) -> int:
+    from flows.parameters import ReplayParameters
+    from flows.replay import replay as replay_month
+    from tasks.errors import ReplayDiffers
+
+    ready()
+    result = replay_month(flow_parameters(command, ReplayParameters))
+    print(result.model_dump_json() if command.as_json else result.text())
+    if not result.identical:
+        raise ReplayDiffers(
+            f"replay of {result.period} differs from its record in "
+            + ", ".join(d.path for d in result.differences)
+            + (f"; {result.code_note}" if result.code_note else "")
+        )
     return EXIT_OK
 
 

@@ -37,10 +37,10 @@ if TYPE_CHECKING:
 
 #: Commands that run a flow or use the Prefect API (each calls `ready` before it does).
 _FLOW_COMMANDS = frozenset(
-    {"run", "backfill", "score", "rollback", "prune", "simulate", "validate", "source"}
+    {"run", "backfill", "replay", "score", "rollback", "prune", "simulate", "validate", "source"}
 )
 #: Commands that train, so GX and PyCaret are worth importing ahead of time.
-_TRAINING_COMMANDS = frozenset({"run", "backfill", "simulate"})
+_TRAINING_COMMANDS = frozenset({"run", "backfill", "replay", "simulate"})
 #: Prefect's setting for local result storage, then its older name.
 _RESULT_STORAGE_VARIABLES = ("PREFECT_RESULTS_LOCAL_STORAGE_PATH", "PREFECT_LOCAL_STORAGE_PATH")
 
@@ -50,6 +50,13 @@ def _prepare_environment(settings: Settings, command: str) -> None:
 
     Runs before Prefect is imported: Prefect reads its settings once, at import.
     """
+    if command == "replay":
+        # A replay never talks to the real Prefect server (its events would trigger the real
+        # scoring): its own temporary server, with its own database.
+        os.environ.pop("PREFECT_API_URL", None)
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+        os.environ["PREFECT_HOME"] = str(settings.home / "replays" / "prefect")
+        (settings.home / "replays" / "prefect").mkdir(parents=True, exist_ok=True)
     if command == "simulate":
         # The month table is the output; the flows' own logs still reach the Prefect API.
         os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
@@ -190,6 +197,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     handlers: dict[str, Callable[[Any, Callable[[], None]], int]] = {
         "run": commands.run,
         "backfill": commands.backfill,
+        "replay": commands.replay,
         "score": commands.score,
         "status": commands.status,
         "rollback": commands.rollback,

@@ -29,6 +29,7 @@ from flows.parameters import (
     MODEL_DESCRIPTION,
     BackfillParameters,
     PruneParameters,
+    ReplayParameters,
     RetrainParameters,
     RollbackParameters,
     ScoreParameters,
@@ -75,6 +76,13 @@ class BackfillCommand(BackfillParameters):
     """Retrain every month from --from to --to in order (months decided before are skipped)."""
 
     as_json: bool = _as_json("the closing table")
+
+
+class ReplayCommand(ReplayParameters):
+    """Re-derive a past month's decision in a scratch registry and compare it with the stored
+    one (exit 12 when it differs; the real registry is only read)."""
+
+    as_json: bool = _as_json("the stored and replayed records and their differences")
 
 
 class StatusCommand(BaseModel):
@@ -177,6 +185,7 @@ class SourceCommand(BaseModel):
 Command = (
     RunCommand
     | BackfillCommand
+    | ReplayCommand
     | StatusCommand
     | RollbackCommand
     | PruneCommand
@@ -204,6 +213,7 @@ class ChurnRetrainCli(BaseSettings):
 
     run: CliSubCommand[RunCommand] = Field(description=RunCommand.__doc__)
     backfill: CliSubCommand[BackfillCommand] = Field(description=BackfillCommand.__doc__)
+    replay: CliSubCommand[ReplayCommand] = Field(description=ReplayCommand.__doc__)
     status: CliSubCommand[StatusCommand] = Field(description=StatusCommand.__doc__)
     rollback: CliSubCommand[RollbackCommand] = Field(description=RollbackCommand.__doc__)
     prune: CliSubCommand[PruneCommand] = Field(description=PruneCommand.__doc__)

@@ -374,3 +374,12 @@ class BackfillParameters(RetrainParameters):
         """The retrain's parameters for one month of the range."""
         own = {"period", "start", "end", "continue_on_rejection"}
         return RetrainParameters.model_validate({**self.model_dump(exclude=own), "period": period})
+
+
+class ReplayParameters(BaseModel):
+    """Which past month to re-derive in a scratch registry (`churn-retrain replay`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    period: str = Field(pattern=PERIOD_PATTERN, description="The decided month, YYYY-MM.")
+    model: ModelTarget = _model()

@@ -13,7 +13,8 @@ prune) was decided against a champion that changed meanwhile and was refused, `E
 the state directory or the local store cannot be used (read-only, full, corrupt: nothing was
 changed), `EXIT_NO_CHAMPION` when a command needs a champion and the (healthy) registry has none,
 `EXIT_ORCHESTRATOR` when the Prefect server failed or went away under a run (its database
-down, say) and the run had no failure of its own to report, and `EXIT_CRASH` for anything else (a bug or an unexpected failure: the traceback is printed).
+down, say) and the run had no failure of its own to report, `EXIT_REPLAY_DIFFERS` when a replayed
+month's decision record differs from the stored one, and `EXIT_CRASH` for anything else (a bug or an unexpected failure: the traceback is printed).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ EXIT_CONFLICT = 8
 EXIT_STATE = 9
 EXIT_NO_CHAMPION = 10
 EXIT_ORCHESTRATOR = 11
+EXIT_REPLAY_DIFFERS = 12
 
 
 class ChurnRetrainError(Exception):
@@ -151,6 +153,12 @@ class OrchestratorUnavailable(ChurnRetrainError):
     """The Prefect server a run reports to answered 5xx/429 or went away during the run."""
 
     exit_code = EXIT_ORCHESTRATOR
+
+
+class ReplayDiffers(ChurnRetrainError):
+    """A replayed month's decision record differs from the stored one (each difference named)."""
+
+    exit_code = EXIT_REPLAY_DIFFERS
 
 
 class PrefectServerFailed(ChurnRetrainError):

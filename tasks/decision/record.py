@@ -17,6 +17,7 @@ from tasks.decision.rule import (
 )
 from tasks.decision.verdict import Decision, settle
 from tasks.registry.promotion import Promotion
+from tasks.runtime.code_version import code_version
 from tasks.training.sample import TrainingSample
 
 if TYPE_CHECKING:
@@ -82,6 +83,8 @@ class DecisionRecord(BaseModel):
     approval: ApprovalOutcome | None = None
     training_ids_digest: str | None = None
     report_artifacts: list[str] = Field(default_factory=list)
+    #: The code that decided (`tasks/runtime/code_version.py`); None in records made before.
+    code_version: str | None = None
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -192,6 +195,7 @@ def build_record(
         period=snapshot.period,
         data_source=snapshot.source,
         data_digest=snapshot.digest,
+        code_version=code_version(),
         idempotency_key=run.key,
         rows=snapshot.rows,
         train_rows=month.training.summary.rows_used,

@@ -278,7 +278,7 @@ def test_unset_flags_keep_the_flow_defaults() -> None:
         (["rollback", "--to", "3"], "unrecognized arguments: --to 3"),
         (["rollback", "--to-version", "0"], "--to-version: String should match"),
         (["score"], "required: --data"),
-        ([], "a command is needed: run, backfill, status"),
+        ([], "a command is needed: run, backfill, replay, status"),
     ],
 )
 def test_invalid_flags_exit_2_with_one_line_naming_the_flag(
