@@ -11,7 +11,7 @@ PREFECT_PORT ?= 4200
 
 .PHONY: help install run test test-fast test-integration lint typecheck check bench mlflow-ui clean-state \
 	prefect-server deploy worker bench-scale validate automation \
-	source status rollback prune simulate bench-sources bench-cold-starts bench-decision promotion-lock bench-models \
+	source status rollback prune simulate bench-sources bench-cold-run bench-cold-starts bench-decision promotion-lock bench-models \
 	bench-learning-curve bench-months
 
 help: ## list targets
@@ -75,6 +75,9 @@ bench-scale: install ## whole retrain on generated 70k-10M-row months; 1M/10M va
 
 bench-sources: install ## a 2M-row month as CSV vs Parquet: load time, peak memory, whole retrain (ARGS="--rows 200000")
 	$(RUN) python benchmarks/bench_sources.py $(ARGS)
+
+bench-cold-run: install ## a cold monthly run (real CSV, existing champion) and validate against a bare import of the stack, 5 pairs, ratios (~5 min)
+	$(RUN) python benchmarks/bench_cold_run.py $(ARGS)
 
 bench-cold-starts: install ## 100 cold `churn-retrain run` starts in a row: any start-up crash? (ARGS="--runs 20")
 	$(RUN) python benchmarks/bench_cold_starts.py $(ARGS)

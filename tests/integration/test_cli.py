@@ -16,14 +16,17 @@ from typing import Any, get_args
 import pytest
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
+from pydantic_settings import CLI_SUPPRESS
 
 from cli.commands import flow_parameters
 from cli.main import main
 from cli.options import (
     AutomationCommand,
+    BackfillCommand,
     ChurnRetrainCli,
     GenerateCommand,
     PruneCommand,
+    ReplayCommand,
     RollbackCommand,
     RunCommand,
     ScoreCommand,
@@ -34,7 +37,9 @@ from cli.options import (
     parse,
 )
 from flows.parameters import (
+    BackfillParameters,
     PruneParameters,
+    ReplayParameters,
     RetrainParameters,
     RollbackParameters,
     ScoreParameters,
@@ -57,6 +62,8 @@ FAST_ARGS = ["--generated-rows", "1500", "--models", "lr", "--folds", "3"]
 #: Each command, its model, and the flow's parameter model it extends (None: no flow).
 COMMANDS: list[tuple[str, type[BaseModel], type[BaseModel] | None]] = [
     ("run", RunCommand, RetrainParameters),
+    ("backfill", BackfillCommand, BackfillParameters),
+    ("replay", ReplayCommand, ReplayParameters),
     ("status", StatusCommand, None),
     ("rollback", RollbackCommand, RollbackParameters),
     ("prune", PruneCommand, PruneParameters),
@@ -73,6 +80,8 @@ def _leaves(model: type[BaseModel], default: object, prefix: str = "") -> Iterat
     """(flag, description, effective default or PydanticUndefined) of every field, nested
     models walked into: their defaults are the parent's default instance's values."""
     for name, field in model.model_fields.items():
+        if CLI_SUPPRESS in field.metadata:  # not a flag (the retrain's period, in a backfill)
+            continue
         flag = prefix + (field.alias or name).replace("_", "-")
         value = (
             getattr(default, name)

@@ -265,10 +265,11 @@ def test_server_killed_while_logging_keeps_the_champion(
     monkeypatch.setattr(mlflow.pyfunc, "log_model", real_log_model)
     server.start()
     _assert_nothing_promoted(server, model, champion="1")
-    # The interrupted run logged its leaderboard before the crash, so it really was mid-logging.
+    # The interrupted run logged the challenger's parameters before the crash (its CV metrics
+    # come after the model, tied to it), so it really was mid-logging.
     interrupted = [r for r in _runs(server, model) if r["info"]["status"] != "FINISHED"]
     assert len(interrupted) == 1
-    assert "cv_roc_auc" in {m["key"] for m in interrupted[0]["data"].get("metrics", [])}
+    assert "challenger.algorithm" in {p["key"] for p in interrupted[0]["data"].get("params", [])}
 
     _rerun_promotes(server, model, champion="1")
 
