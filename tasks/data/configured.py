@@ -33,6 +33,18 @@ def find_configured_source() -> tuple[str, SourceOptions] | None:
 
 def parse_configured(value: Any) -> tuple[str, SourceOptions]:
     """The Variable's value as (location, options); `DataSourceMisconfigured` if malformed."""
+    data, options = _location(value, DATA_VARIABLE)
+    if data == GENERATED:
+        raise DataSourceMisconfigured(
+            f"the Prefect Variable {DATA_VARIABLE} says {GENERATED!r}: scheduled runs never "
+            "train on generated rows; pass data=generated to a run instead"
+        )
+    return data, options
+
+
+def _location(value: Any, variable: str) -> tuple[str, SourceOptions]:
+    """A location Variable's value (a string, or `{"data": ..., "source": {...}}`) as
+    (location, options); `DataSourceMisconfigured` naming `variable` if malformed."""
     options: Any
     if isinstance(value, str):
         data, options = value, {}
@@ -40,13 +52,8 @@ def parse_configured(value: Any) -> tuple[str, SourceOptions]:
         data, options = value["data"], value.get("source") or {}
     else:
         raise DataSourceMisconfigured(
-            f"the Prefect Variable {DATA_VARIABLE} must hold a location or "
+            f"the Prefect Variable {variable} must hold a location or "
             '{"data": location, "source": {...}}'
-        )
-    if data == GENERATED:
-        raise DataSourceMisconfigured(
-            f"the Prefect Variable {DATA_VARIABLE} says {GENERATED!r}: scheduled runs never "
-            "train on generated rows; pass data=generated to a run instead"
         )
     try:
         return data, SourceOptions.model_validate(options)
@@ -54,7 +61,7 @@ def parse_configured(value: Any) -> tuple[str, SourceOptions]:
         problems = "; ".join(
             f"source.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
         )
-        raise DataSourceMisconfigured(f"the Prefect Variable {DATA_VARIABLE}: {problems}") from None
+        raise DataSourceMisconfigured(f"the Prefect Variable {variable}: {problems}") from None
 
 
 def set_configured_source(data: str, options: SourceOptions) -> dict[str, Any]:
@@ -95,21 +102,7 @@ def find_score_base() -> tuple[str, SourceOptions] | None:
     value = Variable.get(SCORE_BASE_VARIABLE, default=None)
     if value is None or value == "":
         return None
-    if isinstance(value, str):
-        data, options = value, {}
-    elif isinstance(value, dict) and isinstance(value.get("data"), str) and value["data"]:
-        data, options = value["data"], value.get("source") or {}
-    else:
-        raise DataSourceMisconfigured(
-            f"the Prefect Variable {SCORE_BASE_VARIABLE} must hold a location or "
-            '{"data": location, "source": {...}}'
-        )
-    try:
-        return data, SourceOptions.model_validate(options)
-    except ValidationError as exc:
-        raise DataSourceMisconfigured(
-            f"the Prefect Variable {SCORE_BASE_VARIABLE}: {exc.errors()[0]['msg']}"
-        ) from None
+    return _location(value, SCORE_BASE_VARIABLE)
 
 
 def find_score_output() -> str | None:
