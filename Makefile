@@ -68,7 +68,7 @@ bench: install ## retrain stage times and AUC (real CSV), gate and 1M-row valida
 bench-models: install ## quality per second of candidate model sets on the real CSV, 3 seeds (~3 min)
 	$(RUN) python benchmarks/bench_models.py
 
-bench-scale: install ## whole retrain on generated 70k-10M-row months; 1M/10M validation; 10M scoring from Parquet (~30 min)
+bench-scale: install ## whole retrain on generated 1M/10M/100M-row months (streamed to Parquet; ARGS="--months-dir DIR" keeps and reuses them), scoring the 100M; 1M/10M validation; 10M scoring (~55 min)
 	$(RUN) python benchmarks/bench_scale.py $(ARGS)
 	$(RUN) python benchmarks/bench_validate_stream.py
 	$(RUN) python benchmarks/bench_score_parquet.py

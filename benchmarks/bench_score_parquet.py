@@ -2,15 +2,15 @@
 
     uv run python benchmarks/bench_score_parquet.py [--rows 10000000] [--batch-rows 500000]
 
-Generates the base chunk by chunk into one Parquet file (a ParquetWriter, one row group per
-chunk; each chunk a different seed, so distinct customers, with IDs made unique across
-chunks), trains a small lr champion with PyCaret, then scores the file with `score_parquet`
-(what the `score` flow runs for a Parquet input) once with the suite on every batch and once
-without, each in a fresh subprocess whose peak RSS (getrusage RUSAGE_SELF) is its own: imports
-and the champion included, the base never loaded. A third run scores it as `score --dask`
-does (`score_parquet_partitioned`, validated, a row group per task) on a 2-worker
-`LocalCluster` in its subprocess: its peak RSS is the largest of the flow's process and each
-worker's. Prints a table and writes JSON (default benchmarks/results/score_parquet.json).
+Generates the base chunk by chunk into one Parquet file (generated_month.py, shared with
+bench_scale.py: a ParquetWriter, one row group per chunk; each chunk a different seed, so
+distinct customers, with IDs made unique across chunks), trains a small lr champion with
+PyCaret, then scores the file with `score_parquet` (what the `score` flow runs for a Parquet
+input) once with the suite on every batch and once without, each in a fresh subprocess
+whose peak RSS (getrusage RUSAGE_SELF) is its own: imports and the champion included, the
+base never loaded. A third run scores it as `score --dask` does (`score_parquet_partitioned`,
+validated, a row group per task) on a 2-worker `LocalCluster` in its subprocess: its peak RSS
+is the largest of the flow's process and each worker's. Prints a table and writes JSON (default benchmarks/results/score_parquet.json).
 Goal: 10M rows in at most 60 s, peak RSS under 2 GB.
 """
 
@@ -28,57 +28,14 @@ import time
 from pathlib import Path
 from typing import Any
 
+from generated_month import PERIOD, month_rows, write_generated_month
+
 ROOT = Path(__file__).resolve().parents[1]
-PERIOD = "2026-01"
-GENERATE_ROWS = 500_000  # customers generated (and written as one row group) at a time
 GOAL_SECONDS, GOAL_MB = 60, 2048
 
 
 def _peak_mb() -> int:
     return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
-
-
-def _unique_ids(chunk: int, rows: int) -> Any:
-    """IDs in the public format, "0042-ABCDE": the chunk's number, then the row in base 26."""
-    import numpy as np
-
-    n = np.arange(rows, dtype=np.int64)
-    chars = np.empty((rows, 10), dtype=np.uint8)
-    chars[:, :5] = np.frombuffer(f"{chunk:04d}-".encode(), dtype=np.uint8)
-    for position in range(5):
-        chars[:, 9 - position] = ord("A") + n % 26
-        n //= 26
-    return chars.view("S10").ravel().astype(str).astype(object)
-
-
-def generate_base(path: Path, rows: int) -> float:
-    """Write `rows` generated customers to `path` without holding more than one chunk."""
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    from tasks.data.generate import generate_snapshot
-    from tasks.data.schema import ID_COLUMN
-
-    if rows > 9999 * GENERATE_ROWS or rows < 1:
-        raise SystemExit(f"--rows must be between 1 and {9999 * GENERATE_ROWS:,}")
-    started = time.perf_counter()
-    writer: pq.ParquetWriter | None = None
-    try:
-        for chunk, start in enumerate(range(0, rows, GENERATE_ROWS)):
-            # A snapshot is the first `rows` slots of its seed: another seed per chunk gives
-            # other customers; their IDs could meet across seeds, so they are renumbered.
-            frame = generate_snapshot(
-                PERIOD, seed=1000 + chunk, rows=min(GENERATE_ROWS, rows - start)
-            )
-            frame[ID_COLUMN] = _unique_ids(chunk, len(frame))
-            table = pa.Table.from_pandas(frame, preserve_index=False)
-            if writer is None:
-                writer = pq.ParquetWriter(path, table.schema)
-            writer.write_table(table)
-    finally:
-        if writer is not None:
-            writer.close()
-    return time.perf_counter() - started
 
 
 def train_champion(path: Path) -> None:
@@ -171,22 +128,40 @@ def _score_on_dask(args: argparse.Namespace, model: Any) -> None:
     )
 
 
-def _run_child(
-    args: argparse.Namespace, work: Path, *, validate: bool, dask: bool = False
+def run_scoring(
+    base: Path,
+    model: Path,
+    output: Path,
+    *,
+    batch_rows: int,
+    chunk_rows: int,
+    validate: bool,
+    dask: bool = False,
+    env: dict[str, str] | None = None,
+    cwd: Path = ROOT,
 ) -> dict[str, Any]:
+    """Score `base` with the pickled `model` in a fresh subprocess; its figures as a dict."""
     command = [
-        sys.executable, __file__, "--child", "--base", str(work / "base.parquet"),
-        "--model", str(work / "champion.pkl"), "--output", str(work / "scores.parquet"),
-        "--batch-rows", str(args.batch_rows), "--chunk-rows", str(args.chunk_rows),
+        sys.executable, __file__, "--child", "--base", str(base), "--model", str(model),
+        "--output", str(output), "--batch-rows", str(batch_rows), "--chunk-rows", str(chunk_rows),
         *(["--validate"] if validate else []), *(["--dask"] if dask else []),
     ]  # fmt: skip
     load = os.getloadavg()[0]
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+    done = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise SystemExit(f"scoring subprocess failed:\n{done.stderr[-3000:]}")
     figures: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
     figures["load_average_before"] = round(load, 2)
     return figures
+
+
+def _run_child(
+    args: argparse.Namespace, work: Path, *, validate: bool, dask: bool = False
+) -> dict[str, Any]:
+    return run_scoring(
+        work / "base.parquet", work / "champion.pkl", work / "scores.parquet",
+        batch_rows=args.batch_rows, chunk_rows=args.chunk_rows, validate=validate, dask=dask,
+    )  # fmt: skip
 
 
 def main() -> None:
@@ -232,10 +207,12 @@ def _benchmark(args: argparse.Namespace, work: Path) -> None:
         "rows": args.rows, "batch_rows": args.batch_rows, "chunk_rows": args.chunk_rows,
         "cores": os.cpu_count(),
     }  # fmt: skip
-    if base.is_file() and pq.ParquetFile(base).metadata.num_rows == args.rows:
+    if month_rows(base) == args.rows:
         figures["generate_seconds"] = None  # reused
     else:
-        figures["generate_seconds"] = round(generate_base(base, args.rows), 1)
+        figures["generate_seconds"] = round(
+            write_generated_month(base, args.rows, period=PERIOD), 1
+        )
     figures["generate_peak_rss_mb"] = _peak_mb()
     figures["base_mb"] = round(base.stat().st_size / 1e6, 1)
     figures["row_groups"] = pq.ParquetFile(base).metadata.num_row_groups

@@ -33,7 +33,7 @@ from tasks.tracking.check import check_tracking
 from tasks.tracking.models import log_challenger
 from tasks.tracking.runs import RunRef, configure_tracking, finishing_run, open_run
 from tasks.tracking.training_ids import load_training_ids, log_training_ids
-from tasks.training.sample import split_month
+from tasks.training.sample import split_snapshot
 from tasks.training.train import train_where_the_flow_runs
 
 
@@ -66,7 +66,8 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
         # The champion is found first: the holdout must avoid its training customers.
         champion = find_champion(name)
         ids = load_training_ids(champion.run_id) if champion else None
-        month = split_month(snapshot.frame, ids, params.split_options())
+        with clock("sample"):  # a streamed month: its second pass
+            month = split_snapshot(snapshot, ids, params.split_options())
         with clock("train"):  # here, or on the flow's Dask cluster when it has one
             challenger = train_where_the_flow_runs(month.training.frame, params.training_options())
             log_reference_profile(run.run_id, month.training.frame)  # next month's drift base
@@ -74,7 +75,7 @@ def retrain(params: RetrainParameters = RetrainParameters()) -> DecisionRecord: 
             comparison = compare_with_champion(
                 challenger.model,
                 load_champion(champion) if champion else None,
-                month.split.holdout,
+                month.holdout,
                 rule,
                 seed=params.seed,
                 champion_problem=None if champion else find_missing_champion(name),

@@ -122,6 +122,11 @@ class Settings(BaseSettings):
         "(the local SQLite store, another database, a path).",
     )
     # --- the data gate and its alerts (issue 4) ---
+    stream_months: bool = Field(
+        default=True,
+        description="Retrain on a Parquet month in passes over its source, never loaded whole "
+        "(the same decision in bounded memory); false loads it whole, as a CSV is.",
+    )
     max_snapshot_bytes: int = Field(
         default=512 * 1024 * 1024,
         ge=1,

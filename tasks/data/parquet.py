@@ -11,11 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Generator, Iterator, Sequence
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from tasks.data.fetch import READ_TIMEOUT_SECONDS, fetch_bytes, open_filesystem, storage_call
 from tasks.data.parquet_files import WHAT, no_period_rows, not_parquet, open_month, row_groups
-from tasks.data.parquet_stream import parquet_chunks, typed_batches
+from tasks.data.parquet_stream import parquet_chunks, parquet_rows, typed_batches
 from tasks.data.schema import ID_COLUMN
 from tasks.data.source import Location, ReadLimits, Source
 from tasks.data.typed import check_typed_frame
@@ -58,6 +60,16 @@ class ParquetSource(Source):
         groups: Sequence[int] | None = None,
     ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
         return parquet_chunks(location, chunk_rows=chunk_rows, limits=limits, groups=groups)
+
+    def take(
+        self,
+        location: Location,
+        positions: npt.NDArray[np.intp],
+        *,
+        limits: ReadLimits,
+        groups: Sequence[int] | None = None,
+    ) -> pd.DataFrame:
+        return parquet_rows(location, positions, limits=limits, groups=groups)
 
     def batches(
         self,

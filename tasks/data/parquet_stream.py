@@ -12,6 +12,8 @@ from contextlib import suppress
 from itertools import chain
 from typing import Any
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from tasks.data.fetch import (
@@ -159,6 +161,14 @@ def _dictionary_columns(schema: Any, period_column: str | None) -> list[str]:
     ]
 
 
+def _dictionary_encoded(table: Any, period_column: str | None) -> Any:
+    """`table` with its text columns (`_dictionary_columns`) dictionary-encoded by Arrow."""
+    for name in _dictionary_columns(table.schema, period_column):
+        i = table.schema.get_field_index(name)
+        table = table.set_column(i, name, table.column(i).dictionary_encode())
+    return table
+
+
 def _read_ahead(scan: Iterator[Any], *, shown: str, seconds: float) -> Iterator[Any]:
     """The scan's batches, each read in a daemon thread while the one before is processed
     (Arrow decodes without the GIL). As in `storage_call`: a batch waited for longer than
@@ -241,10 +251,13 @@ def parquet_chunks(
     batches = _row_group_batches(dataset, selected, chunk_rows, groups)
 
     def typed(table: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
+        if limits.categories:  # text as categoricals: a few values each, decoded once
+            table = _dictionary_encoded(table, column)
         raw = table.to_pandas()
         return raw, check_typed_frame(
-            raw, source=shown, period=period, period_column=column, what=WHAT
-        )
+            raw, source=shown, period=period, period_column=column, what=WHAT,
+            categories=limits.categories,
+        )  # fmt: skip
 
     pending: list[Any] = []
     held = total = 0
@@ -307,3 +320,55 @@ def _next_batch(batches: Iterator[Any], shown: str) -> Any:
         return next(batches, None)
     except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
         raise not_parquet(shown, exc) from None
+
+
+def parquet_rows(
+    location: Location,
+    positions: npt.NDArray[np.intp],
+    *,
+    limits: ReadLimits,
+    groups: Sequence[int] | None = None,
+) -> pd.DataFrame:
+    """The rows at ascending `positions` of the month (of its row groups `groups`), in the row
+    order `parquet_chunks` reads, typed by `check_typed_frame` as a chunk's rows are: each
+    batch is decoded and only the rows asked for are kept and typed, so taking a sample costs
+    a read of the month, not its typing. Stops at the last row asked for."""
+    import pyarrow as pa
+
+    shown, period, column = location.shown, location.period, location.options.period_column
+    fs, path = open_filesystem(
+        location.text, shown=shown, timeout=limits.deadline.timeout(READ_TIMEOUT_SECONDS)
+    )
+    dataset, selected = storage_call(
+        lambda: open_month(
+            fs, path, period=period, period_column=column, shown=shown,
+            max_bytes=limits.max_bytes,
+        ),
+        shown=shown,
+        deadline=limits.deadline,
+    )  # fmt: skip
+    batches = _row_group_batches(dataset, selected, _TAKE_BATCH_ROWS, groups)
+    taken, first = [], 0
+    while first <= (positions[-1] if positions.size else -1):
+        batch = storage_call(
+            lambda: _next_batch(batches, shown),
+            shown=shown,
+            deadline=Deadline.after(limits.deadline.seconds),  # per batch
+        )
+        if batch is None:
+            break
+        end = first + batch.num_rows
+        lo, hi = np.searchsorted(positions, [first, end])
+        if hi > lo:
+            taken.append(batch.take(pa.array(positions[lo:hi] - first)))
+        first = end
+    table = pa.Table.from_batches(taken, schema=dataset.schema)
+    if table.num_rows != positions.size:
+        raise ValueError(f"{shown} holds {first:,} rows: not all of the {positions.size:,} asked")
+    return check_typed_frame(
+        table.to_pandas(), source=shown, period=period, period_column=column, what=WHAT
+    )
+
+
+#: Rows decoded at a time while taking rows: one row group's batches, a few MB of Arrow.
+_TAKE_BATCH_ROWS = 250_000

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 from urllib.parse import urlsplit
 
+import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from tasks.data.request import GENERATED, SnapshotRequest, SourceOptions, resolve_source
@@ -89,6 +91,18 @@ class Source(ABC):
         groups: Sequence[int] | None = None,
     ) -> Iterator[tuple[pd.DataFrame, pd.DataFrame]]:
         """(as read, as typed) frames of `chunk_rows` rows, for validation."""
+        raise NotImplementedError(f"{type(self).__name__} is read whole")
+
+    def take(
+        self,
+        location: Location,
+        positions: npt.NDArray[np.intp],
+        *,
+        limits: ReadLimits,
+        groups: Sequence[int] | None = None,
+    ) -> pd.DataFrame:
+        """The typed rows at ascending `positions` (in `chunks`' row order), in that order: a
+        streamed month's holdout and training sample, taken in a second pass."""
         raise NotImplementedError(f"{type(self).__name__} is read whole")
 
     def batches(

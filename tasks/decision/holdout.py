@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import cached_property
 from statistics import NormalDist
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -120,9 +121,11 @@ def holdout_rows_needed(half_width: float, *, confidence: float, positive_share:
     return math.ceil(z**2 / (6 * positive_share * (1 - positive_share) * half_width**2))
 
 
-def holdout_cap(rule: DecisionRule, labels: pd.Series) -> int | None:
-    """The rule's holdout cap for a month with these labels (None: no cap, or one class only)."""
-    share = float((labels == POSITIVE_LABEL).mean()) if len(labels) else 0.0
+def holdout_cap(rule: DecisionRule, labels: pd.Series | npt.NDArray[Any]) -> int | None:
+    """The rule's holdout cap for a month with these labels, or with these flags of the positive
+    label (a boolean array: a streamed month's); None: no cap, or one class only."""
+    positive = labels if labels.dtype == bool else labels == POSITIVE_LABEL
+    share = float(positive.mean()) if len(labels) else 0.0
     if rule.holdout_half_width is None or not 0 < share < 1:
         return None  # one class: the comparison is refused anyway (insufficient-holdout)
     needed = holdout_rows_needed(
@@ -155,15 +158,53 @@ def split_fair_holdout(
     If fewer unseen rows exist than requested, all of them form the holdout and the summary
     says so. Both parts keep the snapshot's row order, so the same data gives the same split.
     """
+    choice = choose_fair_holdout(
+        frame[TARGET].to_numpy(),
+        lambda: hash_ids(frame[ID_COLUMN]),
+        fraction=fraction,
+        seed=seed,
+        champion_ids=champion_ids,
+        max_rows=max_rows,
+    )
+    return HoldoutSplit(
+        frame=frame,
+        train_positions=choice.train_positions,
+        holdout=take_rows(frame, choice.holdout_positions),
+        summary=choice.summary,
+    )
+
+
+@dataclass(frozen=True)
+class HoldoutChoice:
+    """Which rows (positions in the month's order) form the holdout, which are left to train on."""
+
+    holdout_positions: npt.NDArray[np.intp]
+    train_positions: npt.NDArray[np.intp]
+    summary: HoldoutSummary
+
+
+def choose_fair_holdout(
+    labels: npt.NDArray[Any],
+    id_hashes: Callable[[], IdHashes],
+    *,
+    fraction: float,
+    seed: int,
+    champion_ids: TrainingIds | None = None,
+    max_rows: int | None = None,
+) -> HoldoutChoice:
+    """`split_fair_holdout`'s choice from the month's labels alone (and its customers' hashed
+    IDs, asked for only when the champion's are known): a month streamed from its source is
+    split without its rows in memory, into the rows an in-memory split would give."""
     if not 0 < fraction < 1:
         raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"the holdout cap must be positive, got {max_rows}")
-    share = max(1, round(fraction * len(frame)))
+    rows = labels.size
+    share = max(1, round(fraction * rows))
     requested = share if max_rows is None else min(share, max_rows)
     known = TrainingIds(None, None) if champion_ids is None else champion_ids
     if known.hashes is None:
-        eligible = np.ones(len(frame), dtype=bool)
+        eligible = np.ones(rows, dtype=bool)
         seen = None
         note = (
             f"{known.problem}: stratified {fraction:.0%} split; the holdout may hold "
@@ -172,7 +213,7 @@ def split_fair_holdout(
             else f"no champion: stratified {fraction:.0%} split"
         )
     else:
-        eligible = ~np.isin(hash_ids(frame[ID_COLUMN]), known.hashes)
+        eligible = ~np.isin(id_hashes(), known.hashes)
         seen = int((~eligible).sum())
         note = (
             f"{seen:,} rows left out of the holdout because the champion trained on those "
@@ -186,20 +227,18 @@ def split_fair_holdout(
         if known.hashes is not None:
             note += f" (all of them: fewer than the {requested:,} requested)"
     else:
-        chosen = pool[stratified_sample(frame[TARGET].to_numpy()[pool], requested, seed)]
-    in_holdout = np.zeros(len(frame), dtype=bool)
+        chosen = pool[stratified_sample(labels[pool], requested, seed)]
+    in_holdout = np.zeros(rows, dtype=bool)
     in_holdout[chosen] = True
-    holdout = take_rows(frame, chosen)
     train_positions = np.flatnonzero(~in_holdout)
-    return HoldoutSplit(
-        frame=frame,
+    return HoldoutChoice(
+        holdout_positions=chosen,
         train_positions=train_positions,
-        holdout=holdout,
         summary=HoldoutSummary(
-            rows=len(frame),
+            rows=rows,
             requested_rows=requested,
             cap_rows=max_rows,
-            holdout_rows=len(holdout),
+            holdout_rows=chosen.size,
             train_rows=train_positions.size,
             excluded_rows=seen or 0,
             unseen_rows=None if known.hashes is None else int(pool.size),

@@ -226,7 +226,7 @@ def build_record(
         notes=[*challenger.notes, *comparison.notes],
         drift=admitted.drift.summary(),
         intervals=comparison.intervals,
-        holdout_split=month.split.summary,
+        holdout_split=month.holdout_summary,
         training_sample=month.training.summary,
         champion_problem=comparison.champion_problem,
         champion_health=outcome.health,

@@ -62,7 +62,7 @@ def combine(
     if guard is not None:
         failures.append(guard)
     names = list(first.dtypes)
-    dtypes = {name: _common_dtype([c.dtypes[name] for c in chunks]) for name in names}
+    dtypes = month_dtypes(chunks)
 
     runnable: list[int] = []
     skipped: list[FailedCheck] = []
@@ -119,6 +119,11 @@ def _in_gx_order(
         groups.setdefault(column if isinstance(column, str) else "_nocolumn", []).append(i)
     ordered = [i for group in groups.values() for i in group]
     return sorted(ordered, key=lambda i: outcomes[i].raised is None)
+
+
+def month_dtypes(chunks: Sequence[ChunkResult]) -> dict[Any, Any]:
+    """Each column's dtype in the month the chunks make up, as a whole read types it."""
+    return {name: _common_dtype([c.dtypes[name] for c in chunks]) for name in chunks[0].dtypes}
 
 
 def _common_dtype(dtypes: Sequence[Any]) -> Any:

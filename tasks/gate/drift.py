@@ -167,39 +167,86 @@ def compare_with_profile(
     champion_version: str | None = None,
 ) -> DriftReport:
     """PSI per feature of `frame` against `profile`; the report's status is the worst column's."""
-    columns: list[ColumnDrift] = []
-    for column, reference in profile.numeric.items():
-        values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
-        present = values[~np.isnan(values)]
-        edges = np.asarray(reference.edges)
-        expected = [*reference.shares, reference.missing]
-        actual = [
-            *_bin_shares(present, edges, len(values)),
-            float(np.isnan(values).mean()) if len(values) else 0.0,
-        ]
-        psi = population_stability(expected, actual)
-        columns.append(
-            ColumnDrift(column=column, kind="numeric", psi=psi, status=thresholds.status(psi))
+    counts = DriftCounts(profile)
+    counts.add(frame)
+    return counts.report(thresholds, source=source, champion_version=champion_version)
+
+
+class DriftCounts:
+    """What the drift check needs of a month, counted a chunk at a time against the reference's
+    bins: per numeric feature the rows in each bin and the missing ones, per categorical one
+    the rows of each bucket. A few hundred integers, whatever the month's size."""
+
+    def __init__(self, profile: ReferenceProfile) -> None:
+        self.profile = profile
+        self.rows = 0
+        self._bins = {
+            c: np.zeros(len(p.edges) + 1, dtype=np.int64) for c, p in profile.numeric.items()
+        }
+        self._missing = dict.fromkeys(profile.numeric, 0)
+        self._buckets: dict[str, dict[str, int]] = {c: {} for c in profile.categorical}
+
+    def add(self, frame: pd.DataFrame) -> None:
+        """Count one chunk's feature values."""
+        self.rows += len(frame)
+        for column, reference in self.profile.numeric.items():
+            values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype="float64")
+            missing = np.isnan(values)
+            self._missing[column] += int(missing.sum())
+            index = np.searchsorted(np.asarray(reference.edges), values[~missing], side="left")
+            self._bins[column] += np.bincount(index, minlength=len(reference.edges) + 1)
+        for column in self.profile.categorical:
+            _count_categories(frame[column], self._buckets[column])
+
+    @classmethod
+    def merged(cls, parts: Sequence[DriftCounts]) -> DriftCounts:
+        """The counts of all the parts (partitions of one month, against one profile)."""
+        whole = cls(parts[0].profile)
+        for part in parts:
+            whole.rows += part.rows
+            for column, bins in part._bins.items():
+                whole._bins[column] += bins
+                whole._missing[column] += part._missing[column]
+            for column, buckets in part._buckets.items():
+                for bucket, count in buckets.items():
+                    whole._buckets[column][bucket] = whole._buckets[column].get(bucket, 0) + count
+        return whole
+
+    def report(
+        self, thresholds: DriftThresholds, *, source: str, champion_version: str | None = None
+    ) -> DriftReport:
+        """PSI per feature of the rows counted; the report's status is the worst column's."""
+        total, columns = self.rows, []
+        for column, reference in self.profile.numeric.items():
+            bins = self._bins[column]
+            actual = [float(c) / total for c in bins] if total else [0.0] * bins.size
+            actual.append(self._missing[column] / total if total else 0.0)
+            psi = population_stability([*reference.shares, reference.missing], actual)
+            columns.append(
+                ColumnDrift(column=column, kind="numeric", psi=psi, status=thresholds.status(psi))
+            )
+        for column, reference_shares in self.profile.categorical.items():
+            observed = _shares(self._buckets[column], total)
+            buckets = list(dict.fromkeys([*reference_shares, *observed]))
+            psi = population_stability(
+                [reference_shares.get(b, 0.0) for b in buckets],
+                [observed.get(b, 0.0) for b in buckets],
+            )
+            columns.append(
+                ColumnDrift(
+                    column=column, kind="categorical", psi=psi, status=thresholds.status(psi)
+                )
+            )
+        statuses = {c.status for c in columns}
+        status: Status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "ok"
+        return DriftReport(
+            source=source,
+            status=status,
+            champion_version=champion_version,
+            reference_rows=self.profile.rows,
+            thresholds=thresholds,
+            columns=columns,
         )
-    for column, reference_shares in profile.categorical.items():
-        observed = _category_shares(frame[column])
-        buckets = list(dict.fromkeys([*reference_shares, *observed]))
-        psi = population_stability(
-            [reference_shares.get(b, 0.0) for b in buckets], [observed.get(b, 0.0) for b in buckets]
-        )
-        columns.append(
-            ColumnDrift(column=column, kind="categorical", psi=psi, status=thresholds.status(psi))
-        )
-    statuses = {c.status for c in columns}
-    status: Status = "fail" if "fail" in statuses else "warn" if "warn" in statuses else "ok"
-    return DriftReport(
-        source=source,
-        status=status,
-        champion_version=champion_version,
-        reference_rows=profile.rows,
-        thresholds=thresholds,
-        columns=columns,
-    )
 
 
 def _bin_shares(present: np.ndarray, edges: np.ndarray, total: int) -> list[float]:
@@ -213,18 +260,30 @@ def _bin_shares(present: np.ndarray, edges: np.ndarray, total: int) -> list[floa
 
 def _category_shares(series: pd.Series) -> dict[str, float]:
     """Share of each category; values outside the schema's domain pool under "(other)"."""
-    if len(series) == 0:
-        return {}
+    return _shares(_count_categories(series, {}), len(series))
+
+
+def _count_categories(series: pd.Series, buckets: dict[str, int]) -> dict[str, int]:
+    """Add the rows of each bucket of `series` to `buckets`: its categories, "(missing)", and
+    values outside the schema's domain pooled under "(other)"."""
     domain = {str(v) for v in CATEGORICAL_DOMAINS.get(str(series.name), ())}
-    shares: dict[str, float] = {}
-    missing = float(series.isna().mean())
+    missing = int(series.isna().sum())
     if missing:
-        shares[MISSING] = missing
+        buckets[MISSING] = buckets.get(MISSING, 0) + missing
     # Count first, name buckets after: a few distinct values instead of a million strings.
     for value, count in series.value_counts(dropna=True).items():
+        if not count:  # a categorical's unused category
+            continue
         bucket = OTHER if domain and str(value) not in domain else str(value)
-        shares[bucket] = shares.get(bucket, 0.0) + count / len(series)
-    return dict(sorted(shares.items()))
+        buckets[bucket] = buckets.get(bucket, 0) + int(count)
+    return buckets
+
+
+def _shares(buckets: dict[str, int], total: int) -> dict[str, float]:
+    """Each bucket's share of `total` rows, buckets sorted by name."""
+    if total == 0:
+        return {}
+    return {bucket: count / total for bucket, count in sorted(buckets.items())}
 
 
 @retried_step("log-reference-profile")  # the same file at the same path: safe to repeat
@@ -285,9 +344,14 @@ def find_reference_profile(settings: Settings, model: str) -> Reference:
 
 @step("check-drift")
 def check_drift(
-    frame: pd.DataFrame, reference: Reference, thresholds: DriftThresholds, *, source: str
+    frame: pd.DataFrame | DriftCounts,
+    reference: Reference,
+    thresholds: DriftThresholds,
+    *,
+    source: str,
 ) -> DriftReport:
-    """Compare the snapshot with the champion's training data; raise `SnapshotRejected` on fail."""
+    """Compare the snapshot (or its counts against the reference's bins, a streamed month's)
+    with the champion's training data; raise `SnapshotRejected` on fail."""
     if not thresholds.enabled:
         report = DriftReport(source=source, status="skipped", reason="drift check disabled")
     elif reference.profile is None:
@@ -296,6 +360,10 @@ def check_drift(
             status="skipped",
             reason=reference.reason,
             champion_version=reference.champion_version,
+        )
+    elif isinstance(frame, DriftCounts):
+        report = frame.report(
+            thresholds, source=source, champion_version=reference.champion_version
         )
     else:
         report = compare_with_profile(

@@ -10,13 +10,15 @@ from pathlib import Path
 from typing import Any, cast
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from tasks.data import schema
 from tasks.data.request import SourceOptions
 from tasks.data.source import ReadLimits, locate_month, source_for
 from tasks.gate.chunk_suite import DEFAULT_CHUNK_ROWS, ChunkResult
-from tasks.gate.combine import combine
+from tasks.gate.combine import combine, month_dtypes
+from tasks.gate.drift import DriftCounts, ReferenceProfile
 from tasks.gate.stream import validated_chunks
 from tasks.gate.suite import (
     DEFAULT_SUITE_PATH,
@@ -36,6 +38,10 @@ class StreamedMonth:
     digest: str
     #: The drift check's columns (numbers as float64, the rest categorical), or None.
     features: pd.DataFrame | None
+    #: What a retrain splits the month by (`with_labels`), else None.
+    keys: MonthKeys | None = None
+    #: The drift check's counts against `MonthRead.profile`, when one was given.
+    drift: DriftCounts | None = None
 
     @property
     def rows(self) -> int:
@@ -54,6 +60,12 @@ class MonthRead:
     max_bytes: int | None = None
     #: Keep the drift check's columns (~40 bytes a row instead of the whole frame's ~1 kB).
     with_features: bool = True
+    #: Count the drift check's bins against this profile instead (a few hundred integers).
+    profile: ReferenceProfile | None = None
+    #: Keep whether each row churned (1 byte a row), for a retrain's split.
+    with_labels: bool = False
+    #: Read text as categoricals (as a loaded month's): the same report, less time.
+    categories: bool = False
 
 
 @retried_step("validate-parquet", delay_seconds=5)
@@ -75,28 +87,36 @@ class MonthPart:
     chunks: list[ChunkResult]
     digest: MonthDigest
     features: DriftFeatures | None
+    drift: DriftCounts | None = None
+    labels: list[np.ndarray] | None = None
 
 
 def read_month_part(month: MonthRead, groups: Sequence[int] | None = None) -> MonthPart:
     """Read, type and validate the month's row groups (`groups`, default all) chunk by chunk."""
     digest = MonthDigest()
-    features = DriftFeatures() if month.with_features else None
+    features = DriftFeatures() if month.with_features and month.profile is None else None
+    drift = DriftCounts(month.profile) if month.profile is not None else None
+    labels: list[np.ndarray] | None = [] if month.with_labels else None
 
     def keep(frame: pd.DataFrame) -> None:
         digest.add(frame)
         if features is not None:
             features.add(frame)
+        if drift is not None:
+            drift.add(frame)
+        if labels is not None:
+            labels.append(churned(frame[schema.TARGET]))
 
     chunks = validated_chunks(
         locate_month(month.location, month.period, month.options),
         suite_path=month.suite_path,
         for_scoring=False,
         chunk_rows=month.chunk_rows,
-        limits=ReadLimits.from_settings(month.max_bytes),
+        limits=replace(ReadLimits.from_settings(month.max_bytes), categories=month.categories),
         on_chunk=keep,
         groups=groups,
     )
-    return MonthPart(chunks, digest, features)
+    return MonthPart(chunks, digest, features, drift, labels)
 
 
 def finish_month(
@@ -109,7 +129,20 @@ def finish_month(
     digest = MonthDigest.merged([p.digest for p in parts])
     pieces = [p.features for p in parts if p.features is not None]
     features = DriftFeatures.merged(pieces).frame() if pieces else None
-    return StreamedMonth(report, report.source, digest.digest(), features)
+    counts = [p.drift for p in parts if p.drift is not None]
+    drift = DriftCounts.merged(counts) if counts else None
+    if all(p.labels is None for p in parts):
+        return StreamedMonth(report, report.source, digest.digest(), features, drift=drift)
+    text, order = digest.ordered()
+    labels = [flags for p in parts for flags in p.labels or []]
+    keys = MonthKeys(
+        order=order,
+        churned=np.concatenate(labels) if labels else np.zeros(0, dtype=bool),
+        part_rows=tuple(sum(c.rows for c in p.chunks) for p in parts),
+        dtypes=month_dtypes([c for p in parts for c in p.chunks]),
+        ids=digest.ids,
+    )
+    return StreamedMonth(report, report.source, text, features, keys=keys, drift=drift)
 
 
 def count_row_groups(
@@ -151,6 +184,32 @@ def validate_month(month: MonthRead, *, partitioned: bool = False) -> StreamedMo
     return finish_month(parts, source=redact_uri(month.location), suite_path=month.suite_path)
 
 
+@dataclass(frozen=True)
+class MonthKeys:
+    """What a retrain splits a streamed month by, without its rows: ~25 bytes a customer (its
+    ID, its position in customer order, whether it churned)."""
+
+    #: The month's row positions in customer order (`load_snapshot`'s order of the rows).
+    order: npt.NDArray[np.intp]
+    #: Whether each row churned, in the month's row order.
+    churned: npt.NDArray[np.bool_]
+    #: Rows in each part (row group, on a cluster) read, in order.
+    part_rows: tuple[int, ...]
+    #: The customer IDs in the month's row order (an Arrow array), for the champion's exclusion.
+    ids: Any
+    #: Each column's dtype in the month (a chunk's may be narrower: int where the month is float).
+    dtypes: dict[Any, Any]
+
+
+def churned(labels: pd.Series) -> npt.NDArray[np.bool_]:
+    """Whether each label is the positive one; a label neither `Yes` nor `No` (a suite without
+    the target's checks let it through) cannot be split on as an in-memory month would be."""
+    flags = (labels == schema.POSITIVE_LABEL).to_numpy()
+    if not (flags | (labels == "No").to_numpy()).all():
+        raise ValueError(f"{schema.TARGET} holds values other than Yes and No: add its checks")
+    return flags
+
+
 class MonthDigest:
     """`digest_frame` of the month in customer order (as `load_snapshot` sorts it), from its
     chunks: the row hashes and IDs are kept (~25 bytes a row), the rows are not."""
@@ -179,18 +238,28 @@ class MonthDigest:
             whole._columns = part._columns or whole._columns
         return whole
 
+    @property
+    def ids(self) -> Any:
+        """The customer IDs of every chunk added, in the month's row order (an Arrow array)."""
+        import pyarrow as pa
+
+        return pa.chunked_array(self._ids, type=pa.string())
+
     def digest(self) -> str:
         """The digest of every chunk added, rows in customer order (a stable sort by ID)."""
-        import pyarrow as pa
+        return self.ordered()[0]
+
+    def ordered(self) -> tuple[str, npt.NDArray[np.intp]]:
+        """The digest, and the customer order: the month's row positions sorted by ID."""
         import pyarrow.compute as pc
 
         hashes = np.concatenate(self._hashes) if self._hashes else np.array([], dtype=np.uint64)
-        ids = pa.chunked_array(self._ids, type=pa.string())
+        self._hashes = []  # the month's row hashes are held once, not twice
         # Stable, nulls last (the default): as load_snapshot orders the rows.
-        order = pc.sort_indices(ids).to_numpy()
+        order = pc.sort_indices(self.ids).to_numpy().astype(np.intp, copy=False)
         digest = hashlib.sha256(",".join(self._columns).encode())
         digest.update(hashes[order].tobytes())
-        return f"sha256:{digest.hexdigest()[:32]}"
+        return f"sha256:{digest.hexdigest()[:32]}", order
 
 
 class DriftFeatures:
@@ -233,3 +302,20 @@ class DriftFeatures:
             {name: union_categoricals(parts) for name, parts in self._categorical.items()}
         )
         return pd.DataFrame(columns)
+
+
+@dataclass(frozen=True)
+class StreamedSnapshot:
+    """A month that passed the gate in one pass over its source, never held: what a retrain
+    needs of it besides the rows it takes in a second pass (`tasks.training.streamed`)."""
+
+    read: MonthRead
+    source: str
+    digest: str
+    period: str
+    rows: int
+    keys: MonthKeys
+
+    def run_params(self) -> dict[str, str | int]:
+        """What an MLflow run records about the data it was given (as `Snapshot`'s)."""
+        return {"period": self.period, "data.source": self.source, "data.rows": self.rows}

@@ -9,6 +9,7 @@ training split is ever sampled: the holdout the models are compared on stays who
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -16,8 +17,9 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from tasks.data.schema import TARGET
+from tasks.data.snapshot import Snapshot
 from tasks.decision.holdout import (
-    HoldoutSplit,
+    HoldoutSummary,
     TrainingIds,
     holdout_cap,
     split_fair_holdout,
@@ -25,6 +27,7 @@ from tasks.decision.holdout import (
     take_rows,
 )
 from tasks.decision.rule import DecisionRule
+from tasks.gate.month import StreamedSnapshot
 
 
 class TrainingSample(BaseModel):
@@ -76,27 +79,42 @@ def sample_training_rows(
     `frame` and `train_positions`): only the sample is copied out of it.
     """
     rows = np.arange(len(train)) if positions is None else positions
-    available = rows.size
+    chosen, summary = choose_training_rows(
+        train[TARGET].to_numpy(), rows, max_rows=max_rows, seed=seed
+    )
+    frame = train if positions is None and not summary.sampled else take_rows(train, chosen)
+    return SampledTraining(frame=frame, summary=summary)
+
+
+def choose_training_rows(
+    labels: npt.NDArray[Any], positions: npt.NDArray[np.intp], *, max_rows: int | None, seed: int
+) -> tuple[npt.NDArray[np.intp], TrainingSample]:
+    """`sample_training_rows`' choice among `positions` of a month with these `labels` (or
+    flags of the positive label): the positions to train on, and the summary."""
+    available = positions.size
     if max_rows is not None and max_rows < 1:
         raise ValueError(f"max_rows must be at least 1 (or None), got {max_rows}")
     if max_rows is None or available <= max_rows:
+        chosen = positions
         reason = (
             "no cap: trained on every training row"
             if max_rows is None
             else f"{available:,} training rows, at or below the cap of {max_rows:,}: trained on all"
         )
-        frame = train if positions is None else take_rows(train, rows)
     else:
-        labels = train[TARGET].to_numpy()[rows]
-        frame = take_rows(train, rows[stratified_sample(labels, max_rows, seed)])
+        chosen = positions[stratified_sample(labels[positions], max_rows, seed)]
         reason = (
             f"{available:,} training rows, over the cap of {max_rows:,}: trained on a stratified "
             f"sample of {max_rows:,} (seed {seed})"
         )
     summary = TrainingSample(
-        rows_available=available, rows_used=len(frame), max_rows=max_rows, seed=seed, reason=reason
+        rows_available=available,
+        rows_used=chosen.size,
+        max_rows=max_rows,
+        seed=seed,
+        reason=reason,
     )
-    return SampledTraining(frame=frame, summary=summary)
+    return chosen, summary
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,8 @@ class SplitOptions:
 class MonthSplit:
     """The fair holdout, and the challenger's training rows (a sample over the cap)."""
 
-    split: HoldoutSplit
+    holdout: pd.DataFrame
+    holdout_summary: HoldoutSummary
     training: SampledTraining
 
 
@@ -133,4 +152,15 @@ def split_month(
     training = sample_training_rows(
         frame, positions=split.train_positions, max_rows=options.max_train_rows, seed=options.seed
     )
-    return MonthSplit(split, training)
+    return MonthSplit(split.holdout, split.summary, training)
+
+
+def split_snapshot(
+    snapshot: Snapshot | StreamedSnapshot, champion_ids: TrainingIds | None, options: SplitOptions
+) -> MonthSplit:
+    """`split_month` of a loaded month, `split_streamed` of a streamed one: the same split."""
+    if isinstance(snapshot, Snapshot):
+        return split_month(snapshot.frame, champion_ids, options)
+    from tasks.training.streamed import split_streamed
+
+    return split_streamed(snapshot, champion_ids, options)
