@@ -43,16 +43,11 @@ IdHashes = npt.NDArray[np.uint64]
 
 
 def hash_ids(ids: Iterable[object]) -> IdHashes:
-    """One salted 64-bit hash per customer ID, in input order."""
-    return np.fromiter(
-        (
-            int.from_bytes(
-                hashlib.blake2b(str(i).encode(), digest_size=8, salt=_SALT).digest(), "little"
-            )
-            for i in ids
-        ),
-        dtype=np.uint64,
-    )
+    """One salted 64-bit hash per customer ID, in input order (each digest read little-endian)."""
+    blake2b, salt = hashlib.blake2b, _SALT
+    # One bytes object read by numpy: ~1/3 faster than an int per ID (100M IDs: minutes).
+    digests = b"".join(blake2b(str(i).encode(), digest_size=8, salt=salt).digest() for i in ids)
+    return np.frombuffer(digests, dtype="<u8").astype(np.uint64)
 
 
 def id_set_digest(hashes: IdHashes) -> str:
@@ -160,7 +155,7 @@ def split_fair_holdout(
     """
     choice = choose_fair_holdout(
         frame[TARGET].to_numpy(),
-        lambda: hash_ids(frame[ID_COLUMN]),
+        lambda known: np.isin(hash_ids(frame[ID_COLUMN]), known),
         fraction=fraction,
         seed=seed,
         champion_ids=champion_ids,
@@ -185,16 +180,17 @@ class HoldoutChoice:
 
 def choose_fair_holdout(
     labels: npt.NDArray[Any],
-    id_hashes: Callable[[], IdHashes],
+    seen_by: Callable[[IdHashes], npt.NDArray[np.bool_]],
     *,
     fraction: float,
     seed: int,
     champion_ids: TrainingIds | None = None,
     max_rows: int | None = None,
 ) -> HoldoutChoice:
-    """`split_fair_holdout`'s choice from the month's labels alone (and its customers' hashed
-    IDs, asked for only when the champion's are known): a month streamed from its source is
-    split without its rows in memory, into the rows an in-memory split would give."""
+    """`split_fair_holdout`'s choice from the month's labels alone (and `seen_by`: which rows'
+    customers are among the champion's hashed IDs, asked only when those are known): a month
+    streamed from its source is split without its rows in memory, into the rows an in-memory
+    split would give."""
     if not 0 < fraction < 1:
         raise ValueError(f"holdout fraction must be in (0, 1), got {fraction}")
     if max_rows is not None and max_rows < 1:
@@ -213,7 +209,7 @@ def choose_fair_holdout(
             else f"no champion: stratified {fraction:.0%} split"
         )
     else:
-        eligible = ~np.isin(id_hashes(), known.hashes)
+        eligible = ~seen_by(known.hashes)
         seen = int((~eligible).sum())
         note = (
             f"{seen:,} rows left out of the holdout because the champion trained on those "
@@ -265,16 +261,30 @@ def stratified_sample(
     if not 0 <= size <= n:
         raise ValueError(f"cannot sample {size} of {n} rows")
     rng = np.random.RandomState(seed)  # the generator the earlier splits drew from
-    _, inverse = np.unique(labels, return_inverse=True)
+    inverse = _class_codes(labels)
     counts = np.bincount(inverse.ravel(), minlength=1)
     if counts.size < 2 or counts.min() < 2:
         return np.sort(rng.permutation(n)[:size])
     left_out = _largest_remainder(counts, n - size, rng)
-    members = np.split(np.argsort(inverse.ravel(), kind="mergesort"), np.cumsum(counts)[:-1])
+    # Each class's positions in order: what a stable argsort of `inverse` splits into, without
+    # sorting a large month's labels (100M rows: seconds and 800 MB less).
+    flat = inverse.ravel()
+    members = [np.flatnonzero(flat == k) for k in range(counts.size)]
     chosen = [
         rows[rng.permutation(rows.size)][k:] for rows, k in zip(members, left_out, strict=True)
     ]
     return np.sort(np.concatenate(chosen))
+
+
+def _class_codes(labels: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """Each label's class, numbered in sorted order of the labels present (`np.unique`'s
+    inverse); for flags (a streamed month's), read off the array without sorting it."""
+    if labels.dtype == bool and labels.size and labels.any() and not labels.all():
+        return labels.view(np.uint8)  # False < True: classes 0 and 1, as np.unique numbers them
+    if labels.dtype == bool:
+        return np.zeros(labels.size, dtype=np.uint8)  # one class (or none)
+    _, inverse = np.unique(labels, return_inverse=True)
+    return inverse
 
 
 def _largest_remainder(

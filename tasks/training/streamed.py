@@ -71,7 +71,7 @@ def choose_streamed_rows(
     churned = keys.churned[keys.order]  # in customer order, as a loaded month's rows are
     choice = choose_fair_holdout(
         churned,
-        lambda: _id_hashes(keys.ids)[keys.order],
+        lambda known: _seen(keys.ids, known)[keys.order],
         fraction=options.fraction,
         seed=options.seed,
         champion_ids=champion_ids,
@@ -123,10 +123,11 @@ def _empty(read: MonthRead) -> NoReturn:
     raise ValueError(f"no rows to take from {read.location}: the gate passed an empty month")
 
 
-def _id_hashes(ids: object) -> npt.NDArray[np.uint64]:
-    """`hash_ids` of the month's customer IDs, in its row order, an Arrow chunk at a time."""
+def _seen(ids: object, known: npt.NDArray[np.uint64]) -> npt.NDArray[np.bool_]:
+    """Whether each of the month's customers (IDs in its row order, an Arrow array) is among
+    the `known` hashes: hashed an Arrow chunk at a time, 1 byte a customer kept."""
     import pyarrow as pa
 
     chunked = cast(pa.ChunkedArray, ids)
-    parts = [hash_ids(chunk.to_pylist()) for chunk in chunked.chunks]
-    return np.concatenate(parts) if parts else np.zeros(0, dtype=np.uint64)
+    parts = [np.isin(hash_ids(chunk.to_pylist()), known) for chunk in chunked.chunks]
+    return np.concatenate(parts) if parts else np.zeros(0, dtype=bool)

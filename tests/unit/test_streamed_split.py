@@ -142,3 +142,41 @@ def test_labels_other_than_yes_and_no_cannot_be_split_on() -> None:
     assert churned(pd.Series(["Yes", "No", "No"])).tolist() == [True, False, False]
     with pytest.raises(ValueError, match="Churn holds values other than Yes and No"):
         churned(pd.Series(["Yes", "Maybe"]))
+
+
+def test_a_partitioned_folder_is_split_on_its_periods_rows(tmp_path: Path) -> None:
+    """Hive partitions: the keys and the rows taken are the month's partition's, as loaded."""
+    for period, rows in ((PERIOD, 2500), ("2026-02", 900)):
+        folder = tmp_path / f"period={period}"
+        folder.mkdir()
+        generate_snapshot(period, rows=rows).sample(frac=1.0, random_state=1).to_parquet(
+            folder / "part-0.parquet", index=False, row_group_size=600
+        )
+    read = MonthRead(str(tmp_path), PERIOD, chunk_rows=1000, with_features=False, with_labels=True)
+    month = validate_streamed.fn(read)
+    loaded = load_snapshot.fn(SnapshotRequest(str(tmp_path), PERIOD, categories=True)).frame
+    assert month.rows == len(loaded) == 2500 and month.keys is not None
+    options = SplitOptions(0.2, 5, DecisionRule(), 1000)
+    choice = choose_streamed_rows(month.keys, None, options)
+    whole = split_month(loaded, None, options)
+    positions = np.sort(choice.training_rows)
+    taken = take_part_rows.fn(read, positions, None)
+    assert sorted(taken[ID_COLUMN]) == sorted(whole.training.frame[ID_COLUMN])
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    flags=st.lists(st.booleans(), min_size=1, max_size=300),
+    share=st.floats(0.0, 1.0),
+    seed=st.integers(0, 2**16),
+)
+def test_flags_draw_the_rows_their_labels_draw(flags: list[bool], share: float, seed: int) -> None:
+    """A streamed month splits on churn flags, a loaded one on its Yes/No labels: same rows."""
+    from tasks.decision.holdout import stratified_sample
+
+    churn = np.array(flags)
+    labels = np.where(churn, "Yes", "No").astype(object)
+    size = round(share * churn.size)
+    assert np.array_equal(
+        stratified_sample(churn, size, seed), stratified_sample(labels, size, seed)
+    )
