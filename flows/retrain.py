@@ -33,7 +33,7 @@ from tasks.tracking.check import check_tracking
 from tasks.tracking.models import log_challenger
 from tasks.tracking.runs import RunRef, configure_tracking, finishing_run, open_run
 from tasks.tracking.training_ids import load_training_ids, log_training_ids
-from tasks.training.sample import split_snapshot
+from tasks.training.streamed import split_snapshot
 from tasks.training.train import train_where_the_flow_runs
 
 

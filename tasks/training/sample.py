@@ -17,7 +17,6 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, computed_field
 
 from tasks.data.schema import TARGET
-from tasks.data.snapshot import Snapshot
 from tasks.decision.holdout import (
     HoldoutSummary,
     TrainingIds,
@@ -27,7 +26,6 @@ from tasks.decision.holdout import (
     take_rows,
 )
 from tasks.decision.rule import DecisionRule
-from tasks.gate.month import StreamedSnapshot
 
 
 class TrainingSample(BaseModel):
@@ -153,14 +151,3 @@ def split_month(
         frame, positions=split.train_positions, max_rows=options.max_train_rows, seed=options.seed
     )
     return MonthSplit(split.holdout, split.summary, training)
-
-
-def split_snapshot(
-    snapshot: Snapshot | StreamedSnapshot, champion_ids: TrainingIds | None, options: SplitOptions
-) -> MonthSplit:
-    """`split_month` of a loaded month, `split_streamed` of a streamed one: the same split."""
-    if isinstance(snapshot, Snapshot):
-        return split_month(snapshot.frame, champion_ids, options)
-    from tasks.training.streamed import split_streamed
-
-    return split_streamed(snapshot, champion_ids, options)

@@ -14,6 +14,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from tasks.data.snapshot import Snapshot
 from tasks.data.source import ReadLimits, locate_month, source_for
 from tasks.decision.holdout import (
     HoldoutSummary,
@@ -31,7 +32,17 @@ from tasks.training.sample import (
     TrainingSample,
     choose_training_rows,
     holdout_cap,
+    split_month,
 )
+
+
+def split_snapshot(
+    snapshot: Snapshot | StreamedSnapshot, champion_ids: TrainingIds | None, options: SplitOptions
+) -> MonthSplit:
+    """`split_month` of a loaded month, `split_streamed` of a streamed one: the same split."""
+    if isinstance(snapshot, Snapshot):
+        return split_month(snapshot.frame, champion_ids, options)
+    return split_streamed(snapshot, champion_ids, options)
 
 
 def split_streamed(
