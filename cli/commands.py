@@ -307,8 +307,10 @@ def validate(command: ValidateCommand, ready: Ready) -> int:
     from tasks.errors import SnapshotRejected
     from tasks.gate.report import REPORT_JSON, report_directory
     from tasks.settings import Settings
+    from tasks.tracking.connection import open_existing_local_store
 
     params = flow_parameters(command, ValidateParameters)
+    open_existing_local_store(Settings())  # for the drift check, while the server boots
     ready()
     state = _on_dask(validate_flow, command.dask)(params, return_state=True)
     outcome = state.result(raise_on_failure=False)

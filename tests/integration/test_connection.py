@@ -31,7 +31,12 @@ from tasks.errors import (
 )
 from tasks.settings import Settings, redact_uri
 from tasks.tracking.check import check_tracking
-from tasks.tracking.connection import connect_tracking, connection_for, resolve_dagshub_token
+from tasks.tracking.connection import (
+    connect_tracking,
+    connection_for,
+    open_existing_local_store,
+    resolve_dagshub_token,
+)
 from tests.servers import run_cli
 
 TOKEN = "dagshub-token-4b1d"
@@ -237,6 +242,16 @@ def test_the_local_store_has_nothing_to_check(state_home: Path) -> None:
     assert not check.remote and check.capabilities == ()
     assert check.server == f"sqlite:///{state_home / 'mlflow.db'}"
     assert mlflow.get_tracking_uri() == check.server
+
+
+@pytest.mark.usefixtures("state_home", "no_network")
+def test_validate_opens_an_existing_store_early_and_never_creates_one(state_home: Path) -> None:
+    """`churn-retrain validate` opens the store while its server boots, only if it exists."""
+    assert open_existing_local_store(Settings()) is False
+    assert not (state_home / "mlflow.db").exists()
+    connect_tracking(Settings())  # a run made the store
+    assert open_existing_local_store(Settings()) is True
+    assert mlflow.get_tracking_uri() == Settings().resolved_tracking_uri
 
 
 @pytest.mark.usefixtures("state_home", "no_network")

@@ -26,20 +26,39 @@ def on_import(event, args):
         seen[args[0]] = threading.current_thread() is threading.main_thread()
 sys.addaudithook(on_import)
 from cli import main as cli
-cli._warm_imports()
+cli._warm_imports(sys.argv[1])
 for thread in threading.enumerate():  # an import thread, if there is one, is waited for
     if thread.name == "warm-imports":
         thread.join(timeout=120)
-print(json.dumps(seen))
+print(json.dumps({**seen, "pycaret_loaded": "pycaret" in sys.modules}))
 """
 
 
 @pytest.mark.slow  # imports PyCaret in a fresh interpreter (~15 s)
 def test_training_imports_are_warmed_in_the_main_thread() -> None:
     # A fresh interpreter: the imports happen there for the first time, where the hook sees them.
+    in_main_thread = _warm("run")
+    assert in_main_thread == {
+        "pycaret.classification": True,
+        "great_expectations": True,
+        "pycaret_loaded": True,
+    }
+
+
+@pytest.mark.slow  # imports GX in a fresh interpreter
+def test_validate_warms_gx_only_never_pycaret() -> None:
+    # validate overlaps its GX import with the server's boot; PyCaret stays out of it.
+    assert _warm("validate") == {"great_expectations": True, "pycaret_loaded": False}
+
+
+def _warm(command: str) -> dict[str, bool]:
+    """What `_warm_imports(command)` imported in a fresh interpreter, and in which thread."""
     done = subprocess.run(
-        [sys.executable, "-c", _PROBE], cwd=ROOT, capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", _PROBE, command],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    in_main_thread = json.loads(done.stdout.strip().splitlines()[-1])
-    assert in_main_thread == {"pycaret.classification": True, "great_expectations": True}
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
