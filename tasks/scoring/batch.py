@@ -35,6 +35,7 @@ from tasks.runtime.deadline import Deadline
 from tasks.scoring.contacts import EXPECTED_VALUE_COLUMN, flag_contacts, staged_path
 from tasks.scoring.output import TableWriter
 from tasks.scoring.sizes import DEFAULT_BATCH_ROWS, DEFAULT_CHUNK_ROWS
+from tasks.scoring.unique import SeenIds
 from tasks.settings import Settings
 from tasks.steps import retried_step
 from tasks.target import DEFAULT_SUITE_PATH
@@ -238,7 +239,7 @@ def validated_batches(
     batches: Iterator[tuple[pd.DataFrame, str]],
     *,
     shown: str,
-    ids: list[Any] | None = None,
+    ids: SeenIds | None = None,
     suite_path: Path = DEFAULT_SUITE_PATH,
 ) -> Generator[pd.DataFrame, None, None]:
     """Each batch, checked by the suite in a thread while the caller scores it.
@@ -248,9 +249,7 @@ def validated_batches(
     The suite sees one batch at a time, so customer IDs are also checked across batches: a
     duplicate in two batches is refused as one in a batch.
     """
-    import pyarrow as pa
-
-    kept: list[Any] = [] if ids is None else ids  # given: the caller checks them, with others'
+    kept = SeenIds() if ids is None else ids  # given: the caller checks them, with others'
     pending = iter(batches)
     # The suite and the model overlap on two cores: each lets go of the GIL often enough
     # (README, "Large months"). One batch in the suite at a time, the next read once it passed.
@@ -268,8 +267,8 @@ def validated_batches(
                     contextvars.copy_context().run,  # the run's context, for its logs
                     validate_frame.fn, frame, source=where, for_scoring=True, suite_path=suite_path,
                 )  # fmt: skip
-                # Arrow strings: ~15 bytes per customer, the only memory that grows with the base.
-                kept.append(pa.array(frame[ID_COLUMN], type=pa.string(), from_pandas=True))
+                # 8 bytes per customer: the only memory that grows with the base.
+                kept.add(frame[ID_COLUMN])
                 yield frame
                 del frame, item
         except GeneratorExit:
@@ -308,16 +307,13 @@ def score_validated(
         raise
 
 
-def check_unique_ids(ids: list[Any], *, shown: str) -> None:
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    every = pa.chunked_array(ids, type=pa.string())
-    if pc.count_distinct(every).as_py() == len(every):
+def check_unique_ids(ids: SeenIds, *, shown: str) -> None:
+    """`SnapshotRejected` if a customer ID occurs in more than one row of the base (on 64-bit
+    hashes, as the gate checks unique columns across chunks)."""
+    shared = ids.repeated()
+    if not shared:
         return
-    counts = pc.value_counts(every).field("counts")
-    shared = pc.sum(pc.filter(counts, pc.greater(counts, 1))).as_py()
     problem = f"{plural(shared, 'row')} share their value with another row (in different batches)"
     failed = FailedCheck(ID_COLUMN, "expect_column_values_to_be_unique", problem, shared)
-    report = ValidationReport(source=shown, rows=len(every), evaluated=1, failures=(failed,))
+    report = ValidationReport(source=shown, rows=ids.rows, evaluated=1, failures=(failed,))
     raise SnapshotRejected(f"Snapshot {shown} rejected: {report.summary()}", report=report)

@@ -25,14 +25,21 @@ EXPECTED_VALUE_COLUMN = "expected_value"
 CONTACT_COLUMN = "contact"
 
 
-def list_edge(proba: npt.NDArray[np.float64], contacts: int) -> tuple[float, int]:
+def list_edge(
+    proba: npt.NDArray[np.float64], contacts: int, *, in_place: bool = False
+) -> tuple[float, int]:
     """The probability at the edge of a list of `contacts` rows, and how many rows scored
-    exactly that are on the list (the first ones in order)."""
+    exactly that are on the list (the first ones in order). `in_place`: `proba` is reordered
+    instead of copied (a base of 100M: 0.8 GB less)."""
     n = proba.size
     k = min(max(contacts, 0), n)
     if k == 0:
         return float("inf"), 0
-    edge = float(np.partition(proba, n - k)[n - k])
+    if in_place:
+        proba.partition(n - k)
+        edge = float(proba[n - k])
+    else:
+        edge = float(np.partition(proba, n - k)[n - k])
     return edge, k - int((proba > edge).sum())
 
 
@@ -57,7 +64,8 @@ def flag_contacts(staged: Sequence[Path], output: Path, *, campaign: Campaign) -
     if proba.size == 0:
         raise ValueError("nothing to score: the input has no rows")
     contacts = campaign.contacts(proba.size)
-    edge, ties = list_edge(proba, contacts)
+    edge, ties = list_edge(proba, contacts, in_place=True)  # proba is not read again
+    del proba
     seen_ties = 0
     with TableWriter(output) as out:
         for path in staged:

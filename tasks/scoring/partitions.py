@@ -23,6 +23,7 @@ from tasks.scoring.batch import (
     validated_batches,
 )
 from tasks.scoring.contacts import flag_contacts
+from tasks.scoring.unique import SeenIds
 from tasks.settings import Settings, redact_uri
 from tasks.steps import retried_step
 
@@ -34,7 +35,7 @@ class PartScores:
     part: str
     rows: int
     churners: int
-    ids: Any  # a pyarrow ChunkedArray of strings: checked for repeats across partitions
+    ids: SeenIds  # checked for repeats across partitions
 
 
 @retried_step("score-partition", retries=1)
@@ -49,14 +50,12 @@ def score_partition(
 ) -> PartScores:
     """`score_parquet` of some row groups into the Parquet file `part`, as a task a cluster's
     worker runs from shared storage; each batch validated, IDs returned for the month's check."""
-    import pyarrow as pa
-
     from tasks.logs import keep_expected_failures_short
 
     keep_expected_failures_short()  # in the worker's process too: a rejection, no traceback
     deadline = Deadline.after(Settings().download_timeout_seconds)
     shown, typed = base.batches(deadline, groups)
-    ids: list[Any] = []
+    ids = SeenIds()
     try:
         frames = validated_batches(typed, shown=shown, ids=ids, suite_path=base.suite_path)
         rows, churners = score_validated(
@@ -65,7 +64,7 @@ def score_partition(
         )  # fmt: skip
     finally:
         typed.close()
-    return PartScores(str(part), rows, churners, pa.chunked_array(ids, type=pa.string()))
+    return PartScores(str(part), rows, churners, ids)
 
 
 def score_parquet_partitioned(
@@ -114,7 +113,7 @@ def score_parquet_partitioned(
         rows = sum(p.rows for p in done)
         if rows == 0:
             raise SnapshotRejected(f"Snapshot {shown}: the Parquet data has no rows for {period}")
-        check_unique_ids([p.ids for p in done], shown=shown)
+        check_unique_ids(SeenIds.merged(p.ids for p in done), shown=shown)
         churners = sum(p.churners for p in done)
         # Joined in order, the campaign's list flagged across every partition.
         contacted = flag_contacts([Path(p.part) for p in done if p.rows], output, campaign=campaign)
