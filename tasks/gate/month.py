@@ -126,6 +126,8 @@ def finish_month(
     report = raise_if_rejected(
         combine([c for p in parts for c in p.chunks], source=source, suite_path=suite_path)
     )
+    for chunk in (c for p in parts for c in p.chunks):
+        chunk.id_hashes.clear()  # the month's uniqueness is judged: 8 bytes a row less
     digest = MonthDigest.merged([p.digest for p in parts])
     pieces = [p.features for p in parts if p.features is not None]
     features = DriftFeatures.merged(pieces).frame() if pieces else None
@@ -234,12 +236,14 @@ class MonthDigest:
 
     @classmethod
     def merged(cls, parts: Iterable[MonthDigest]) -> MonthDigest:
-        """One digest of the parts' chunks, in the parts' order (the month's row order)."""
+        """One digest of the parts' chunks, in the parts' order (the month's row order); the
+        parts give theirs up (left empty), so the month's hashes are held once."""
         whole = cls()
         for part in parts:
             whole._hashes.extend(part._hashes)
             whole._ids.extend(part._ids)
             whole._columns = part._columns or whole._columns
+            part._hashes, part._ids = [], []
         return whole
 
     @property
@@ -257,8 +261,14 @@ class MonthDigest:
         """The digest, and the customer order: the month's row positions sorted by ID."""
         import pyarrow.compute as pc
 
-        hashes = np.concatenate(self._hashes) if self._hashes else np.array([], dtype=np.uint64)
-        self._hashes = []  # the month's row hashes are held once, not twice
+        # Into one array chunk by chunk, each chunk's freed as it is copied: held once.
+        hashes = np.empty(sum(h.size for h in self._hashes), dtype=np.uint64)
+        chunks, self._hashes, start = self._hashes[::-1], [], 0
+        while chunks:
+            chunk = chunks.pop()
+            hashes[start : start + chunk.size] = chunk
+            start += chunk.size
+            del chunk
         # Stable, nulls last (the default): as load_snapshot orders the rows. Arrow's uint64
         # indices viewed as positions (all < 2**63), not copied.
         order = pc.sort_indices(self.ids).to_numpy().view(np.intp)
