@@ -57,10 +57,7 @@ def flag_contacts(staged: Sequence[Path], output: Path, *, campaign: Campaign) -
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    proba = np.concatenate(
-        [pq.read_table(path, columns=[PROBABILITY_COLUMN]).column(0).to_numpy() for path in staged]
-        or [np.zeros(0)]
-    )
+    proba = _probabilities(staged)
     if proba.size == 0:
         raise ValueError("nothing to score: the input has no rows")
     contacts = campaign.contacts(proba.size)
@@ -82,3 +79,18 @@ def flag_contacts(staged: Sequence[Path], output: Path, *, campaign: Campaign) -
                 )
         out.commit()
     return contacts
+
+
+def _probabilities(staged: Sequence[Path]) -> npt.NDArray[np.float64]:
+    """Every staged probability in order, read a batch at a time into one array: 8 bytes a
+    customer, not the Arrow column and its copies beside it (a base of 100M: 0.8 GB, not 2.4)."""
+    import pyarrow.parquet as pq
+
+    files = [pq.ParquetFile(path) for path in staged]
+    proba = np.empty(sum(f.metadata.num_rows for f in files), dtype=np.float64)
+    start = 0
+    for file in files:
+        for batch in file.iter_batches(columns=[PROBABILITY_COLUMN]):
+            proba[start : start + batch.num_rows] = batch.column(0).to_numpy()
+            start += batch.num_rows
+    return proba[:start]
