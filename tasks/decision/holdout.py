@@ -270,8 +270,9 @@ def stratified_sample(
     # sorting a large month's labels (100M rows: seconds and 800 MB less).
     flat = inverse.ravel()
     members = [np.flatnonzero(flat == k) for k in range(counts.size)]
+    # Only the kept part of each shuffle is gathered (the same draws: a 100M month, ~1 GB less).
     chosen = [
-        rows[rng.permutation(rows.size)][k:] for rows, k in zip(members, left_out, strict=True)
+        rows[rng.permutation(rows.size)[k:]] for rows, k in zip(members, left_out, strict=True)
     ]
     return np.sort(np.concatenate(chosen))
 
