@@ -238,16 +238,7 @@ def parquet_chunks(
     if chunk_rows < 1:
         raise ValueError(f"chunk_rows must be at least 1, got {chunk_rows}")
     shown, period, column = location.shown, location.period, location.options.period_column
-    timeout = limits.deadline.timeout(READ_TIMEOUT_SECONDS)
-    fs, path = open_filesystem(location.text, shown=shown, timeout=timeout)
-    dataset, selected = storage_call(
-        lambda: open_month(
-            fs, path, period=period, period_column=column, shown=shown,
-            max_bytes=limits.max_bytes,
-        ),
-        shown=shown,
-        deadline=limits.deadline,
-    )  # fmt: skip
+    dataset, selected = _open_dataset(location, limits)
     batches = _row_group_batches(dataset, selected, chunk_rows, groups)
 
     def typed(table: Any) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -289,6 +280,21 @@ def parquet_chunks(
         if unusable is not None:
             raise unusable
         yield typed(dataset.schema.empty_table())
+
+
+def _open_dataset(location: Location, limits: ReadLimits) -> tuple[Any, Any]:
+    """The month's dataset and its period filter, opened within the read's deadline."""
+    shown, period = location.shown, location.period
+    timeout = limits.deadline.timeout(READ_TIMEOUT_SECONDS)
+    fs, path = open_filesystem(location.text, shown=shown, timeout=timeout)
+    return storage_call(
+        lambda: open_month(
+            fs, path, period=period, period_column=location.options.period_column, shown=shown,
+            max_bytes=limits.max_bytes,
+        ),
+        shown=shown,
+        deadline=limits.deadline,
+    )  # fmt: skip
 
 
 def _row_group_batches(
@@ -336,17 +342,7 @@ def parquet_rows(
     import pyarrow as pa
 
     shown, period, column = location.shown, location.period, location.options.period_column
-    fs, path = open_filesystem(
-        location.text, shown=shown, timeout=limits.deadline.timeout(READ_TIMEOUT_SECONDS)
-    )
-    dataset, selected = storage_call(
-        lambda: open_month(
-            fs, path, period=period, period_column=column, shown=shown,
-            max_bytes=limits.max_bytes,
-        ),
-        shown=shown,
-        deadline=limits.deadline,
-    )  # fmt: skip
+    dataset, selected = _open_dataset(location, limits)
     batches = _row_group_batches(dataset, selected, _TAKE_BATCH_ROWS, groups)
     taken, first = [], 0
     while first <= (positions[-1] if positions.size else -1):

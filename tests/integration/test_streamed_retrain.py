@@ -6,7 +6,6 @@ run a task per row group and decide the same."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -16,6 +15,7 @@ from flows.retrain import retrain
 from tasks.data.generate import generate_snapshot
 from tasks.decision.record import DecisionRecord
 from tasks.months.replay import compare_records
+from tests.integration.test_scale_out import dask_cluster  # noqa: F401  (the module's cluster)
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -54,16 +54,6 @@ def _same(streamed: DecisionRecord, loaded: DecisionRecord) -> None:
     assert "load" in loaded.stage_seconds
 
 
-@pytest.fixture(scope="module")
-def dask_cluster() -> Iterator[object]:
-    from distributed import LocalCluster
-
-    with LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
-        yield cluster
-
-
 def test_100k_months_streamed_decide_as_loaded_with_a_champion_to_keep_out(
     state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,7 +87,10 @@ def test_a_2m_month_streamed_decides_as_loaded(
 
 
 def test_on_a_dask_cluster_both_passes_run_a_task_per_row_group(
-    dask_cluster: object, state_home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dask_cluster: object,  # noqa: F811
+    state_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from prefect_dask import DaskTaskRunner
 
